@@ -1,0 +1,1 @@
+//! grrm-rewards
