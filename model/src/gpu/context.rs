@@ -1,0 +1,167 @@
+//! One opened device: the adapter's capabilities and limits, the queue, and the pipeline cache.
+//! Cheap to clone (everything is reference counted); actors on one adapter share one context.
+
+use std::sync::{Arc, Mutex};
+
+use super::adapter::{self, AdapterSelector, Capabilities};
+use super::error::{GpuError, Result};
+use super::pipeline::PipelineCache;
+use super::recorder::Binding;
+
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) inner: Arc<Inner>,
+    /// Storage-binding limit the launch code plans with; tests lower it to exercise chunking.
+    binding_limit: u64,
+}
+
+pub(crate) struct Inner {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub caps: Capabilities,
+    pub limits: wgpu::Limits,
+    pub pipelines: PipelineCache,
+    /// Errors wgpu reports asynchronously; drained and returned by the next flush or readback.
+    pub errors: Arc<Mutex<Vec<String>>>,
+    /// Bound where a kernel's optional input (a bias, a mask) is absent.
+    pub dummy: Arc<wgpu::Buffer>,
+}
+
+impl GpuContext {
+    /// Opens the adapter chosen by `sel`, with every capability it has (subgroups, f16,
+    /// cooperative matrix through wgpu's experimental opt-in) and its best limits.
+    pub fn open(sel: &AdapterSelector) -> Result<Self> {
+        let instance = adapter::instance();
+        let adapter = adapter::select(adapter::enumerate(&instance), sel)?;
+        let info = adapter.get_info();
+        let caps = Capabilities::of(&adapter);
+        let wanted = wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("grrm"),
+            required_features: features,
+            required_limits: limits.clone(),
+            // SAFETY: cooperative matrix is the only experimental feature requested, and only
+            // when the adapter reports it; its kernels are checked against the portable path.
+            experimental_features: if features
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            GpuError::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().expect("error sink").push(e.to_string());
+        }));
+        let dummy = Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused-binding"),
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        }));
+        tracing::info!(adapter = %info.name, backend = ?info.backend, "opened GPU device");
+        Ok(GpuContext {
+            binding_limit: limits.max_storage_buffer_binding_size as u64,
+            inner: Arc::new(Inner {
+                adapter,
+                device,
+                queue,
+                info,
+                caps,
+                limits,
+                pipelines: PipelineCache::default(),
+                errors,
+                dummy,
+            }),
+        })
+    }
+
+    /// Opens the adapter named by `GRRM_ADAPTER`, or the best one.
+    pub fn from_env() -> Result<Self> {
+        Self::open(&AdapterSelector::from_arg_or_env(None))
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+    pub fn caps(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.inner.adapter
+    }
+
+    /// Largest byte range one storage binding may cover on this adapter.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.binding_limit
+    }
+
+    /// The same device, planning as if one binding could hold at most `bytes` (rounded down to
+    /// 256). Lets tests run the large-tensor chunking paths on small data.
+    pub fn with_binding_limit(&self, bytes: u64) -> Self {
+        GpuContext {
+            inner: self.inner.clone(),
+            binding_limit: (bytes / 256 * 256).clamp(256, self.binding_limit),
+        }
+    }
+
+    /// Number of compiled pipelines (each costs 0.3-1.9 s on a cold lavapipe cache).
+    pub fn pipeline_count(&self) -> usize {
+        self.inner.pipelines.len()
+    }
+
+    /// A small read-only binding for a kernel's absent optional input.
+    pub fn unused_binding(&self) -> Binding {
+        Binding {
+            buffer: self.inner.dummy.clone(),
+            offset: 0,
+            size: 256,
+        }
+    }
+
+    /// Returns (and clears) errors wgpu reported since the last check.
+    pub fn take_errors(&self) -> Result<()> {
+        let mut errs = self.inner.errors.lock().expect("error sink");
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            let msg = errs.join("; ");
+            errs.clear();
+            Err(GpuError::Validation(msg))
+        }
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait_idle(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Validation(e.to_string()))?;
+        self.take_errors()
+    }
+}

@@ -1,0 +1,315 @@
+//! Typed tensors over wgpu buffers. Row-major, contiguous; f16 is stored as packed pairs in u32
+//! words so the portable kernels (no shader-f16 needed) can read it with `unpack2x16float`.
+
+use std::sync::Arc;
+
+use super::context::GpuContext;
+use super::error::{GpuError, Result};
+use super::recorder::Binding;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    U32,
+    I32,
+}
+
+impl DType {
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::F16 => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// A tensor living on one device. Cloning shares the buffer.
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) ctx: GpuContext,
+    pub(crate) buffer: Arc<wgpu::Buffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.dtype, self.shape)
+    }
+}
+
+/// Bit patterns written into outputs before a kernel runs in tests: any element the kernel
+/// forgets to write stays NaN (or all-ones for integers) and fails the comparison.
+const POISON_F32: u32 = 0x7fc0_dead;
+const POISON_INT: u32 = 0xffff_ffff;
+const POISON_F16_PAIR: u32 = 0x7e01_7e01;
+
+impl Tensor {
+    fn alloc(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
+        let numel: usize = shape.iter().product();
+        // Round up to whole 4-byte words (odd f16 counts) and at least one word.
+        let bytes = ((numel * dtype.size_bytes()).div_ceil(4) * 4).max(4) as u64;
+        let limit = ctx.limits().max_buffer_size;
+        if bytes > limit {
+            return Err(GpuError::TooLarge {
+                op: "alloc",
+                bytes,
+                limit,
+                what: "max_buffer_size",
+            });
+        }
+        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            ctx: ctx.clone(),
+            buffer: Arc::new(buffer),
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    /// A zero-filled tensor (wgpu zero-initialises new buffers).
+    pub fn zeros(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
+        Self::alloc(ctx, shape, dtype)
+    }
+
+    /// A tensor filled with NaN / all-ones bit patterns, for tests that must notice unwritten
+    /// outputs.
+    pub fn poisoned(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
+        let t = Self::alloc(ctx, shape, dtype)?;
+        let word = match dtype {
+            DType::F32 => POISON_F32,
+            DType::F16 => POISON_F16_PAIR,
+            DType::U32 | DType::I32 => POISON_INT,
+        };
+        let words = vec![word; (t.buffer.size() / 4) as usize];
+        ctx.queue()
+            .write_buffer(&t.buffer, 0, bytemuck::cast_slice(&words));
+        Ok(t)
+    }
+
+    fn from_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Self> {
+        let t = Self::alloc(ctx, shape, dtype)?;
+        let numel: usize = shape.iter().product();
+        if bytes.len() != numel * dtype.size_bytes() {
+            return Err(GpuError::shape(
+                "upload",
+                format!(
+                    "shape {shape:?} ({numel} x {dtype:?}) but {} bytes given",
+                    bytes.len()
+                ),
+            ));
+        }
+        if !bytes.is_empty() {
+            let mut padded;
+            let data = if bytes.len() % 4 != 0 {
+                padded = bytes.to_vec();
+                padded.resize(bytes.len().div_ceil(4) * 4, 0);
+                &padded[..]
+            } else {
+                bytes
+            };
+            ctx.queue().write_buffer(&t.buffer, 0, data);
+        }
+        Ok(t)
+    }
+
+    pub fn from_f32(ctx: &GpuContext, shape: &[usize], data: &[f32]) -> Result<Self> {
+        Self::from_bytes(ctx, shape, DType::F32, bytemuck::cast_slice(data))
+    }
+    pub fn from_f16(ctx: &GpuContext, shape: &[usize], data: &[half::f16]) -> Result<Self> {
+        Self::from_bytes(ctx, shape, DType::F16, bytemuck::cast_slice(data))
+    }
+    pub fn from_u32(ctx: &GpuContext, shape: &[usize], data: &[u32]) -> Result<Self> {
+        Self::from_bytes(ctx, shape, DType::U32, bytemuck::cast_slice(data))
+    }
+    pub fn from_i32(ctx: &GpuContext, shape: &[usize], data: &[i32]) -> Result<Self> {
+        Self::from_bytes(ctx, shape, DType::I32, bytemuck::cast_slice(data))
+    }
+
+    /// Overwrites the whole tensor from host data of the same dtype.
+    pub fn write_f32(&self, data: &[f32]) -> Result<()> {
+        self.expect_dtype("write_f32", DType::F32)?;
+        if data.len() != self.numel() {
+            return Err(GpuError::shape(
+                "write_f32",
+                format!("tensor {:?} but {} values", self.shape, data.len()),
+            ));
+        }
+        self.ctx
+            .queue()
+            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        (self.numel() * self.dtype.size_bytes()) as u64
+    }
+    pub fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Same buffer, new shape with the same element count (row-major reinterpretation).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != self.numel() {
+            return Err(GpuError::shape(
+                "reshape",
+                format!("{:?} -> {shape:?} changes the element count", self.shape),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    pub fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(GpuError::shape(
+                op,
+                format!("expected {dtype:?}, got {:?} {:?}", self.dtype, self.shape),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Binding of the whole tensor; errors when it exceeds the adapter's storage binding limit
+    /// (callers with large tensors chunk them with `binding_range`).
+    pub fn binding(&self, op: &'static str) -> Result<Binding> {
+        let size = self.buffer.size();
+        let limit = self.ctx.max_binding_bytes();
+        if size > limit {
+            return Err(GpuError::TooLarge {
+                op,
+                bytes: size,
+                limit,
+                what: "max_storage_buffer_binding_size; this op must chunk",
+            });
+        }
+        Ok(Binding {
+            buffer: self.buffer.clone(),
+            offset: 0,
+            size,
+        })
+    }
+
+    /// Binding of elements `[start, start+len)`. The byte offset must honour the adapter's
+    /// storage offset alignment (256 bytes on most adapters); the chunking code picks aligned
+    /// chunk boundaries.
+    pub fn binding_range(&self, op: &'static str, start: usize, len: usize) -> Result<Binding> {
+        let es = self.dtype.size_bytes() as u64;
+        let offset = start as u64 * es;
+        let size = (len as u64 * es).div_ceil(4) * 4;
+        let align = self.ctx.limits().min_storage_buffer_offset_alignment as u64;
+        if offset % align != 0 || offset + size > self.buffer.size() || size == 0 {
+            return Err(GpuError::shape(
+                op,
+                format!(
+                    "bad sub-range [{start}, {start}+{len}) of {:?} (offset alignment {align})",
+                    self.shape
+                ),
+            ));
+        }
+        if size > self.ctx.max_binding_bytes() {
+            return Err(GpuError::TooLarge {
+                op,
+                bytes: size,
+                limit: self.ctx.max_binding_bytes(),
+                what: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(Binding {
+            buffer: self.buffer.clone(),
+            offset,
+            size,
+        })
+    }
+
+    /// Reads raw words back to the host (waits for all submitted work first).
+    fn read_words(&self) -> Result<Vec<u32>> {
+        let ctx = &self.ctx;
+        let size = self.buffer.size();
+        let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        ctx.queue().submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.wait_idle()?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(words)
+    }
+
+    /// Values as f32 (f16 tensors are widened).
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        let words = self.read_words()?;
+        let n = self.numel();
+        match self.dtype {
+            DType::F32 => Ok(bytemuck::cast_slice::<u32, f32>(&words)[..n].to_vec()),
+            DType::F16 => Ok(bytemuck::cast_slice::<u32, half::f16>(&words)[..n]
+                .iter()
+                .map(|h| h.to_f32())
+                .collect()),
+            d => Err(GpuError::shape(
+                "to_f32_vec",
+                format!("tensor is {d:?}; use to_u32_vec / to_i32_vec"),
+            )),
+        }
+    }
+
+    pub fn to_f16_vec(&self) -> Result<Vec<half::f16>> {
+        self.expect_dtype("to_f16_vec", DType::F16)?;
+        let words = self.read_words()?;
+        Ok(bytemuck::cast_slice::<u32, half::f16>(&words)[..self.numel()].to_vec())
+    }
+
+    pub fn to_u32_vec(&self) -> Result<Vec<u32>> {
+        self.expect_dtype("to_u32_vec", DType::U32)?;
+        let mut w = self.read_words()?;
+        w.truncate(self.numel());
+        Ok(w)
+    }
+
+    pub fn to_i32_vec(&self) -> Result<Vec<i32>> {
+        self.expect_dtype("to_i32_vec", DType::I32)?;
+        let w = self.read_words()?;
+        Ok(bytemuck::cast_slice::<u32, i32>(&w)[..self.numel()].to_vec())
+    }
+}
