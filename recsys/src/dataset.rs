@@ -250,7 +250,9 @@ impl<'de> Deserialize<'de> for PairKey {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<PairKey, E> {
                 parse_pair_key(s)
                     .map(|(u, i)| PairKey(u, i))
-                    .ok_or_else(|| E::custom(format!("key {s:?} is not of the form \"(uid, iid)\"")))
+                    .ok_or_else(|| {
+                        E::custom(format!("key {s:?} is not of the form \"(uid, iid)\""))
+                    })
             }
         }
         d.deserialize_str(V)
@@ -277,7 +279,8 @@ mod tests {
         assert_eq!(m.categories, vec!["Clothing", "Girls", "Ballet"]);
         assert_eq!(m.price, Some(1299.5));
         assert_eq!(m.brand, None);
-        let m: ItemMeta = serde_json::from_value(json!({"categories": "A, B ,A", "price": 3})).unwrap();
+        let m: ItemMeta =
+            serde_json::from_value(json!({"categories": "A, B ,A", "price": 3})).unwrap();
         assert_eq!(m.categories, vec!["A", "B"]);
         assert_eq!(m.price, Some(3.0));
         assert_eq!(serde_json::to_string(&ItemMeta::default()).unwrap(), "{}");

@@ -44,7 +44,10 @@ pub fn dataset_name(dir: &Path) -> Result<String> {
     match names.len() {
         1 => Ok(names.pop().unwrap()),
         0 => Err(DataError::Layout {
-            msg: format!("{}: no *{INTER_SUFFIX} file, not a dataset folder", dir.display()),
+            msg: format!(
+                "{}: no *{INTER_SUFFIX} file, not a dataset folder",
+                dir.display()
+            ),
         }),
         _ => Err(DataError::Layout {
             msg: format!(
@@ -191,7 +194,8 @@ fn commit_files(dir: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<()> {
         staged.push((tmp, path));
     }
     for (tmp, path) in staged {
-        tmp.persist(&path).map_err(|e| DataError::io(&path, e.error))?;
+        tmp.persist(&path)
+            .map_err(|e| DataError::io(&path, e.error))?;
     }
     Ok(())
 }
@@ -217,24 +221,44 @@ pub fn save(ds: &Dataset, dir: &Path) -> Result<()> {
     };
     let mut files = Vec::new();
     let p = dataset_file(dir, name, INTER_SUFFIX);
-    let b = ser(&p, object_lines(ds.sequences.iter().enumerate().map(|(u, s)| (u.to_string(), s))))?;
+    let b = ser(
+        &p,
+        object_lines(
+            ds.sequences
+                .iter()
+                .enumerate()
+                .map(|(u, s)| (u.to_string(), s)),
+        ),
+    )?;
     files.push((p, b));
     let p = dataset_file(dir, name, ITEM_SUFFIX);
-    let b = ser(&p, object_lines(ds.items.iter().enumerate().map(|(i, m)| (i.to_string(), m))))?;
+    let b = ser(
+        &p,
+        object_lines(ds.items.iter().enumerate().map(|(i, m)| (i.to_string(), m))),
+    )?;
     files.push((p, b));
     let review_path = dataset_file(dir, name, REVIEW_SUFFIX);
     if !ds.reviews.is_empty() {
-        let entries = ds.reviews.iter().map(|(&(u, i), r)| (format_pair_key(u, i), r));
+        let entries = ds
+            .reviews
+            .iter()
+            .map(|(&(u, i), r)| (format_pair_key(u, i), r));
         let b = ser(&review_path, object_lines(entries))?;
         files.push((review_path.clone(), b));
     }
     let index_path = dataset_file(dir, name, INDEX_SUFFIX);
     if let Some(index) = &ds.index {
-        let b = ser(&index_path, object_lines(index.iter().enumerate().map(|(i, t)| (i.to_string(), t))))?;
+        let b = ser(
+            &index_path,
+            object_lines(index.iter().enumerate().map(|(i, t)| (i.to_string(), t))),
+        )?;
         files.push((index_path.clone(), b));
     }
     commit_files(dir, files)?;
-    for (present, path) in [(!ds.reviews.is_empty(), review_path), (ds.index.is_some(), index_path)] {
+    for (present, path) in [
+        (!ds.reviews.is_empty(), review_path),
+        (ds.index.is_some(), index_path),
+    ] {
         if !present && path.exists() {
             tracing::warn!(file = %path.display(), "removing stale file not backed by the dataset");
             fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
@@ -257,7 +281,9 @@ pub fn write_index(dir: &Path, name: &str, index: &[Vec<String>]) -> Result<()> 
 /// Open a file for reading, decompressing when its name ends in `.gz`.
 pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     let inner: Box<dyn Read> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
@@ -268,10 +294,7 @@ pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
 
 /// Call `f(line_number, line)` for each non-blank line (1-based numbers, trailing `\r\n`
 /// stripped). Invalid UTF-8 and read errors name the file and line.
-pub fn for_each_line(
-    path: &Path,
-    mut f: impl FnMut(usize, &str) -> Result<()>,
-) -> Result<usize> {
+pub fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> Result<usize> {
     let mut reader = open_maybe_gz(path)?;
     let mut buf = Vec::new();
     let mut line_no = 0;
@@ -354,7 +377,11 @@ mod tests {
         };
         save(&ds, dir.path()).unwrap();
         let text = fs::read_to_string(dir.path().join("n.inter.json")).unwrap();
-        let keys: Vec<&str> = text.lines().skip(1).filter_map(|l| l.split('"').nth(1)).collect();
+        let keys: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
         assert_eq!(keys, (0..12).map(|u| u.to_string()).collect::<Vec<_>>());
     }
 
@@ -374,13 +401,19 @@ mod tests {
         assert!(e.contains("1 is missing"), "{e}");
         fs::write(&p, "{\"0\": [0, 7], \"1\": [1]}").unwrap();
         let e = load(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("toy.inter.json") && e.contains("unknown item id 7"), "{e}");
+        assert!(
+            e.contains("toy.inter.json") && e.contains("unknown item id 7"),
+            "{e}"
+        );
     }
 
     #[test]
     fn name_ambiguity_and_absence() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(dataset_name(dir.path()).unwrap_err().to_string().contains("no *.inter.json"));
+        assert!(dataset_name(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("no *.inter.json"));
         let mut ds = tiny();
         save(&ds, dir.path()).unwrap();
         ds.name = "other".into();

@@ -1,1 +1,17 @@
-//! grrm-recsys
+//! grrm-recsys: recommendation data for grrm — datasets and importers, preprocessing, the
+//! leave-one-out split, statistics, the synthetic default dataset, ranking metrics and
+//! baselines.
+
+pub mod dataset;
+pub mod error;
+pub mod import;
+pub mod io;
+pub mod preprocess;
+
+pub use dataset::{Dataset, ItemMeta, Review};
+pub use error::{DataError, Result};
+pub use import::amazon::{import_amazon, AmazonConfig};
+pub use import::gream::{import_gream, GreamConfig};
+pub use import::recbole::{import_recbole, RecboleConfig};
+pub use import::{ImportReport, OnMalformed};
+pub use preprocess::{PreprocessConfig, PreprocessReport};

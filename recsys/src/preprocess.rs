@@ -148,12 +148,18 @@ pub fn preprocess(
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.total_cmp(&b.2)));
     let mut seen = HashSet::new();
     rows.retain(|&(u, i, _)| seen.insert((u, i)));
-    report.dropped_duplicates = report.raw_interactions - report.dropped_without_metadata - rows.len();
+    report.dropped_duplicates =
+        report.raw_interactions - report.dropped_without_metadata - rows.len();
 
     let pairs: Vec<(u32, u32)> = rows.iter().map(|&(u, i, _)| (u, i)).collect();
     let (keep, rounds) = k_core_mask(&pairs, cfg.k_core.max(MIN_SEQ_LEN), cfg.k_core);
     report.k_core_rounds = rounds;
-    let kept: Vec<(u32, u32)> = pairs.iter().zip(&keep).filter(|(_, &k)| k).map(|(p, _)| *p).collect();
+    let kept: Vec<(u32, u32)> = pairs
+        .iter()
+        .zip(&keep)
+        .filter(|(_, &k)| k)
+        .map(|(p, _)| *p)
+        .collect();
     report.dropped_by_k_core = pairs.len() - kept.len();
     tracing::info!(
         raw = report.raw_interactions,
@@ -191,8 +197,16 @@ pub fn preprocess(
     };
     let user_ids = sorted_ids(kept.iter().map(|p| user_src[p.0 as usize]).collect());
     let item_ids = sorted_ids(kept.iter().map(|p| item_src[p.1 as usize]).collect());
-    let user_new: HashMap<&str, u32> = user_ids.iter().enumerate().map(|(k, s)| (s.as_str(), k as u32)).collect();
-    let item_new: HashMap<&str, u32> = item_ids.iter().enumerate().map(|(k, s)| (s.as_str(), k as u32)).collect();
+    let user_new: HashMap<&str, u32> = user_ids
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.as_str(), k as u32))
+        .collect();
+    let item_new: HashMap<&str, u32> = item_ids
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.as_str(), k as u32))
+        .collect();
 
     let mut sequences = vec![Vec::new(); user_ids.len()];
     for &(u, i) in &kept {
@@ -281,7 +295,12 @@ mod tests {
             pairs.extend([(u, 5), (u, 0)]);
         }
         let (keep, rounds) = k_core_mask(&pairs, 5, 5);
-        let kept: Vec<_> = pairs.iter().zip(&keep).filter(|(_, &k)| k).map(|(p, _)| *p).collect();
+        let kept: Vec<_> = pairs
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .map(|(p, _)| *p)
+            .collect();
         assert_eq!(kept.len(), 25);
         assert!(kept.iter().all(|&(u, i)| u < 5 && i < 5));
         assert_eq!(rounds, 3); // users 6-9; then item 5; then user 5
@@ -312,13 +331,19 @@ mod tests {
         assert_eq!(rep.user_ids, ["ua", "ub"]);
         assert_eq!(rep.item_ids, ["i1", "i2", "i3"]);
         assert_eq!(ds.sequences, vec![vec![2, 1, 0], vec![0, 2, 1]]);
-        assert_eq!((rep.dropped_without_metadata, rep.dropped_duplicates), (1, 1));
+        assert_eq!(
+            (rep.dropped_without_metadata, rep.dropped_duplicates),
+            (1, 1)
+        );
         assert_eq!(ds.items[2].title.as_deref(), Some("i3"));
     }
 
     #[test]
     fn everything_filtered_is_an_error() {
-        let l = log(&[("u", "i1", 0.0), ("u", "i2", 1.0), ("v", "i1", 0.0)], &["i1", "i2"]);
+        let l = log(
+            &[("u", "i1", 0.0), ("u", "i2", 1.0), ("v", "i1", 0.0)],
+            &["i1", "i2"],
+        );
         let e = preprocess("t", l, &PreprocessConfig::default()).unwrap_err();
         assert!(matches!(e, DataError::Empty { .. }));
         assert!(e.to_string().contains("empty after filtering"), "{e}");
@@ -326,12 +351,26 @@ mod tests {
 
     #[test]
     fn untitled_items_count_as_without_metadata() {
-        let mut l = log(&[("u", "a", 0.0), ("u", "b", 1.0), ("u", "c", 2.0), ("u", "d", 3.0)], &["a", "b", "c"]);
+        let mut l = log(
+            &[
+                ("u", "a", 0.0),
+                ("u", "b", 1.0),
+                ("u", "c", 2.0),
+                ("u", "d", 3.0),
+            ],
+            &["a", "b", "c"],
+        );
         l.items.insert("d".into(), ItemMeta::default());
-        let cfg = PreprocessConfig { k_core: 1, ..Default::default() };
+        let cfg = PreprocessConfig {
+            k_core: 1,
+            ..Default::default()
+        };
         let (ds, rep) = preprocess("t", l.clone(), &cfg).unwrap();
         assert_eq!((ds.n_items(), rep.dropped_without_metadata), (3, 1));
-        let cfg = PreprocessConfig { k_core: 1, require_title: false };
+        let cfg = PreprocessConfig {
+            k_core: 1,
+            require_title: false,
+        };
         assert_eq!(preprocess("t", l, &cfg).unwrap().0.n_items(), 4);
     }
 }

@@ -161,9 +161,7 @@ impl Parser {
         let triple = self.chars.get(self.pos..self.pos + 3) == Some(&[quote; 3][..]);
         self.pos += if triple { 3 } else { 1 };
         loop {
-            let c = self
-                .peek()
-                .ok_or_else(|| self.err("unterminated string"))?;
+            let c = self.peek().ok_or_else(|| self.err("unterminated string"))?;
             if c == quote {
                 if !triple {
                     self.pos += 1;
@@ -301,8 +299,14 @@ mod tests {
 
     #[test]
     fn strings_escapes_and_prefixes() {
-        assert_eq!(parse(r"'it\'s \"x\"\n\t\\'").unwrap(), json!("it's \"x\"\n\t\\"));
-        assert_eq!(parse(r#""caf\xe9 \u00e9\U0001F600 \101""#).unwrap(), json!("café é😀 A"));
+        assert_eq!(
+            parse(r#"'it\'s \"x\"\n\t\\'"#).unwrap(),
+            json!("it's \"x\"\n\t\\")
+        );
+        assert_eq!(
+            parse(r#""caf\xe9 \u00e9\U0001F600 \101""#).unwrap(),
+            json!("café é😀 A")
+        );
         assert_eq!(parse(r"u'uni' 'code'").unwrap(), json!("unicode"));
         assert_eq!(parse(r"r'a\d'").unwrap(), json!("a\\d"));
         assert_eq!(parse(r"'''tri'ple'''").unwrap(), json!("tri'ple"));
@@ -313,9 +317,25 @@ mod tests {
     fn numbers_and_names() {
         assert_eq!(
             parse("[1, -2, 3.5, 1e3, -2.5E-1, 10L, True, False, None, nan, -inf, ()]").unwrap(),
-            json!([1, -2, 3.5, 1000.0, -0.25, 10, true, false, null, null, null, []])
+            json!([
+                1,
+                -2,
+                3.5,
+                1000.0,
+                -0.25,
+                10,
+                true,
+                false,
+                null,
+                null,
+                null,
+                []
+            ])
         );
-        assert_eq!(parse("{1: 'a', None: 2,}").unwrap(), json!({"1": "a", "None": 2}));
+        assert_eq!(
+            parse("{1: 'a', None: 2,}").unwrap(),
+            json!({"1": "a", "None": 2})
+        );
     }
 
     #[test]
@@ -323,7 +343,9 @@ mod tests {
         assert!(parse("{'a': 1").unwrap_err().contains("column 8"));
         assert!(parse("{'a' 1}").unwrap_err().contains("expected ':'"));
         assert!(parse("'open").unwrap_err().contains("unterminated"));
-        assert!(parse("[1, nul]").unwrap_err().contains("unknown name \"nul\" at column 5"));
+        assert!(parse("[1, nul]")
+            .unwrap_err()
+            .contains("unknown name \"nul\" at column 5"));
         assert!(parse("1 2").unwrap_err().contains("trailing"));
         assert!(parse("1.2.3").unwrap_err().contains("malformed number"));
     }
