@@ -18,7 +18,9 @@ fn gate_and_match(
         return Err(bad("ground-truth ID is empty".into()));
     }
     if let Some(t) = target.iter().find(|t| !is_index_token(t)) {
-        return Err(bad(format!("ground-truth token {t:?} is not an index token")));
+        return Err(bad(format!(
+            "ground-truth token {t:?} is not an index token"
+        )));
     }
     if target.len() != opts.levels && target.len() != opts.levels + 1 {
         return Err(bad(format!(

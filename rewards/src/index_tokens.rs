@@ -57,8 +57,18 @@ mod tests {
             assert!(is_index_token(ok), "{ok}");
         }
         for bad in [
-            "<|A_1|>", "<|a_|>", "<|a1|>", "<|ab_1|>", "<|a_1|", "<a_1|>", "<|a_1 |>", "<|a_-1|>",
-            "<|a_1.5|>", "<|im_end|>", "", "<|a_1|>x",
+            "<|A_1|>",
+            "<|a_|>",
+            "<|a1|>",
+            "<|ab_1|>",
+            "<|a_1|",
+            "<a_1|>",
+            "<|a_1 |>",
+            "<|a_-1|>",
+            "<|a_1.5|>",
+            "<|im_end|>",
+            "",
+            "<|a_1|>x",
         ] {
             assert!(!is_index_token(bad), "{bad}");
         }
@@ -72,7 +82,13 @@ mod tests {
             vec!["<|a_1|>", "<|b_2|>", "<|c_3|>"]
         );
         assert_eq!(parse_index_run("  ").unwrap(), Vec::<&str>::new());
-        for bad in ["<|a_1|>,<|b_2|>", "item <|a_1|>", "<|a_1|>.", "<|a_1|><|im_end|>", "<|a_1|><"] {
+        for bad in [
+            "<|a_1|>,<|b_2|>",
+            "item <|a_1|>",
+            "<|a_1|>.",
+            "<|a_1|><|im_end|>",
+            "<|a_1|><",
+        ] {
             assert!(parse_index_run(bad).is_none(), "{bad}");
         }
     }
@@ -81,9 +97,18 @@ mod tests {
     fn id_shape() {
         let four = ["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>"];
         assert!(is_well_formed_id(&four, 4));
-        assert!(is_well_formed_id(&["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>", "<|e_1|>"], 4));
+        assert!(is_well_formed_id(
+            &["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>", "<|e_1|>"],
+            4
+        ));
         assert!(!is_well_formed_id(&four[..3], 4));
-        assert!(!is_well_formed_id(&["<|a_1|>", "<|c_2|>", "<|b_3|>", "<|d_4|>"], 4));
-        assert!(!is_well_formed_id(&["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>", "<|d_1|>"], 4));
+        assert!(!is_well_formed_id(
+            &["<|a_1|>", "<|c_2|>", "<|b_3|>", "<|d_4|>"],
+            4
+        ));
+        assert!(!is_well_formed_id(
+            &["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>", "<|d_1|>"],
+            4
+        ));
     }
 }

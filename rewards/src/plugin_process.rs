@@ -141,7 +141,13 @@ impl Running {
         })
     }
 
-    fn exchange(&mut self, reward: &str, sample_id: &str, line: String, timeout: Duration) -> Exchange {
+    fn exchange(
+        &mut self,
+        reward: &str,
+        sample_id: &str,
+        line: String,
+        timeout: Duration,
+    ) -> Exchange {
         // Lines nobody asked for (debug prints) would be taken for the next reply: drop them now.
         while let Ok(stray) = self.lines.try_recv() {
             match stray {
@@ -154,7 +160,10 @@ impl Running {
             }
         }
         self.stderr.lock().unwrap().in_flight = Some(sample_id.to_string());
-        let sent = self.requests.as_ref().is_some_and(|tx| tx.send(line).is_ok());
+        let sent = self
+            .requests
+            .as_ref()
+            .is_some_and(|tx| tx.send(line).is_ok());
         let outcome = if !sent {
             Exchange::Died("its stdin writer stopped".into())
         } else {
@@ -162,7 +171,9 @@ impl Running {
                 Ok(Line::Text(t)) => Exchange::Reply(t),
                 Ok(Line::Closed(why)) => Exchange::Died(why),
                 Err(RecvTimeoutError::Timeout) => Exchange::Timeout,
-                Err(RecvTimeoutError::Disconnected) => Exchange::Died("stdout reader stopped".into()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    Exchange::Died("stdout reader stopped".into())
+                }
             }
         };
         self.stderr.lock().unwrap().in_flight = None;
@@ -202,7 +213,11 @@ impl Drop for Running {
 fn write_requests(mut stdin: ChildStdin, requests: Receiver<String>) {
     for mut line in requests {
         line.push('\n');
-        if stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).is_err() {
+        if stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| stdin.flush())
+            .is_err()
+        {
             return; // the process is gone; the reader side reports it
         }
     }
@@ -270,7 +285,9 @@ impl ProcessReward {
         for _ in 0..opts.workers {
             let p = Running::spawn(&name, &opts)
                 .map_err(|e| invalid("program", format!("cannot start {:?}: {e}", opts.program)))?;
-            idle_tx.send(Some(p)).expect("pool has room for every worker");
+            idle_tx
+                .send(Some(p))
+                .expect("pool has room for every worker");
         }
         Ok(Self {
             spawns: AtomicU64::new(opts.workers as u64),
@@ -309,7 +326,11 @@ impl ProcessReward {
         Ok(p)
     }
 
-    fn request(&self, slot: &mut Option<Running>, input: &RewardInput) -> Result<RewardOutput, RewardError> {
+    fn request(
+        &self,
+        slot: &mut Option<Running>,
+        input: &RewardInput,
+    ) -> Result<RewardOutput, RewardError> {
         let sample_id = &input.meta.sample_id;
         let line = encode_request(input);
         let timeout = Duration::from_millis(self.opts.timeout_ms);
@@ -337,7 +358,10 @@ impl ProcessReward {
                     if attempt == 1 {
                         return Err(input.error(
                             &self.name,
-                            RewardErrorKind::ProcessDied { detail, stderr_tail },
+                            RewardErrorKind::ProcessDied {
+                                detail,
+                                stderr_tail,
+                            },
                         ));
                     }
                 }

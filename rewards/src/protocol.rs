@@ -199,12 +199,21 @@ mod tests {
 
         let nan = decode_reply("p", &i, r#"{"id": "s7", "score": NaN}"#).unwrap();
         assert!(nan.score.is_nan());
-        let inf = decode_reply("p", &i, r#"{"id":"s7","score":1,"components":{"x":-Infinity}}"#)
-            .unwrap();
+        let inf = decode_reply(
+            "p",
+            &i,
+            r#"{"id":"s7","score":1,"components":{"x":-Infinity}}"#,
+        )
+        .unwrap();
         assert_eq!(inf.components["x"], f64::NEG_INFINITY);
         // NaN inside a string is text, not a number.
         let e = decode_reply("p", &i, r#"{"id":"s7","error":"got NaN"}"#).unwrap_err();
-        assert_eq!(e.kind, RewardErrorKind::Plugin { message: "got NaN".into() });
+        assert_eq!(
+            e.kind,
+            RewardErrorKind::Plugin {
+                message: "got NaN".into()
+            }
+        );
         assert_eq!((e.reward.as_str(), e.sample_id.as_str()), ("p", "s7"));
 
         for bad in [

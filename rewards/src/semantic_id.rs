@@ -186,7 +186,10 @@ fn reasoning_answer<'a>(
     Ok(tokens)
 }
 
-fn direct_answer<'a>(response: &'a str, opts: &FormatOptions) -> Result<Vec<&'a str>, FormatFailure> {
+fn direct_answer<'a>(
+    response: &'a str,
+    opts: &FormatOptions,
+) -> Result<Vec<&'a str>, FormatFailure> {
     let mut body = response.trim_end();
     // Strip any trailing sequence of end markers (e.g. "<|im_end|>\n<|endoftext|>").
     while let Some(rest) = opts
@@ -235,7 +238,11 @@ pub fn match_id<A: AsRef<str>, T: AsRef<str>>(answer: &[A], target: &[T]) -> Mat
         .take_while(|(a, t)| a.as_ref() == t.as_ref())
         .count();
     let exact = prefix_len == answer.len() && prefix_len == target.len();
-    let score = if exact { 1.0 } else { prefix_credit(prefix_len) };
+    let score = if exact {
+        1.0
+    } else {
+        prefix_credit(prefix_len)
+    };
     MatchResult {
         prefix_len,
         exact,
