@@ -6,7 +6,8 @@
 //! attached to the error when it dies. I/O runs on helper threads so that a program that stops
 //! reading or writing can never block the trainer past the timeout:
 //! - no reply within `timeout_ms`: the process is killed (a late reply would desynchronise the
-//!   stream), the sample fails with `Timeout`, and the next request starts a fresh process;
+//!   stream), the sample fails with `Timeout`, and the next request starts a fresh process
+//!   (the first request of a fresh process gets `startup_timeout_ms` more);
 //! - the process dies (stdout closes): it is restarted and the request is sent once more; a
 //!   second death fails the sample with `ProcessDied`.
 
@@ -24,7 +25,7 @@ use serde::Deserialize;
 
 use crate::checked::validate_output;
 use crate::error::{ConfigError, RewardError, RewardErrorKind};
-use crate::protocol::{decode_reply, encode_request, snippet};
+use crate::protocol::{decode_reply, encode_request, reply_id, snippet};
 use crate::reward::{Reward, RewardInput, RewardOutput};
 
 /// Options of the `process` reward.
@@ -43,6 +44,10 @@ pub struct ProcessOptions {
     /// Per-request limit, from writing the request to reading the reply.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Extra time granted to the first request a fresh process serves, for interpreter start-up
+    /// and whatever the plugin loads before reading stdin.
+    #[serde(default = "default_startup_ms")]
+    pub startup_timeout_ms: u64,
     /// Number of processes run side by side (each serves one request at a time).
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -50,6 +55,9 @@ pub struct ProcessOptions {
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+fn default_startup_ms() -> u64 {
+    30_000
 }
 fn default_workers() -> usize {
     1
@@ -63,6 +71,7 @@ impl ProcessOptions {
             env: BTreeMap::new(),
             cwd: None,
             timeout_ms: default_timeout_ms(),
+            startup_timeout_ms: default_startup_ms(),
             workers: default_workers(),
         }
     }
@@ -94,11 +103,15 @@ struct Running {
     lines: Receiver<Line>,
     stderr: Arc<Mutex<StderrState>>,
     stderr_done: Receiver<()>,
+    /// No request served yet: the first one gets the start-up allowance.
+    fresh: bool,
 }
 
 enum Exchange {
     Reply(String),
     Timeout,
+    /// Only replies for other ids came before the deadline.
+    Mismatched(String),
     Died(String),
 }
 
@@ -138,6 +151,7 @@ impl Running {
             lines,
             stderr,
             stderr_done,
+            fresh: true,
         })
     }
 
@@ -147,6 +161,7 @@ impl Running {
         sample_id: &str,
         line: String,
         timeout: Duration,
+        startup: Duration,
     ) -> Exchange {
         // Lines nobody asked for (debug prints) would be taken for the next reply: drop them now.
         while let Ok(stray) = self.lines.try_recv() {
@@ -164,20 +179,45 @@ impl Running {
             .requests
             .as_ref()
             .is_some_and(|tx| tx.send(line).is_ok());
-        let outcome = if !sent {
-            Exchange::Died("its stdin writer stopped".into())
+        let outcome = if sent {
+            let allowance = if self.fresh { startup } else { Duration::ZERO };
+            self.fresh = false;
+            self.await_reply(reward, sample_id, Instant::now() + timeout + allowance)
         } else {
-            match self.lines.recv_timeout(timeout) {
-                Ok(Line::Text(t)) => Exchange::Reply(t),
-                Ok(Line::Closed(why)) => Exchange::Died(why),
-                Err(RecvTimeoutError::Timeout) => Exchange::Timeout,
-                Err(RecvTimeoutError::Disconnected) => {
-                    Exchange::Died("stdout reader stopped".into())
-                }
-            }
+            Exchange::Died("its stdin writer stopped".into())
         };
         self.stderr.lock().unwrap().in_flight = None;
         outcome
+    }
+
+    /// Waits for the reply to `sample_id`. Replies to other ids are stale (a plugin that once
+    /// wrote an extra line answers one request late) and are skipped; if nothing else comes,
+    /// the last of them is returned as `Mismatched`.
+    fn await_reply(&self, reward: &str, sample_id: &str, deadline: Instant) -> Exchange {
+        let mut skipped = None;
+        loop {
+            match self.lines.recv_deadline(deadline) {
+                Ok(Line::Text(t)) => match reply_id(&t) {
+                    Some(id) if id != sample_id => {
+                        tracing::warn!(
+                            reward,
+                            sample = sample_id,
+                            "skipping a reply for another id: {}",
+                            snippet(&t)
+                        );
+                        skipped = Some(t);
+                    }
+                    _ => return Exchange::Reply(t),
+                },
+                Ok(Line::Closed(why)) => return Exchange::Died(why),
+                Err(RecvTimeoutError::Timeout) => {
+                    return skipped.map_or(Exchange::Timeout, Exchange::Mismatched)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Exchange::Died("stdout reader stopped".into())
+                }
+            }
+        }
     }
 
     /// Kills the process (if still alive) and returns how it ended plus its last stderr lines.
@@ -339,12 +379,26 @@ impl ProcessReward {
                 Some(p) => p,
                 None => self.start(sample_id, true)?,
             };
-            match proc.exchange(&self.name, sample_id, line.clone(), timeout) {
+            let startup = Duration::from_millis(self.opts.startup_timeout_ms);
+            match proc.exchange(&self.name, sample_id, line.clone(), timeout, startup) {
                 Exchange::Reply(text) => {
                     *slot = Some(proc);
                     let out = decode_reply(&self.name, input, &text)?;
                     validate_output(&self.name, sample_id, &out, None)?;
                     return Ok(out);
+                }
+                Exchange::Mismatched(text) => {
+                    // The stream is out of step; start over with a fresh process.
+                    proc.kill();
+                    return Err(input.error(
+                        &self.name,
+                        RewardErrorKind::MalformedReply {
+                            detail: format!(
+                                "no reply with this id within {timeout:?}, only for others, last {}",
+                                snippet(&text)
+                            ),
+                        },
+                    ));
                 }
                 Exchange::Timeout => {
                     let (status, _) = proc.kill();

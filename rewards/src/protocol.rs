@@ -106,6 +106,18 @@ pub fn decode_reply(
     Ok(RewardOutput { score, components })
 }
 
+/// The `id` of a reply, when it is a JSON object with a string or number id.
+pub(crate) fn reply_id(text: &str) -> Option<String> {
+    match serde_json::from_str::<Value>(&quote_non_finite(text))
+        .ok()?
+        .get("id")?
+    {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
