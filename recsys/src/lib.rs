@@ -2,16 +2,26 @@
 //! leave-one-out split, statistics, the synthetic default dataset, ranking metrics and
 //! baselines.
 
+pub mod baselines;
 pub mod dataset;
 pub mod error;
 pub mod import;
 pub mod io;
+pub mod metrics;
 pub mod preprocess;
+pub mod split;
+pub mod stats;
+pub mod synth;
 
+pub use baselines::{evaluate_baselines, BaselineReport};
 pub use dataset::{Dataset, ItemMeta, Review};
 pub use error::{DataError, Result};
 pub use import::amazon::{import_amazon, AmazonConfig};
 pub use import::gream::{import_gream, GreamConfig};
 pub use import::recbole::{import_recbole, RecboleConfig};
 pub use import::{ImportReport, OnMalformed};
+pub use metrics::{MetricsAccumulator, RankingMetrics};
 pub use preprocess::{PreprocessConfig, PreprocessReport};
+pub use split::{Example, Split, UserSplit, HISTORY_CAP};
+pub use stats::{stats, Stats};
+pub use synth::{synth, synth_with_report, SynthConfig};
