@@ -3,5 +3,6 @@
 
 pub mod gpu;
 pub mod kernels;
+pub mod selfcheck;
 
 pub use gpu::{DType, GpuContext, GpuError, Recorder, Tensor};
