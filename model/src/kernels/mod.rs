@@ -2,3 +2,9 @@
 //! dtypes before recording a dispatch.
 
 pub mod matmul;
+pub mod cast;
+pub mod elementwise;
+pub mod embedding;
+pub mod rmsnorm;
+pub mod rope;
+pub mod swiglu;

@@ -1,0 +1,134 @@
+// RMSNorm over rows of length `dim`: y = w * (x * rstd), rstd = 1 / sqrt(mean(x^2) + eps),
+// in the order of HF's Qwen3RMSNorm. Rows are whole hidden vectors, or single attention heads
+// (rows = tokens * heads, dim = head_dim, one weight shared by every head: heads are contiguous
+// in the feature dimension, so a [T, H*D] tensor is a [T*H, D] one).
+// Backward: dx per row; dw = sum over rows of dy * x * rstd, reduced deterministically in two
+// passes (fixed row blocks, then the blocks in order) instead of with atomics.
+
+struct Params {
+    rows: u32,
+    dim: u32,
+    eps: f32,
+    accumulate: u32, // dw_reduce: add into dw instead of overwriting it
+    rows_per_block: u32,
+    blocks: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+var<workgroup> red: array<f32, 64>;
+
+// Sum of `v` over the workgroup in a fixed tree order (deterministic).
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;
+@group(0) @binding(2) var<storage, read> f_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> f_rstd: array<f32>;
+
+// One workgroup per row.
+@compute @workgroup_size(64)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    var ss = 0.0;
+    for (var d = lid; d < p.dim; d += WG) {
+        let v = f_x[base + d];
+        ss += v * v;
+    }
+    let r = 1.0 / sqrt(workgroup_sum(lid, ss) / f32(p.dim) + p.eps);
+    if (lid == 0u) {
+        f_rstd[row] = r;
+    }
+    for (var d = lid; d < p.dim; d += WG) {
+        f_y[base + d] = f_w[d] * (f_x[base + d] * r);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> b_x: array<f32>;
+@group(0) @binding(2) var<storage, read> b_w: array<f32>;
+@group(0) @binding(3) var<storage, read> b_dy: array<f32>;
+@group(0) @binding(4) var<storage, read> b_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> b_dx: array<f32>;
+
+// dx_k = rstd * (dy_k w_k - x_k * rstd^2 * sum_d(dy_d w_d x_d) / dim). One workgroup per row.
+@compute @workgroup_size(64)
+fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    var s = 0.0;
+    for (var d = lid; d < p.dim; d += WG) {
+        s += b_dy[base + d] * b_w[d] * b_x[base + d];
+    }
+    let r = b_rstd[row];
+    let c = workgroup_sum(lid, s) * r * r / f32(p.dim);
+    for (var d = lid; d < p.dim; d += WG) {
+        b_dx[base + d] = r * (b_dy[base + d] * b_w[d] - b_x[base + d] * c);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> pw_x: array<f32>;
+@group(0) @binding(2) var<storage, read> pw_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> pw_rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pw_partial: array<f32>;
+
+// partial[b, d] = sum over rows of block b (ascending) of dy * (x * rstd).
+// Grid: x over column groups of 64, y over row blocks.
+@compute @workgroup_size(64)
+fn dw_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let d = gid.x;
+    let b = gid.y;
+    if (d >= p.dim || b >= p.blocks) {
+        return;
+    }
+    let r0 = b * p.rows_per_block;
+    let r1 = min(r0 + p.rows_per_block, p.rows);
+    var acc = 0.0;
+    for (var r = r0; r < r1; r++) {
+        acc += pw_dy[r * p.dim + d] * (pw_x[r * p.dim + d] * pw_rstd[r]);
+    }
+    pw_partial[b * p.dim + d] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> rd_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rd_dw: array<f32>;
+
+// dw[d] (+)= sum over blocks (ascending) of partial[b, d].
+@compute @workgroup_size(64)
+fn dw_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let d = gid.x;
+    if (d >= p.dim) {
+        return;
+    }
+    var acc = 0.0;
+    for (var b = 0u; b < p.blocks; b++) {
+        acc += rd_partial[b * p.dim + d];
+    }
+    if (p.accumulate != 0u) {
+        acc += rd_dw[d];
+    }
+    rd_dw[d] = acc;
+}
