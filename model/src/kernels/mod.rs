@@ -1,4 +1,5 @@
 //! Launch code for the WGSL kernel library: one module per op family, each checking shapes and
 //! dtypes before recording a dispatch.
 
+pub mod attention;
 pub mod matmul;
