@@ -1,6 +1,7 @@
 //! Launch code for the WGSL kernel library: one module per op family, each checking shapes and
 //! dtypes before recording a dispatch.
 
+pub mod attention;
 pub mod matmul;
 pub mod cast;
 pub mod elementwise;

@@ -1,0 +1,560 @@
+//! Causal grouped-query attention against an f64 CPU reference (GQA, key padding with left and
+//! right padding, fully padded sequences, odd sizes), the backward against the analytic
+//! reference gradient and a finite-difference check of the GPU forward, decode against a KV
+//! cache (equal to the training forward's rows; ragged lengths; capacity overflow), cache
+//! append and beam gather, and shape errors.
+//!
+//! Tolerances (inputs uniform in [-1, 1], f32 arithmetic, sums over at most 33 keys x D <= 256):
+//! - forward out: |err| <= 1e-5 (a convex combination of values in [-1, 1]; the softmax
+//!   weights carry a few f32 roundings each, ~1e-6 in practice); lse: 1e-5 * (1 + |lse|).
+//! - gradients: |err| <= 1e-5 + 1e-4 * mag, where mag is the f64 sum of the absolute values of
+//!   the terms that make up the element (f32 accumulation of up to ~70 terms, each carrying a
+//!   relative error of a few 1e-7, and the cancellation in dP - delta).
+//! - finite differences (directional, central, eps 1e-2 on the f32 forward): |fd - <g,u>| <=
+//!   2e-3 + 1e-2 * |<g,u>| (truncation O(eps^2) plus f32 rounding of the loss / 2 eps).
+//! - decode rows vs training rows: 1e-6 (the same kernel visits the keys in the same order).
+
+mod common;
+
+use common::*;
+use grrm_model::kernels::attention::{
+    attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
+    AttentionGrads, AttentionHeads, AttentionInputs, KvCache,
+};
+use grrm_model::{DType, GpuContext, Recorder, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    b: usize,
+    t: usize,
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    scale: f64,
+}
+
+impl Dims {
+    fn heads(&self) -> AttentionHeads {
+        AttentionHeads::new(self.hq, self.hkv, self.d).with_scale(self.scale as f32)
+    }
+    fn qi(&self, b: usize, i: usize, h: usize) -> usize {
+        (b * self.t + i) * self.hq * self.d + h * self.d
+    }
+    fn ki(&self, b: usize, j: usize, g: usize) -> usize {
+        (b * self.t + j) * self.hkv * self.d + g * self.d
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Softmax weights of query (b, i, h) over keys 0..=i; None for a padded query.
+fn probs(x: &Dims, q: &[f32], k: &[f32], mask: &[u32], b: usize, i: usize, h: usize) -> Option<Vec<f64>> {
+    if mask[b * x.t + i] == 0 {
+        return None;
+    }
+    let g = h / (x.hq / x.hkv);
+    let qr = &q[x.qi(b, i, h)..][..x.d];
+    let s: Vec<f64> = (0..=i)
+        .map(|j| {
+            if mask[b * x.t + j] == 0 {
+                f64::NEG_INFINITY
+            } else {
+                x.scale * dot(qr, &k[x.ki(b, j, g)..][..x.d])
+            }
+        })
+        .collect();
+    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+    let l: f64 = e.iter().sum();
+    Some(e.into_iter().map(|v| v / l).chain([m + l.ln()]).collect())
+}
+
+/// (out, lse) in f64.
+fn reference_forward(x: &Dims, q: &[f32], k: &[f32], v: &[f32], mask: &[u32]) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0f64; q.len()];
+    let mut lse = vec![0f64; x.b * x.hq * x.t];
+    for b in 0..x.b {
+        for i in 0..x.t {
+            for h in 0..x.hq {
+                let Some(pr) = probs(x, q, k, mask, b, i, h) else { continue };
+                let g = h / (x.hq / x.hkv);
+                for j in 0..=i {
+                    for dd in 0..x.d {
+                        out[x.qi(b, i, h) + dd] += pr[j] * v[x.ki(b, j, g) + dd] as f64;
+                    }
+                }
+                lse[(b * x.hq + h) * x.t + i] = pr[i + 1];
+            }
+        }
+    }
+    (out, lse)
+}
+
+struct RefGrads {
+    g: [Vec<f64>; 3],
+    mag: [Vec<f64>; 3],
+}
+
+/// Analytic gradients of sum(dout * out) with respect to q, k, v, and per-element magnitudes.
+fn reference_backward(x: &Dims, q: &[f32], k: &[f32], v: &[f32], mask: &[u32], dout: &[f32]) -> RefGrads {
+    let mut g = [vec![0f64; q.len()], vec![0f64; k.len()], vec![0f64; v.len()]];
+    let mut mag = g.clone();
+    for b in 0..x.b {
+        for i in 0..x.t {
+            for h in 0..x.hq {
+                let Some(pr) = probs(x, q, k, mask, b, i, h) else { continue };
+                let kv = h / (x.hq / x.hkv);
+                let (qi, go) = (x.qi(b, i, h), &dout[x.qi(b, i, h)..][..x.d]);
+                let dp: Vec<f64> = (0..=i).map(|j| dot(go, &v[x.ki(b, j, kv)..][..x.d])).collect();
+                let delta: f64 = (0..=i).map(|j| pr[j] * dp[j]).sum();
+                let dmag: f64 = (0..=i).map(|j| pr[j] * dp[j].abs()).sum();
+                for j in 0..=i {
+                    let ds = pr[j] * (dp[j] - delta);
+                    let dsm = pr[j] * (dp[j].abs() + dmag);
+                    let kj = x.ki(b, j, kv);
+                    for dd in 0..x.d {
+                        let (qv, kvv, gv) = (q[qi + dd] as f64, k[kj + dd] as f64, go[dd] as f64);
+                        g[0][qi + dd] += x.scale * ds * kvv;
+                        mag[0][qi + dd] += x.scale * dsm * kvv.abs();
+                        g[1][kj + dd] += x.scale * ds * qv;
+                        mag[1][kj + dd] += x.scale * dsm * qv.abs();
+                        g[2][kj + dd] += pr[j] * gv;
+                        mag[2][kj + dd] += pr[j] * gv.abs();
+                    }
+                }
+            }
+        }
+    }
+    RefGrads { g, mag }
+}
+
+/// Sequence 0 all real; sequence 1 left-padded by ~T/6 and right-padded by ~T/10 (all
+/// padding when T = 1).
+fn padding_mask(b: usize, t: usize) -> Vec<u32> {
+    let mut m = vec![1u32; b * t];
+    if b > 1 {
+        let (left, right) = if t == 1 { (1, 0) } else { (t.div_ceil(6), t / 10) };
+        for i in 0..t {
+            if i < left || i >= t - right {
+                m[t + i] = 0;
+            }
+        }
+    }
+    m
+}
+
+struct Problem {
+    x: Dims,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    mask: Option<Vec<u32>>,
+}
+
+impl Problem {
+    fn random(x: Dims, masked: bool, seed: u64) -> Self {
+        let mut r = rng(seed);
+        let q = randn(&mut r, x.b * x.t * x.hq * x.d);
+        let k = randn(&mut r, x.b * x.t * x.hkv * x.d);
+        let v = randn(&mut r, x.b * x.t * x.hkv * x.d);
+        Problem {
+            x,
+            q,
+            k,
+            v,
+            mask: masked.then(|| padding_mask(x.b, x.t)),
+        }
+    }
+    fn mask_or_ones(&self) -> Vec<u32> {
+        self.mask.clone().unwrap_or_else(|| vec![1; self.x.b * self.x.t])
+    }
+    fn upload(&self, ctx: &GpuContext) -> [Tensor; 4] {
+        let x = &self.x;
+        let rows = x.b * x.t;
+        let m = self.mask_or_ones();
+        [
+            Tensor::from_f32(ctx, &[rows, x.hq * x.d], &self.q).unwrap(),
+            Tensor::from_f32(ctx, &[rows, x.hkv * x.d], &self.k).unwrap(),
+            Tensor::from_f32(ctx, &[rows, x.hkv * x.d], &self.v).unwrap(),
+            Tensor::from_u32(ctx, &[rows], &m).unwrap(),
+        ]
+    }
+}
+
+/// GPU forward: (out, lse) tensors.
+fn gpu_forward(ctx: &GpuContext, pb: &Problem, t: &[Tensor; 4]) -> (Tensor, Tensor) {
+    let x = &pb.x;
+    let out = Tensor::poisoned(ctx, &[x.b * x.t, x.hq * x.d], DType::F32).unwrap();
+    let lse = Tensor::poisoned(ctx, &[x.b, x.hq, x.t], DType::F32).unwrap();
+    let inputs = AttentionInputs {
+        batch: x.b,
+        q: &t[0],
+        k: &t[1],
+        v: &t[2],
+        mask: pb.mask.is_some().then_some(&t[3]),
+    };
+    let mut rec = Recorder::new(ctx, "attn-test");
+    attention_forward(&mut rec, &x.heads(), &inputs, &out, &lse).unwrap();
+    rec.submit().unwrap();
+    (out, lse)
+}
+
+fn check_forward(ctx: &GpuContext, pb: &Problem) {
+    let t = pb.upload(ctx);
+    let (out, lse) = gpu_forward(ctx, pb, &t);
+    let (want_out, want_lse) = reference_forward(&pb.x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones());
+    let what = format!("forward {:?} masked {}", pb.x, pb.mask.is_some());
+    assert_close(&format!("{what} out"), &out.to_f32_vec().unwrap(), &want_out, 1e-5, 0.0, None);
+    let lse_scale: Vec<f64> = want_lse.iter().map(|v| 1.0 + v.abs()).collect();
+    assert_close(&format!("{what} lse"), &lse.to_f32_vec().unwrap(), &want_lse, 0.0, 1e-5, Some(&lse_scale));
+}
+
+fn dims(b: usize, t: usize, hq: usize, hkv: usize, d: usize) -> Dims {
+    Dims { b, t, hq, hkv, d, scale: 1.0 / (d as f64).sqrt() }
+}
+
+#[test]
+fn forward_matches_reference_with_gqa_and_padding() {
+    let ctx = ctx();
+    let mut seed = 10;
+    for t in [1, 7, 33] {
+        for d in [8, 16] {
+            check_forward(&ctx, &Problem::random(dims(2, t, 4, 2, d), true, seed));
+            seed += 1;
+        }
+    }
+    // More keys than one block of 64, multi-head attention without a mask, the largest head
+    // dimension, and an odd one.
+    check_forward(&ctx, &Problem::random(dims(1, 70, 2, 2, 8), false, 20));
+    check_forward(&ctx, &Problem::random(dims(2, 5, 2, 1, 256), true, 21));
+    check_forward(&ctx, &Problem::random(dims(1, 9, 3, 1, 67), true, 22));
+}
+
+#[test]
+fn forward_default_scale_is_inverse_sqrt_head_dim() {
+    let h = AttentionHeads::new(4, 2, 16);
+    assert_eq!(h.scale(), 0.25);
+    assert_eq!(h.with_scale(0.5).scale(), 0.5);
+}
+
+fn gpu_backward(ctx: &GpuContext, pb: &Problem, dout: &[f32]) -> [Vec<f32>; 3] {
+    let x = &pb.x;
+    let t = pb.upload(ctx);
+    let (out, lse) = gpu_forward(ctx, pb, &t);
+    let g: Vec<Tensor> = [&t[0], &t[1], &t[2]]
+        .iter()
+        .map(|s| Tensor::poisoned(ctx, s.shape(), DType::F32).unwrap())
+        .collect();
+    let go = Tensor::from_f32(ctx, t[0].shape(), dout).unwrap();
+    let inputs = AttentionInputs {
+        batch: x.b,
+        q: &t[0],
+        k: &t[1],
+        v: &t[2],
+        mask: pb.mask.is_some().then_some(&t[3]),
+    };
+    let grads = AttentionGrads { dq: &g[0], dk: &g[1], dv: &g[2] };
+    let mut rec = Recorder::new(ctx, "attn-test");
+    attention_backward(&mut rec, &x.heads(), &inputs, &out, &lse, &go, &grads).unwrap();
+    rec.submit().unwrap();
+    [0, 1, 2].map(|i| g[i].to_f32_vec().unwrap())
+}
+
+#[test]
+fn backward_matches_analytic_reference() {
+    let ctx = ctx();
+    let cases = [
+        (dims(2, 1, 4, 2, 8), true),
+        (dims(2, 7, 4, 2, 16), true),
+        (dims(2, 33, 4, 2, 8), true),
+        (dims(1, 70, 2, 1, 8), false),
+        (dims(2, 5, 2, 1, 256), true),
+        (dims(1, 9, 3, 3, 67), true),
+    ];
+    for (n, (x, masked)) in cases.into_iter().enumerate() {
+        let pb = Problem::random(x, masked, 40 + n as u64);
+        let dout = randn(&mut rng(60 + n as u64), pb.q.len());
+        let got = gpu_backward(&ctx, &pb, &dout);
+        let want = reference_backward(&x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones(), &dout);
+        for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+            let what = format!("backward {x:?} masked {masked} {name}");
+            assert_close(&what, &got[i], &want.g[i], 1e-5, 1e-4, Some(&want.mag[i]));
+        }
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_of_forward() {
+    let ctx = ctx();
+    let x = Dims { b: 2, t: 7, hq: 4, hkv: 2, d: 8, scale: 0.6 };
+    let pb = Problem::random(x, true, 80);
+    let w = randn(&mut rng(81), pb.q.len());
+    let loss = |pb: &Problem| -> f64 {
+        let t = pb.upload(&ctx);
+        let out = gpu_forward(&ctx, pb, &t).0.to_f32_vec().unwrap();
+        dot(&out, &w)
+    };
+    let grads = gpu_backward(&ctx, &pb, &w);
+    let eps = 1e-2f32;
+    for dir in 0..3u64 {
+        let mut r = rng(90 + dir);
+        let u = [pb.q.len(), pb.k.len(), pb.v.len()].map(|n| randn(&mut r, n));
+        let analytic: f64 = (0..3).map(|i| dot(&grads[i], &u[i])).sum();
+        let shifted = |sign: f32| {
+            let mv = |a: &[f32], du: &[f32]| -> Vec<f32> {
+                a.iter().zip(du).map(|(a, d)| a + sign * eps * d).collect()
+            };
+            Problem {
+                x,
+                q: mv(&pb.q, &u[0]),
+                k: mv(&pb.k, &u[1]),
+                v: mv(&pb.v, &u[2]),
+                mask: pb.mask.clone(),
+            }
+        };
+        let fd = (loss(&shifted(1.0)) - loss(&shifted(-1.0))) / (2.0 * eps as f64);
+        let tol = 2e-3 + 1e-2 * analytic.abs();
+        eprintln!("direction {dir}: fd {fd:.6}, analytic {analytic:.6}");
+        assert!((fd - analytic).abs() <= tol, "direction {dir}: fd {fd} vs analytic {analytic}");
+    }
+    // Padded query rows of sequence 1 get exactly zero gradient.
+    let m = pb.mask_or_ones();
+    for i in (0..x.t).filter(|&i| m[x.t + i] == 0) {
+        let row = &grads[0][x.qi(1, i, 0)..x.qi(1, i + 1, 0)];
+        assert!(row.iter().all(|&g| g == 0.0), "dq of padded query {i}: {row:?}");
+        let krow = &grads[1][x.ki(1, i, 0)..x.ki(1, i + 1, 0)];
+        assert!(krow.iter().all(|&g| g == 0.0), "dk of padded key {i}: {krow:?}");
+    }
+}
+
+/// Rows [p0, p0+s) of every sequence of a [B*T, W] matrix, as [B*s, W].
+fn chunk_rows(a: &[f32], b: usize, t: usize, w: usize, p0: usize, s: usize) -> Vec<f32> {
+    (0..b)
+        .flat_map(|bi| a[(bi * t + p0) * w..(bi * t + p0 + s) * w].iter().copied())
+        .collect()
+}
+
+fn poisoned_cache(ctx: &GpuContext, b: usize, hkv: usize, tmax: usize, d: usize) -> KvCache {
+    let shape = [b, hkv, tmax, d];
+    KvCache {
+        k: Tensor::poisoned(ctx, &shape, DType::F32).unwrap(),
+        v: Tensor::poisoned(ctx, &shape, DType::F32).unwrap(),
+    }
+}
+
+#[test]
+fn decode_after_prefill_equals_training_rows() {
+    let ctx = ctx();
+    let x = dims(2, 12, 4, 2, 16);
+    let pb = Problem::random(x, true, 100);
+    let t = pb.upload(&ctx);
+    let train = gpu_forward(&ctx, &pb, &t).0.to_f32_vec().unwrap();
+    let tmax = 16;
+    // Unwritten cache positions stay NaN: reading one would poison the output.
+    let cache = poisoned_cache(&ctx, x.b, x.hkv, tmax, x.d);
+    let m = pb.mask_or_ones();
+    let m = &m;
+    let key_mask: Vec<u32> = (0..x.b)
+        .flat_map(|b| (0..tmax).map(move |j| if j < x.t { m[b * x.t + j] } else { 1 }))
+        .collect();
+    let key_mask = Tensor::from_u32(&ctx, &[x.b, tmax], &key_mask).unwrap();
+    let (qw, kw) = (x.hq * x.d, x.hkv * x.d);
+    let mut rec = Recorder::new(&ctx, "decode-test");
+    let mut outs = Vec::new();
+    let mut p0 = 0;
+    for s in [5, 4, 1, 1, 1] {
+        let up = |a: &[f32], w: usize| {
+            Tensor::from_f32(&ctx, &[x.b * s, w], &chunk_rows(a, x.b, x.t, w, p0, s)).unwrap()
+        };
+        let (q, kn, vn) = (up(&pb.q, qw), up(&pb.k, kw), up(&pb.v, kw));
+        let start = Tensor::from_u32(&ctx, &[x.b], &vec![p0 as u32; x.b]).unwrap();
+        let out = Tensor::poisoned(&ctx, &[x.b * s, qw], DType::F32).unwrap();
+        kv_cache_append(&mut rec, &cache, &kn, &vn, &start).unwrap();
+        attention_decode(&mut rec, &x.heads(), &cache, &q, &start, Some(&key_mask), &out).unwrap();
+        outs.push((p0, s, out, [q, kn, vn, start]));
+        p0 += s;
+    }
+    rec.submit().unwrap();
+    for (p0, s, out, _) in &outs {
+        let want: Vec<f64> = chunk_rows(&train, x.b, x.t, qw, *p0, *s)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let got = out.to_f32_vec().unwrap();
+        assert_close(&format!("decode chunk at {p0} of {s}"), &got, &want, 1e-6, 0.0, None);
+    }
+}
+
+#[test]
+fn decode_ragged_lengths_against_reference_and_append_contents() {
+    let ctx = ctx();
+    let (b, hq, hkv, d, tmax, s) = (3, 4, 1, 8, 20, 3);
+    let heads = AttentionHeads::new(hq, hkv, d);
+    let scale = heads.scale() as f64;
+    // Sequence 2 starts two rows before the capacity: its third new row is dropped and its
+    // query gets a zero row. Sequence 1 starts empty. Sequence 0 has left padding.
+    let starts = [7usize, 0, 18];
+    let mut r = rng(120);
+    let mut mask = vec![1u32; b * tmax];
+    mask[0] = 0;
+    mask[1] = 0;
+    mask[2 * tmax + 4] = 0;
+    let per = hkv * tmax * d;
+    let mut host_k = vec![f32::NAN; b * per];
+    let mut host_v = vec![f32::NAN; b * per];
+    for bi in 0..b {
+        for j in 0..starts[bi] {
+            for g in 0..hkv {
+                let at = ((bi * hkv + g) * tmax + j) * d;
+                host_k[at..at + d].copy_from_slice(&randn(&mut r, d));
+                host_v[at..at + d].copy_from_slice(&randn(&mut r, d));
+            }
+        }
+    }
+    let q = randn(&mut r, b * s * hq * d);
+    let kn = randn(&mut r, b * s * hkv * d);
+    let vn = randn(&mut r, b * s * hkv * d);
+    let shape = [b, hkv, tmax, d];
+    let cache = KvCache {
+        k: Tensor::from_f32(&ctx, &shape, &host_k).unwrap(),
+        v: Tensor::from_f32(&ctx, &shape, &host_v).unwrap(),
+    };
+    let tq = Tensor::from_f32(&ctx, &[b * s, hq * d], &q).unwrap();
+    let tk = Tensor::from_f32(&ctx, &[b * s, hkv * d], &kn).unwrap();
+    let tv = Tensor::from_f32(&ctx, &[b * s, hkv * d], &vn).unwrap();
+    let st: Vec<u32> = starts.iter().map(|&v| v as u32).collect();
+    let start = Tensor::from_u32(&ctx, &[b], &st).unwrap();
+    let tmask = Tensor::from_u32(&ctx, &[b, tmax], &mask).unwrap();
+    let out = Tensor::poisoned(&ctx, &[b * s, hq * d], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "decode-test");
+    kv_cache_append(&mut rec, &cache, &tk, &tv, &start).unwrap();
+    attention_decode(&mut rec, &heads, &cache, &tq, &start, Some(&tmask), &out).unwrap();
+    rec.submit().unwrap();
+
+    // The cache after the append, on the host.
+    for bi in 0..b {
+        for si in 0..s {
+            let pos = starts[bi] + si;
+            if pos >= tmax {
+                continue;
+            }
+            for g in 0..hkv {
+                let at = ((bi * hkv + g) * tmax + pos) * d;
+                let from = ((bi * s + si) * hkv + g) * d;
+                host_k[at..at + d].copy_from_slice(&kn[from..from + d]);
+                host_v[at..at + d].copy_from_slice(&vn[from..from + d]);
+            }
+        }
+    }
+    for (name, got, want) in [("k", &cache.k, &host_k), ("v", &cache.v, &host_v)] {
+        let got = got.to_f32_vec().unwrap();
+        for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            assert!(g == w || (g.is_nan() && w.is_nan()), "cache {name}[{i}]: {g} vs {w}");
+        }
+    }
+
+    let mut want = vec![0f64; b * s * hq * d];
+    for bi in 0..b {
+        for si in 0..s {
+            let qpos = starts[bi] + si;
+            if qpos >= tmax || mask[bi * tmax + qpos] == 0 {
+                continue;
+            }
+            for h in 0..hq {
+                let g = h / (hq / hkv);
+                let qr = &q[((bi * s + si) * hq + h) * d..][..d];
+                let keys: Vec<usize> = (0..=qpos).filter(|&j| mask[bi * tmax + j] != 0).collect();
+                let row = |j: usize| ((bi * hkv + g) * tmax + j) * d;
+                let sc: Vec<f64> = keys.iter().map(|&j| scale * dot(qr, &host_k[row(j)..][..d])).collect();
+                let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
+                let l: f64 = e.iter().sum();
+                for (n, &j) in keys.iter().enumerate() {
+                    for dd in 0..d {
+                        want[((bi * s + si) * hq + h) * d + dd] += e[n] / l * host_v[row(j) + dd] as f64;
+                    }
+                }
+            }
+        }
+    }
+    assert_close("decode ragged", &out.to_f32_vec().unwrap(), &want, 1e-5, 0.0, None);
+}
+
+#[test]
+fn beam_gather_copies_and_fans_out_cache_rows() {
+    let ctx = ctx();
+    let (sb, hkv, tmax, d) = (3, 2, 5, 8);
+    let per = hkv * tmax * d;
+    let mut r = rng(140);
+    let (k, v) = (randn(&mut r, sb * per), randn(&mut r, sb * per));
+    let shape = [sb, hkv, tmax, d];
+    let src = KvCache {
+        k: Tensor::from_f32(&ctx, &shape, &k).unwrap(),
+        v: Tensor::from_f32(&ctx, &shape, &v).unwrap(),
+    };
+    let index = [2u32, 0, 2, 1, 7];
+    let dst = poisoned_cache(&ctx, index.len(), hkv, tmax, d);
+    let ti = Tensor::from_u32(&ctx, &[index.len()], &index).unwrap();
+    let mut rec = Recorder::new(&ctx, "gather-test");
+    kv_cache_gather(&mut rec, &src, &ti, &dst).unwrap();
+    rec.submit().unwrap();
+    for (name, got, from) in [("k", &dst.k, &k), ("v", &dst.v, &v)] {
+        let got = got.to_f32_vec().unwrap();
+        for (bi, &si) in index.iter().enumerate() {
+            let want: Vec<f32> = if (si as usize) < sb {
+                from[si as usize * per..][..per].to_vec()
+            } else {
+                vec![0.0; per]
+            };
+            assert_eq!(&got[bi * per..][..per], &want[..], "dst {name}[{bi}] from {si}");
+        }
+    }
+}
+
+#[test]
+fn shape_errors_name_the_op_and_shapes() {
+    let ctx = ctx();
+    let f = |shape: &[usize]| Tensor::zeros(&ctx, shape, DType::F32).unwrap();
+    let u = |shape: &[usize]| Tensor::zeros(&ctx, shape, DType::U32).unwrap();
+    let (q, k, v) = (f(&[14, 32]), f(&[14, 16]), f(&[14, 16]));
+    let (out, lse) = (f(&[14, 32]), f(&[2, 4, 7]));
+    let heads = AttentionHeads::new(4, 2, 8);
+    let mut rec = Recorder::new(&ctx, "test");
+    let msg = |e: grrm_model::GpuError| e.to_string();
+
+    let bad_heads = AttentionHeads::new(3, 2, 8);
+    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: None };
+    let e = msg(attention_forward(&mut rec, &bad_heads, &x, &out, &lse).unwrap_err());
+    assert!(e.starts_with("attention_forward:") && e.contains("Hq 3, Hkv 2"), "{e}");
+
+    let k_bad = f(&[14, 24]);
+    let x = AttentionInputs { batch: 2, q: &q, k: &k_bad, v: &v, mask: None };
+    let e = msg(attention_forward(&mut rec, &heads, &x, &out, &lse).unwrap_err());
+    assert!(e.starts_with("attention_forward: k and v") && e.contains("[14, 24]"), "{e}");
+
+    let fmask = f(&[14]);
+    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: Some(&fmask) };
+    let e = msg(attention_forward(&mut rec, &heads, &x, &out, &lse).unwrap_err());
+    assert!(e.contains("mask must be u32") && e.contains("mask F32 [14]"), "{e}");
+
+    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: None };
+    let lse_bad = f(&[2, 7, 4]);
+    let grads = AttentionGrads { dq: &out, dk: &k, dv: &v };
+    let e = msg(attention_backward(&mut rec, &heads, &x, &out, &lse_bad, &out, &grads).unwrap_err());
+    assert!(e.starts_with("attention_backward: lse must be f32 [2, 4, 7]"), "{e}");
+
+    let cache = KvCache::new(&ctx, 2, 1, 8, 8).unwrap();
+    let (q1, out1, start) = (f(&[2, 32]), f(&[2, 32]), u(&[2]));
+    let e = msg(attention_decode(&mut rec, &heads, &cache, &q1, &start, None, &out1).unwrap_err());
+    assert!(e.starts_with("attention_decode:") && e.contains("cache k F32 [2, 1, 8, 8]"), "{e}");
+
+    let kn = f(&[2, 8]);
+    let e = msg(kv_cache_append(&mut rec, &cache, &kn, &kn, &u(&[3])).unwrap_err());
+    assert!(e.starts_with("kv_cache_append:") && e.contains("start U32 [3]"), "{e}");
+
+    let e = msg(kv_cache_gather(&mut rec, &cache, &u(&[2]), &cache).unwrap_err());
+    assert!(e.starts_with("kv_cache_gather: need distinct caches"), "{e}");
+    assert!(rec.is_empty());
+}

@@ -1,0 +1,80 @@
+// KV-cache maintenance for decoding. Cache layout [B, Hkv, Tmax, D] (f32): each head's keys of
+// one sequence are contiguous rows of D, which is what the decode attention streams.
+//
+// kv_append: new rows k_new/v_new [B*S, Hkv*D] (as the projections produce them) go to cache
+//   positions start[b] + s, s < S. Rows that would land at or beyond Tmax are dropped (the
+//   attention treats queries past the capacity as empty).
+// kv_gather: dst[b] = src[index[b]] for both caches (beam reordering); an index outside the
+//   source batch yields a zero row. Source and destination must be different buffers.
+// One invocation per element, consecutive invocations on consecutive elements of D.
+
+struct Params {
+    batch: u32,     // append: B; gather: destination batch
+    rows: u32,      // append: S new rows per sequence; gather: source batch
+    hkv: u32,
+    d: u32,
+    tmax: u32,
+    n: u32,         // elements to process
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src_k: array<f32>;
+@group(0) @binding(2) var<storage, read> src_v: array<f32>;
+@group(0) @binding(3) var<storage, read> index: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dst_k: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dst_v: array<f32>;
+
+fn element(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 256u + t;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn kv_append(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let e = element(wg, nwg, t);
+    if (e >= p.n) {
+        return;
+    }
+    // e indexes k_new [B, S, Hkv, D].
+    let dd = e % p.d;
+    let r = e / p.d;
+    let g = r % p.hkv;
+    let bs = r / p.hkv;
+    let s = bs % p.rows;
+    let b = bs / p.rows;
+    let pos = index[b] + s;
+    if (pos >= p.tmax) {
+        return;
+    }
+    let at = ((b * p.hkv + g) * p.tmax + pos) * p.d + dd;
+    dst_k[at] = src_k[e];
+    dst_v[at] = src_v[e];
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn kv_gather(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let e = element(wg, nwg, t);
+    if (e >= p.n) {
+        return;
+    }
+    let per = p.hkv * p.tmax * p.d;
+    let b = e / per;
+    let sb = index[b];
+    if (sb >= p.rows) {
+        dst_k[e] = 0.0;
+        dst_v[e] = 0.0;
+        return;
+    }
+    let at = sb * per + e % per;
+    dst_k[e] = src_k[at];
+    dst_v[e] = src_v[at];
+}
