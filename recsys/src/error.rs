@@ -38,6 +38,9 @@ pub enum DataError {
     /// A configuration value out of range.
     #[error("invalid configuration: {msg}")]
     Config { msg: String },
+    /// A failure of something outside the data files: an embedder, a teacher endpoint.
+    #[error("{what}: {msg}")]
+    External { what: String, msg: String },
 }
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@ pub mod baselines;
 pub mod dataset;
 pub mod error;
 pub mod import;
+pub mod index;
 pub mod io;
 pub mod metrics;
 pub mod preprocess;
@@ -20,6 +21,10 @@ pub use import::amazon::{import_amazon, AmazonConfig};
 pub use import::gream::{import_gream, GreamConfig};
 pub use import::recbole::{import_recbole, RecboleConfig};
 pub use import::{ImportReport, OnMalformed};
+pub use index::{
+    all_index_tokens, build_index, index_folder, IndexConfig, IndexReport, ItemEmbedder,
+    TfidfEmbedder,
+};
 pub use metrics::{MetricsAccumulator, RankingMetrics};
 pub use preprocess::{PreprocessConfig, PreprocessReport};
 pub use split::{Example, Split, UserSplit, HISTORY_CAP};
