@@ -31,6 +31,8 @@ pub struct Tensor {
     pub(crate) buffer: Arc<wgpu::Buffer>,
     shape: Vec<usize>,
     dtype: DType,
+    /// First element of this tensor in `buffer` (non-zero for views such as a window of rows).
+    offset: usize,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -72,6 +74,7 @@ impl Tensor {
             buffer: Arc::new(buffer),
             shape: shape.to_vec(),
             dtype,
+            offset: 0,
         })
     }
 
@@ -145,8 +148,63 @@ impl Tensor {
         }
         self.ctx
             .queue()
-            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+            .write_buffer(&self.buffer, self.byte_offset(), bytemuck::cast_slice(data));
         Ok(())
+    }
+
+    fn byte_offset(&self) -> u64 {
+        (self.offset * self.dtype.size_bytes()) as u64
+    }
+
+    /// Bytes a binding of this tensor covers: whole 4-byte words, widened to 16 bytes when the
+    /// buffer allows (kernels may read any tensor as an array of vec4).
+    fn bound_bytes(&self) -> u64 {
+        let exact = self.size_bytes();
+        let wide = exact.div_ceil(16).max(1) * 16;
+        if self.byte_offset() + wide <= self.buffer.size() {
+            wide
+        } else {
+            exact.div_ceil(4).max(1) * 4
+        }
+    }
+
+    /// A view of `shape` starting at element `start` of this tensor, sharing its buffer. The
+    /// start must fall on the adapter's storage offset alignment (256 bytes on most adapters):
+    /// e.g. a window of rows of a `[R, C]` tensor starting at a multiple of 64 rows.
+    pub fn view(&self, start: usize, shape: &[usize]) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        let align = self.ctx.limits().min_storage_buffer_offset_alignment as usize;
+        let es = self.dtype.size_bytes();
+        if start + n > self.numel() || ((self.offset + start) * es) % align != 0 {
+            return Err(GpuError::shape(
+                "view",
+                format!(
+                    "{shape:?} at element {start} of {:?}: out of range or not {align}-byte aligned",
+                    self.shape
+                ),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            offset: self.offset + start,
+            ..self.clone()
+        })
+    }
+
+    /// Rows `[r0, r0+n)` of a tensor along its first dimension.
+    pub fn rows(&self, r0: usize, n: usize) -> Result<Self> {
+        let row: usize = self.shape.iter().skip(1).product();
+        let mut shape = self.shape.clone();
+        match shape.first_mut() {
+            Some(d) if r0 + n <= *d => *d = n,
+            _ => {
+                return Err(GpuError::shape(
+                    "rows",
+                    format!("rows [{r0}, {r0}+{n}) of {:?}", self.shape),
+                ))
+            }
+        }
+        self.view(r0 * row, &shape)
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -196,7 +254,7 @@ impl Tensor {
     /// Binding of the whole tensor; errors when it exceeds the adapter's storage binding limit
     /// (callers with large tensors chunk them with `binding_range`).
     pub fn binding(&self, op: &'static str) -> Result<Binding> {
-        let size = self.buffer.size();
+        let size = self.bound_bytes();
         let limit = self.ctx.max_binding_bytes();
         if size > limit {
             return Err(GpuError::TooLarge {
@@ -208,7 +266,7 @@ impl Tensor {
         }
         Ok(Binding {
             buffer: self.buffer.clone(),
-            offset: 0,
+            offset: self.byte_offset(),
             size,
         })
     }
@@ -218,10 +276,10 @@ impl Tensor {
     /// chunk boundaries.
     pub fn binding_range(&self, op: &'static str, start: usize, len: usize) -> Result<Binding> {
         let es = self.dtype.size_bytes() as u64;
-        let offset = start as u64 * es;
+        let offset = self.byte_offset() + start as u64 * es;
         let size = (len as u64 * es).div_ceil(4) * 4;
         let align = self.ctx.limits().min_storage_buffer_offset_alignment as u64;
-        if offset % align != 0 || offset + size > self.buffer.size() || size == 0 {
+        if offset % align != 0 || start + len > self.numel() || size == 0 {
             return Err(GpuError::shape(
                 op,
                 format!(
@@ -248,7 +306,7 @@ impl Tensor {
     /// Reads raw words back to the host (waits for all submitted work first).
     fn read_words(&self) -> Result<Vec<u32>> {
         let ctx = &self.ctx;
-        let size = self.buffer.size();
+        let size = self.size_bytes().div_ceil(4).max(1) * 4;
         let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -258,7 +316,7 @@ impl Tensor {
         let mut enc = ctx
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, size);
         ctx.queue().submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
