@@ -2,10 +2,10 @@
 //! dtypes before recording a dispatch.
 
 pub mod attention;
-pub mod matmul;
 pub mod cast;
 pub mod elementwise;
 pub mod embedding;
+pub mod matmul;
 pub mod rmsnorm;
 pub mod rope;
 pub mod swiglu;
