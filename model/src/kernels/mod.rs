@@ -2,3 +2,9 @@
 //! dtypes before recording a dispatch.
 
 pub mod matmul;
+pub mod adamw;
+pub mod cross_entropy;
+pub mod grad_norm;
+pub mod reduce;
+pub mod softmax;
+mod window_plan;
