@@ -8,7 +8,8 @@
 //! and an 8-level tree), so
 //!   lse, logprob, loss: |err| <= tol + eps |want|,
 //!   entropy:            |err| <= tol (1 + max|z - m|)  (E_p[z - m] carries the same relative error),
-//!   gradient:           |err| <= |coef| / T * tol * p_v + 1e-12.
+//!   gradient:           |err| <= |coef| / T * tol * (p_v + [v == target]) + 1e-12
+//!                       (p_v's error, and the rounding of p_v - 1 at the target).
 //! Finite differences (h = 1e-2, central): truncation h^2 / 6 |loss'''| <= 5e-5 for these
 //! logits, and f32 rounding of the loss ~ 8 eps |loss| / (2h) <= 5e-4: |err| <= 1e-3 |coef| / T.
 
@@ -28,7 +29,7 @@ struct Reference {
     logprob: Vec<f64>,
     entropy: Vec<f64>,
     grad: Vec<f64>,
-    /// |coef| / T * p_v: the gradient tolerance's scale.
+    /// |coef| / T * (p_v + [v == target]): the gradient tolerance's scale.
     grad_scale: Vec<f64>,
     /// max |z - m| per row.
     spread: Vec<f64>,
@@ -51,19 +52,24 @@ fn reference(x: &[f32], v: usize, targets: &[u32], coef: &[f32], t: f32) -> Refe
         let lse = m + z.iter().map(|a| (a - m).exp()).sum::<f64>().ln();
         let p: Vec<f64> = z.iter().map(|a| (a - lse).exp()).collect();
         r.lse[i] = lse;
-        r.entropy[i] = -p.iter().zip(&z).map(|(pv, zv)| pv * (zv - lse)).sum::<f64>();
+        r.entropy[i] = -p
+            .iter()
+            .zip(&z)
+            .map(|(pv, zv)| pv * (zv - lse))
+            .sum::<f64>();
         r.spread[i] = z.iter().map(|a| (a - m).abs()).fold(0.0, f64::max);
         let tg = targets[i];
         if tg != IGNORE_INDEX {
             r.logprob[i] = z[tg as usize] - lse;
         }
         let c = coef[i] as f64 / t;
-        for j in 0..v {
+        for (j, &pj) in p.iter().enumerate() {
             let k = i * v + j;
+            let hit = if j == tg as usize { 1.0 } else { 0.0 };
             if tg != IGNORE_INDEX {
-                r.grad[k] = c * (p[j] - if j == tg as usize { 1.0 } else { 0.0 });
+                r.grad[k] = c * (pj - hit);
             }
-            r.grad_scale[k] = c.abs() * p[j];
+            r.grad_scale[k] = c.abs() * (pj + hit);
         }
     }
     r
@@ -78,7 +84,9 @@ struct Case {
 
 fn inputs(c: &Case) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
     let mut r = rng(c.seed);
-    let x: Vec<f32> = (0..c.rows * c.v).map(|_| r.random_range(-6.0f32..6.0)).collect();
+    let x: Vec<f32> = (0..c.rows * c.v)
+        .map(|_| r.random_range(-6.0f32..6.0))
+        .collect();
     // Every third row is ignored (when there is more than one row).
     let targets: Vec<u32> = (0..c.rows)
         .map(|i| {
@@ -101,10 +109,24 @@ fn check_stats(what: &str, s: &CeStats, want: &Reference, c: &Case) {
     let ent = s.entropy.to_f32_vec().unwrap();
     let neg: Vec<f64> = want.logprob.iter().map(|a| -a).collect();
     assert_close(&format!("{what} lse"), &lse, &want.lse, tol, EPS, None);
-    assert_close(&format!("{what} logprob"), &lp, &want.logprob, tol, EPS, None);
+    assert_close(
+        &format!("{what} logprob"),
+        &lp,
+        &want.logprob,
+        tol,
+        EPS,
+        None,
+    );
     assert_close(&format!("{what} loss"), &loss, &neg, tol, EPS, None);
     let ent_scale: Vec<f64> = want.spread.iter().map(|s| 1.0 + s).collect();
-    assert_close(&format!("{what} entropy"), &ent, &want.entropy, 0.0, tol, Some(&ent_scale));
+    assert_close(
+        &format!("{what} entropy"),
+        &ent,
+        &want.entropy,
+        0.0,
+        tol,
+        Some(&ent_scale),
+    );
 }
 
 fn run(ctx: &GpuContext, c: &Case) {
@@ -122,14 +144,25 @@ fn run(ctx: &GpuContext, c: &Case) {
     cross_entropy_forward(&mut rec, &logits, &tt, &fwd, c.t).unwrap();
     rec.submit().unwrap();
     check_stats(&format!("{what} forward"), &fwd, &want, c);
-    assert_eq!(logits.to_f32_vec().unwrap(), x, "{what}: forward changed the logits");
+    assert_eq!(
+        logits.to_f32_vec().unwrap(),
+        x,
+        "{what}: forward changed the logits"
+    );
 
     // Second pass: gradient from the stored lse.
     let mut rec = Recorder::new(ctx, "test");
     cross_entropy_backward(&mut rec, &logits, &tt, &tc, &fwd.lse, c.t).unwrap();
     rec.submit().unwrap();
     let g = logits.to_f32_vec().unwrap();
-    assert_close(&format!("{what} backward"), &g, &want.grad, 1e-12, tol, Some(&want.grad_scale));
+    assert_close(
+        &format!("{what} backward"),
+        &g,
+        &want.grad,
+        1e-12,
+        tol,
+        Some(&want.grad_scale),
+    );
 
     // Fused: statistics and gradient in one pass.
     let logits = Tensor::from_f32(ctx, &[c.rows, c.v], &x).unwrap();
@@ -139,7 +172,14 @@ fn run(ctx: &GpuContext, c: &Case) {
     rec.submit().unwrap();
     check_stats(&format!("{what} fused"), &fused, &want, c);
     let g = logits.to_f32_vec().unwrap();
-    assert_close(&format!("{what} fused grad"), &g, &want.grad, 1e-12, tol, Some(&want.grad_scale));
+    assert_close(
+        &format!("{what} fused grad"),
+        &g,
+        &want.grad,
+        1e-12,
+        tol,
+        Some(&want.grad_scale),
+    );
 }
 
 #[test]
@@ -157,14 +197,30 @@ fn cross_entropy_odd_sizes_with_ignored_rows() {
 #[test]
 fn cross_entropy_one_row_of_the_full_vocabulary() {
     let ctx = ctx();
-    run(&ctx, &Case { rows: 1, v: 153_217, t: 1.0, seed: 40 });
+    run(
+        &ctx,
+        &Case {
+            rows: 1,
+            v: 153_217,
+            t: 1.0,
+            seed: 40,
+        },
+    );
 }
 
 #[test]
 fn cross_entropy_rows_in_windows_when_larger_than_a_binding() {
     // 16 KiB bindings hold 4 rows of 1000; windows start mid-alignment.
     let small = ctx().with_binding_limit(16 << 10);
-    run(&small, &Case { rows: 11, v: 1000, t: 0.9, seed: 50 });
+    run(
+        &small,
+        &Case {
+            rows: 11,
+            v: 1000,
+            t: 0.9,
+            seed: 50,
+        },
+    );
 }
 
 #[test]
@@ -211,7 +267,50 @@ fn cross_entropy_gradient_matches_finite_differences() {
     rec.submit().unwrap();
     let grad = one.to_f32_vec().unwrap();
     let tol = 1e-3 * coef as f64 / t as f64;
-    assert_close("ce gradient vs finite differences", &grad, &fd, tol, 0.0, None);
+    assert_close(
+        "ce gradient vs finite differences",
+        &grad,
+        &fd,
+        tol,
+        0.0,
+        None,
+    );
+}
+
+#[test]
+fn cross_entropy_masked_logits_are_excluded() {
+    // -inf logits (a constrained vocabulary) behave as if the entries were absent: the stats
+    // equal those of the compacted row, their gradient is exactly 0.
+    let ctx = ctx();
+    let inf = f32::NEG_INFINITY;
+    let x = [inf, 0.5, inf, 1.0, -0.3, inf, 2.0];
+    let kept: Vec<usize> = (0..x.len()).filter(|&j| x[j].is_finite()).collect();
+    let compact: Vec<f32> = kept.iter().map(|&j| x[j]).collect();
+    let (t, coef) = (0.9f32, 0.6f32);
+    let want = reference(&compact, compact.len(), &[1], &[coef], t);
+    let logits = Tensor::from_f32(&ctx, &[1, x.len()], &x).unwrap();
+    let tt = Tensor::from_u32(&ctx, &[1], &[kept[1] as u32]).unwrap();
+    let tc = Tensor::from_f32(&ctx, &[1], &[coef]).unwrap();
+    let s = CeStats::poisoned(&ctx, 1).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    cross_entropy_fused(&mut rec, &logits, &tt, &tc, &s, t).unwrap();
+    rec.submit().unwrap();
+    let c = Case {
+        rows: 1,
+        v: compact.len(),
+        t,
+        seed: 0,
+    };
+    check_stats("ce masked", &s, &want, &c);
+    let g = logits.to_f32_vec().unwrap();
+    let mut want_g = vec![0f64; x.len()];
+    let mut scale = vec![0f64; x.len()];
+    for (i, &j) in kept.iter().enumerate() {
+        want_g[j] = want.grad[i];
+        scale[j] = want.grad_scale[i];
+    }
+    let tol = 20.0 * EPS;
+    assert_close("ce masked grad", &g, &want_g, 1e-12, tol, Some(&scale));
 }
 
 #[test]
@@ -244,21 +343,33 @@ fn cross_entropy_shape_errors_name_the_op() {
     let msg = cross_entropy_forward(&mut rec, &logits, &t3, &s4, 1.0)
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("cross_entropy_forward: targets must be u32 [R]"), "{msg}");
+    assert!(
+        msg.starts_with("cross_entropy_forward: targets must be u32 [R]"),
+        "{msg}"
+    );
     assert!(msg.contains("[4, 9]") && msg.contains("[3]"), "{msg}");
     let msg = cross_entropy_fused(&mut rec, &logits, &t4, &c4, &s5, 1.0)
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("cross_entropy_fused: lse must be f32 [R]"), "{msg}");
+    assert!(
+        msg.starts_with("cross_entropy_fused: lse must be f32 [R]"),
+        "{msg}"
+    );
     assert!(msg.contains("[5]"), "{msg}");
     let msg = cross_entropy_backward(&mut rec, &logits, &t4, &c4, &s4.lse, -1.0)
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("cross_entropy_backward: temperature -1"), "{msg}");
+    assert!(
+        msg.starts_with("cross_entropy_backward: temperature -1"),
+        "{msg}"
+    );
     let flat = Tensor::zeros(&ctx, &[36], DType::F32).unwrap();
     let msg = cross_entropy_forward(&mut rec, &flat, &t4, &s4, 1.0)
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("cross_entropy_forward: logits must be [R, V]"), "{msg}");
+    assert!(
+        msg.starts_with("cross_entropy_forward: logits must be [R, V]"),
+        "{msg}"
+    );
     assert!(rec.is_empty());
 }

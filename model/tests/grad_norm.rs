@@ -43,9 +43,23 @@ fn run(ctx: &GpuContext, seed: u64) {
         clip_grad_norm(&mut rec, &refs, max_norm, &out).unwrap();
         rec.submit().unwrap();
         let want_clip = (max_norm as f64 / (norm + 1e-6)).min(1.0);
-        assert_close("grad norm", &[out.read_norm().unwrap()], &[norm], 0.0, 5e-6, None);
+        assert_close(
+            "grad norm",
+            &[out.read_norm().unwrap()],
+            &[norm],
+            0.0,
+            5e-6,
+            None,
+        );
         let clip = out.clip.to_f32_vec().unwrap();
-        assert_close(&format!("clip x{factor}"), &clip, &[want_clip], 0.0, 5e-6, None);
+        assert_close(
+            &format!("clip x{factor}"),
+            &clip,
+            &[want_clip],
+            0.0,
+            5e-6,
+            None,
+        );
         if factor > 1.0 {
             assert_eq!(clip[0], 1.0);
         }
@@ -100,11 +114,30 @@ fn clip_coefficient_scales_adamw_without_readback() {
     let mut rec = Recorder::new(&ctx, "test");
     adamw_step(&mut rec, &cfg, 1, &pb, &gb, &sb, None).unwrap();
     rec.submit().unwrap();
-    let want: Vec<f64> = sb.m.to_f32_vec().unwrap().iter().map(|&a| a as f64).collect();
+    let want: Vec<f64> =
+        sb.m.to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|&a| a as f64)
+            .collect();
     // m = (1 - b1) g coef: the only difference is the clip coefficient's 5e-6 relative error.
-    assert_close("clipped m", &sa.m.to_f32_vec().unwrap(), &want, 0.0, 1e-5, None);
+    assert_close(
+        "clipped m",
+        &sa.m.to_f32_vec().unwrap(),
+        &want,
+        0.0,
+        1e-5,
+        None,
+    );
     let want: Vec<f64> = pb.to_f32_vec().unwrap().iter().map(|&a| a as f64).collect();
-    assert_close("clipped param", &pa.to_f32_vec().unwrap(), &want, 1e-6, 1e-6, None);
+    assert_close(
+        "clipped param",
+        &pa.to_f32_vec().unwrap(),
+        &want,
+        1e-6,
+        1e-6,
+        None,
+    );
 }
 
 #[test]
@@ -113,11 +146,21 @@ fn grad_norm_errors_name_the_op() {
     let g = Tensor::zeros(&ctx, &[5, 2], DType::I32).unwrap();
     let out = GradNorm::new(&ctx).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
-    let msg = clip_grad_norm(&mut rec, &[&g], 1.0, &out).unwrap_err().to_string();
-    assert!(msg.starts_with("clip_grad_norm: gradient 0 must be f32"), "{msg}");
+    let msg = clip_grad_norm(&mut rec, &[&g], 1.0, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("clip_grad_norm: gradient 0 must be f32"),
+        "{msg}"
+    );
     assert!(msg.contains("[5, 2]"), "{msg}");
     let f = Tensor::zeros(&ctx, &[5, 2], DType::F32).unwrap();
-    let msg = clip_grad_norm(&mut rec, &[&f], 0.0, &out).unwrap_err().to_string();
-    assert!(msg.starts_with("clip_grad_norm: max_norm 0 must be > 0"), "{msg}");
+    let msg = clip_grad_norm(&mut rec, &[&f], 0.0, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("clip_grad_norm: max_norm 0 must be > 0"),
+        "{msg}"
+    );
     assert!(rec.is_empty());
 }

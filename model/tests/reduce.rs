@@ -27,7 +27,10 @@ fn gpu(ctx: &GpuContext, op: ReduceOp, x: &[f32], mask: Option<&[u32]>) -> f32 {
 
 fn check(ctx: &GpuContext, x: &[f32], mask: Option<&[u32]>) {
     let keep = |i: usize| mask.is_none_or(|m| m[i] != 0);
-    let sel: Vec<f64> = (0..x.len()).filter(|&i| keep(i)).map(|i| x[i] as f64).collect();
+    let sel: Vec<f64> = (0..x.len())
+        .filter(|&i| keep(i))
+        .map(|i| x[i] as f64)
+        .collect();
     let sum: f64 = sel.iter().sum();
     let abs: f64 = sel.iter().map(|a| a.abs()).sum();
     let tol = (40.0 + x.len() as f64 / (1 << 20) as f64) * EPS * abs;
@@ -42,7 +45,14 @@ fn check(ctx: &GpuContext, x: &[f32], mask: Option<&[u32]>) {
         assert!(got.is_nan(), "{what} mean of nothing: {got}");
     } else {
         let n = sel.len() as f64;
-        assert_close(&format!("{what} mean"), &[got], &[sum / n], tol / n, EPS, None);
+        assert_close(
+            &format!("{what} mean"),
+            &[got],
+            &[sum / n],
+            tol / n,
+            EPS,
+            None,
+        );
     }
 }
 
@@ -56,7 +66,10 @@ fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
 #[test]
 fn reduce_odd_lengths_masked_and_not() {
     let ctx = ctx();
-    for (i, n) in [1usize, 7, 1000, 4096 * 3 + 5, 153_217].into_iter().enumerate() {
+    for (i, n) in [1usize, 7, 1000, 4096 * 3 + 5, 153_217]
+        .into_iter()
+        .enumerate()
+    {
         let (x, m) = data(n, i as u64);
         check(&ctx, &x, None);
         check(&ctx, &x, Some(&m));
@@ -108,6 +121,9 @@ fn reduce_shape_errors_name_the_op() {
     let msg = reduce(&mut rec, ReduceOp::Sum, &x, None, &out2)
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("reduce: out must have exactly one element"), "{msg}");
+    assert!(
+        msg.starts_with("reduce: out must have exactly one element"),
+        "{msg}"
+    );
     assert!(rec.is_empty());
 }

@@ -23,7 +23,10 @@ fn reference(x: &[f32], v: usize, t: f32, log: bool) -> Vec<f64> {
         let z: Vec<f64> = row.iter().map(|&a| a as f64 / t as f64).collect();
         let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = m + z.iter().map(|a| (a - m).exp()).sum::<f64>().ln();
-        out.extend(z.iter().map(|a| if log { a - lse } else { (a - lse).exp() }));
+        out.extend(
+            z.iter()
+                .map(|a| if log { a - lse } else { (a - lse).exp() }),
+        );
     }
     out
 }
@@ -31,7 +34,9 @@ fn reference(x: &[f32], v: usize, t: f32, log: bool) -> Vec<f64> {
 fn run(ctx: &GpuContext, rows: usize, v: usize, t: f32, log: bool, seed: u64) {
     let mut r = rng(seed);
     // Logits spread over [-8, 8] so exp covers a wide range.
-    let x: Vec<f32> = (0..rows * v).map(|_| r.random_range(-8.0f32..8.0)).collect();
+    let x: Vec<f32> = (0..rows * v)
+        .map(|_| r.random_range(-8.0f32..8.0))
+        .collect();
     let tx = Tensor::from_f32(ctx, &[rows, v], &x).unwrap();
     let ty = Tensor::poisoned(ctx, &[rows, v], DType::F32).unwrap();
     let mut rec = Recorder::new(ctx, "test");
@@ -91,7 +96,10 @@ fn softmax_shape_errors_name_the_op() {
     let msg = softmax(&mut rec, &x, &y, SoftmaxOpts::default())
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("softmax: x and y must have the same shape"), "{msg}");
+    assert!(
+        msg.starts_with("softmax: x and y must have the same shape"),
+        "{msg}"
+    );
     assert!(msg.contains("[3, 7]") && msg.contains("[3, 8]"), "{msg}");
     let y = Tensor::zeros(&ctx, &[3, 7], DType::F32).unwrap();
     let msg = softmax(&mut rec, &x, &y, SoftmaxOpts::log().temperature(0.0))

@@ -6,7 +6,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::window_plan::{fits_u32, flat_windows};
-use crate::gpu::{grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor};
+use crate::gpu::{
+    grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
+};
 
 static SRC: ShaderSource = crate::shader!("adamw.wgsl");
 static ADAMW: KernelEntry = KernelEntry {

@@ -33,7 +33,12 @@ static BACKWARD: KernelEntry = KernelEntry {
     source: &SRC,
     entry: "backward",
     // The lse slot is declared read_write in the shader (shared with `forward`); only read here.
-    bindings: &[Access::ReadWrite, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: &[
+        Access::ReadWrite,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
 };
 
 #[repr(C)]
@@ -124,12 +129,22 @@ fn check(
         }
     }
     if !(temperature.is_finite() && temperature > 0.0 && (1.0 / temperature).is_finite()) {
-        return Err(err(&format!("temperature {temperature} must be finite and > 0")));
+        return Err(err(&format!(
+            "temperature {temperature} must be finite and > 0"
+        )));
     }
     Ok((r, v))
 }
 
-fn params(op: &'static str, w_rows: usize, v: usize, base: usize, row0: usize, t: f32, flags: u32) -> Result<Params> {
+fn params(
+    op: &'static str,
+    w_rows: usize,
+    v: usize,
+    base: usize,
+    row0: usize,
+    t: f32,
+    flags: u32,
+) -> Result<Params> {
     Ok(Params {
         rows: fits_u32(op, "rows", w_rows)?,
         v: fits_u32(op, "V", v)?,
@@ -166,7 +181,15 @@ fn forward_impl(
         None => ctx.unused_binding(),
     };
     for w in row_windows(&ctx, op, r, v)? {
-        let p = params(op, w.rows, v, w.base, w.row0, temperature, u32::from(coef.is_some()))?;
+        let p = params(
+            op,
+            w.rows,
+            v,
+            w.base,
+            w.row0,
+            temperature,
+            u32::from(coef.is_some()),
+        )?;
         let binds = vec![
             logits.binding_range(op, w.start, w.len)?,
             targets.binding(op)?,
@@ -190,7 +213,15 @@ pub fn cross_entropy_forward(
     stats: &CeStats,
     temperature: f32,
 ) -> Result<()> {
-    forward_impl("cross_entropy_forward", rec, logits, targets, None, stats, temperature)
+    forward_impl(
+        "cross_entropy_forward",
+        rec,
+        logits,
+        targets,
+        None,
+        stats,
+        temperature,
+    )
 }
 
 /// The forward, then the gradient in place in the same pass:
@@ -205,7 +236,15 @@ pub fn cross_entropy_fused(
     stats: &CeStats,
     temperature: f32,
 ) -> Result<()> {
-    forward_impl("cross_entropy_fused", rec, logits, targets, Some(coef), stats, temperature)
+    forward_impl(
+        "cross_entropy_fused",
+        rec,
+        logits,
+        targets,
+        Some(coef),
+        stats,
+        temperature,
+    )
 }
 
 /// The gradient alone, in place over unchanged logits, from the `lse` [R] a
@@ -220,7 +259,13 @@ pub fn cross_entropy_backward(
     temperature: f32,
 ) -> Result<()> {
     const OP: &str = "cross_entropy_backward";
-    let (r, v) = check(OP, logits, targets, &[("coef", coef), ("lse", lse)], temperature)?;
+    let (r, v) = check(
+        OP,
+        logits,
+        targets,
+        &[("coef", coef), ("lse", lse)],
+        temperature,
+    )?;
     if coef.buffer() == lse.buffer() {
         return Err(GpuError::shape(OP, "coef and lse must be distinct buffers"));
     }

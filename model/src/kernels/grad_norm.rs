@@ -70,7 +70,11 @@ pub fn clip_grad_norm(
         if g.dtype() != DType::F32 {
             return Err(GpuError::shape(
                 OP,
-                format!("gradient {i} must be f32, got {:?} {:?}", g.dtype(), g.shape()),
+                format!(
+                    "gradient {i} must be f32, got {:?} {:?}",
+                    g.dtype(),
+                    g.shape()
+                ),
             ));
         }
     }
@@ -78,17 +82,28 @@ pub fn clip_grad_norm(
         if t.dtype() != DType::F32 || t.numel() != 1 {
             return Err(GpuError::shape(
                 OP,
-                format!("{name} must be one f32 element, got {:?} {:?}", t.dtype(), t.shape()),
+                format!(
+                    "{name} must be one f32 element, got {:?} {:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
             ));
         }
     }
     if max_norm.is_nan() || max_norm <= 0.0 {
-        return Err(GpuError::shape(OP, format!("max_norm {max_norm} must be > 0")));
+        return Err(GpuError::shape(
+            OP,
+            format!("max_norm {max_norm} must be > 0"),
+        ));
     }
     let ctx = rec.ctx().clone();
     let plan: Vec<_> = grads
         .iter()
-        .flat_map(|g| flat_windows(&ctx, g.numel()).into_iter().map(move |w| (*g, w)))
+        .flat_map(|g| {
+            flat_windows(&ctx, g.numel())
+                .into_iter()
+                .map(move |w| (*g, w))
+        })
         .collect();
     let total: usize = plan.iter().map(|(_, w)| w.len.div_ceil(BLOCK)).sum();
     let partials = Tensor::zeros(&ctx, &[total.max(1)], DType::F32)?;
@@ -102,7 +117,13 @@ pub fn clip_grad_norm(
             _p: 0,
         };
         let binds = vec![g.binding_range(OP, w.start, w.len)?, partials.binding(OP)?];
-        rec.dispatch(&SUMSQ, &[], &p, binds, grid_1d(groups as u32, rec.max_groups()))?;
+        rec.dispatch(
+            &SUMSQ,
+            &[],
+            &p,
+            binds,
+            grid_1d(groups as u32, rec.max_groups()),
+        )?;
         part_off += groups;
     }
     let p = Params {

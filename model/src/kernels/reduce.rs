@@ -5,7 +5,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::window_plan::{fits_u32, flat_windows};
-use crate::gpu::{grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor};
+use crate::gpu::{
+    grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
+};
 
 static SRC: ShaderSource = crate::shader!("reduce.wgsl");
 static PARTIAL: KernelEntry = KernelEntry {
@@ -105,7 +107,13 @@ pub fn reduce(
             },
             partials.binding(OP)?,
         ];
-        rec.dispatch(&PARTIAL, &[], &p, binds, grid_1d(groups as u32, rec.max_groups()))?;
+        rec.dispatch(
+            &PARTIAL,
+            &[],
+            &p,
+            binds,
+            grid_1d(groups as u32, rec.max_groups()),
+        )?;
         part_off += groups;
     }
     let p = Params {
@@ -115,5 +123,11 @@ pub fn reduce(
         masked: 0,
         _p: [0; 4],
     };
-    rec.dispatch(&FINISH, &[], &p, vec![partials.binding(OP)?, out.binding(OP)?], [1, 1, 1])
+    rec.dispatch(
+        &FINISH,
+        &[],
+        &p,
+        vec![partials.binding(OP)?, out.binding(OP)?],
+        [1, 1, 1],
+    )
 }

@@ -4,7 +4,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::window_plan::{fits_u32, row_windows};
-use crate::gpu::{grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor};
+use crate::gpu::{
+    grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
+};
 
 static SRC: ShaderSource = crate::shader!("softmax.wgsl");
 static SOFTMAX: KernelEntry = KernelEntry {
@@ -61,7 +63,13 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor, o: SoftmaxOpts) -> Re
     let err = |why: &str| {
         GpuError::shape(
             OP,
-            format!("{why}: x {:?} {:?}, y {:?} {:?}", x.shape(), x.dtype(), y.shape(), y.dtype()),
+            format!(
+                "{why}: x {:?} {:?}, y {:?} {:?}",
+                x.shape(),
+                x.dtype(),
+                y.shape(),
+                y.dtype()
+            ),
         )
     };
     if x.dtype() != DType::F32 || y.dtype() != DType::F32 {
@@ -70,7 +78,10 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor, o: SoftmaxOpts) -> Re
     if x.shape() != y.shape() {
         return Err(err("x and y must have the same shape"));
     }
-    let v = *x.shape().last().ok_or_else(|| err("x must have at least one dimension"))?;
+    let v = *x
+        .shape()
+        .last()
+        .ok_or_else(|| err("x must have at least one dimension"))?;
     if v == 0 {
         return Err(err("the softmax dimension is empty"));
     }
@@ -78,7 +89,10 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor, o: SoftmaxOpts) -> Re
         return Err(err("x and y must be distinct buffers"));
     }
     if !(o.temperature.is_finite() && o.temperature > 0.0) {
-        return Err(err(&format!("temperature {} must be finite and > 0", o.temperature)));
+        return Err(err(&format!(
+            "temperature {} must be finite and > 0",
+            o.temperature
+        )));
     }
     let rows = x.numel() / v;
     let ctx = rec.ctx().clone();
