@@ -1,11 +1,17 @@
 //! Launch code for the WGSL kernel library: one module per op family, each checking shapes and
 //! dtypes before recording a dispatch.
 
+pub mod adamw;
 pub mod attention;
 pub mod cast;
+pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
+pub mod grad_norm;
 pub mod matmul;
+pub mod reduce;
 pub mod rmsnorm;
 pub mod rope;
+pub mod softmax;
 pub mod swiglu;
+mod window_plan;
