@@ -2,3 +2,4 @@
 //! dtypes before recording a dispatch.
 
 pub mod matmul;
+pub mod srpo;
