@@ -13,5 +13,6 @@ pub mod reduce;
 pub mod rmsnorm;
 pub mod rope;
 pub mod softmax;
+pub mod srpo;
 pub mod swiglu;
 mod window_plan;
