@@ -2,6 +2,8 @@
 //! Qwen3-family transformer built on it.
 
 pub mod gpu;
+pub mod hf;
 pub mod kernels;
+pub mod tokenizer;
 
 pub use gpu::{DType, GpuContext, GpuError, Recorder, Tensor};
