@@ -1,8 +1,11 @@
-//! grrm-model: the GPU runtime (wgpu), the WGSL kernel library's launch code, and (later) the
-//! Qwen3-family transformer built on it.
+//! grrm-model: the GPU runtime (wgpu), the WGSL kernel library's launch code, Hugging Face
+//! checkpoints and tokenizers, the Qwen3-family transformer built on the kernels, and the
+//! generation engine.
 
 pub mod gpu;
+pub mod hf;
 pub mod kernels;
 pub mod selfcheck;
+pub mod tokenizer;
 
 pub use gpu::{DType, GpuContext, GpuError, Recorder, Tensor};
