@@ -1,1 +1,11 @@
-//! grrm-actors
+//! grrm-actors: the actor system and the run infrastructure around it (configs, run folders,
+//! metrics, reports, progress output).
+
+pub mod atomic;
+pub mod checkpoints;
+pub mod config;
+pub mod metrics_log;
+pub mod progress;
+pub mod report;
+pub mod run_dir;
+pub mod summary;
