@@ -3,6 +3,7 @@
 //! baselines.
 
 pub mod baselines;
+pub mod curriculum;
 pub mod dataset;
 pub mod error;
 pub mod import;
@@ -10,11 +11,14 @@ pub mod index;
 pub mod io;
 pub mod metrics;
 pub mod preprocess;
+pub mod prompts;
 pub mod split;
 pub mod stats;
 pub mod synth;
+pub mod tasks;
 
 pub use baselines::{evaluate_baselines, BaselineReport};
+pub use curriculum::{CurriculumConfig, CurriculumReport};
 pub use dataset::{Dataset, ItemMeta, Review};
 pub use error::{DataError, Result};
 pub use import::amazon::{import_amazon, AmazonConfig};
@@ -27,6 +31,13 @@ pub use index::{
 };
 pub use metrics::{MetricsAccumulator, RankingMetrics};
 pub use preprocess::{PreprocessConfig, PreprocessReport};
+pub use prompts::{build_prompts, Prompt, PromptConfig, PromptMode, PromptSets};
 pub use split::{Example, Split, UserSplit, HISTORY_CAP};
 pub use stats::{stats, Stats};
 pub use synth::{synth, synth_with_report, SynthConfig};
+pub use tasks::byo::{read_byo, ByoFormat, ByoRole, ByoSource};
+pub use tasks::sft::{
+    build_sft, read_chat_jsonl, write_jsonl, ReasoningConfig, SftConfig, SftReport,
+};
+pub use tasks::teacher::TeacherConfig;
+pub use tasks::{ChatSample, Message};

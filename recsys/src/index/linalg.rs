@@ -198,9 +198,9 @@ pub fn truncated_svd(
     // U_k S_k = Q W_k S_k.
     let mut emb = Dense::zeros(n, k);
     for i in 0..n {
-        for c in 0..k {
+        for (c, sc) in sing.iter().enumerate() {
             let s: f64 = (0..r).map(|j| q.at(i, j) * w.at(j, c)).sum();
-            *emb.at_mut(i, c) = s * sing[c];
+            *emb.at_mut(i, c) = s * sc;
         }
     }
     (emb, sing)
@@ -232,10 +232,10 @@ mod tests {
         a.data = vec![4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 1.0];
         let (vals, v) = sym_eigen(&a);
         assert!(vals[0] >= vals[1] && vals[1] >= vals[2]);
-        for c in 0..3 {
+        for (c, val) in vals.iter().enumerate() {
             for r in 0..3 {
                 let av: f64 = (0..3).map(|k| a.at(r, k) * v.at(k, c)).sum();
-                assert!((av - vals[c] * v.at(r, c)).abs() < 1e-9);
+                assert!((av - val * v.at(r, c)).abs() < 1e-9);
             }
         }
     }
