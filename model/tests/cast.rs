@@ -91,7 +91,7 @@ fn check_to_f16(what: &str, x: &[f32], got: &[f16]) {
 fn f32_to_f16_rounds_like_half() {
     let ctx = ctx();
     let mut x = tricky_f32();
-    if x.len() % 2 == 0 {
+    if x.len().is_multiple_of(2) {
         x.pop(); // odd count: the last word is half filled
     }
     let got = to_f16(&ctx, &x);

@@ -67,11 +67,11 @@ fn dims(
 ) -> Result<(usize, usize)> {
     let x = rowed[0].1;
     let d = w.shape().first().copied().unwrap_or(0);
-    let rows = if d == 0 { 0 } else { x.numel() / d };
+    let rows = x.numel().checked_div(d).unwrap_or(0);
     let last = x.shape().last().copied().unwrap_or(0);
     let ok = w.shape().len() == 1
         && d > 0
-        && last % d == 0
+        && last.is_multiple_of(d)
         && rstd.numel() == rows
         && [w, rstd].iter().all(|t| t.dtype() == DType::F32)
         && rowed

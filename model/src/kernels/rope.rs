@@ -65,7 +65,7 @@ impl RopeTable {
         theta: f64,
         max_positions: usize,
     ) -> Result<Self> {
-        if head_dim == 0 || head_dim % 2 != 0 || theta.is_nan() || theta <= 0.0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) || theta.is_nan() || theta <= 0.0 {
             return Err(GpuError::shape(
                 "rope",
                 format!("head_dim {head_dim} must be even and positive, theta {theta} positive"),
@@ -111,7 +111,7 @@ pub fn rope(
         out.is_none_or(|o| o.dtype() == DType::F32 && o.shape() == x.shape() && !same_buffer(o, x));
     if x.shape().len() != 2
         || x.dtype() != DType::F32
-        || hd % d != 0
+        || !hd.is_multiple_of(d)
         || positions.dtype() != DType::U32
         || positions.shape() != [t]
         || !out_ok
