@@ -50,7 +50,15 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Softmax weights of query (b, i, h) over keys 0..=i; None for a padded query.
-fn probs(x: &Dims, q: &[f32], k: &[f32], mask: &[u32], b: usize, i: usize, h: usize) -> Option<Vec<f64>> {
+fn probs(
+    x: &Dims,
+    q: &[f32],
+    k: &[f32],
+    mask: &[u32],
+    b: usize,
+    i: usize,
+    h: usize,
+) -> Option<Vec<f64>> {
     if mask[b * x.t + i] == 0 {
         return None;
     }
@@ -72,13 +80,21 @@ fn probs(x: &Dims, q: &[f32], k: &[f32], mask: &[u32], b: usize, i: usize, h: us
 }
 
 /// (out, lse) in f64.
-fn reference_forward(x: &Dims, q: &[f32], k: &[f32], v: &[f32], mask: &[u32]) -> (Vec<f64>, Vec<f64>) {
+fn reference_forward(
+    x: &Dims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: &[u32],
+) -> (Vec<f64>, Vec<f64>) {
     let mut out = vec![0f64; q.len()];
     let mut lse = vec![0f64; x.b * x.hq * x.t];
     for b in 0..x.b {
         for i in 0..x.t {
             for h in 0..x.hq {
-                let Some(pr) = probs(x, q, k, mask, b, i, h) else { continue };
+                let Some(pr) = probs(x, q, k, mask, b, i, h) else {
+                    continue;
+                };
                 let g = h / (x.hq / x.hkv);
                 for j in 0..=i {
                     for dd in 0..x.d {
@@ -98,16 +114,31 @@ struct RefGrads {
 }
 
 /// Analytic gradients of sum(dout * out) with respect to q, k, v, and per-element magnitudes.
-fn reference_backward(x: &Dims, q: &[f32], k: &[f32], v: &[f32], mask: &[u32], dout: &[f32]) -> RefGrads {
-    let mut g = [vec![0f64; q.len()], vec![0f64; k.len()], vec![0f64; v.len()]];
+fn reference_backward(
+    x: &Dims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: &[u32],
+    dout: &[f32],
+) -> RefGrads {
+    let mut g = [
+        vec![0f64; q.len()],
+        vec![0f64; k.len()],
+        vec![0f64; v.len()],
+    ];
     let mut mag = g.clone();
     for b in 0..x.b {
         for i in 0..x.t {
             for h in 0..x.hq {
-                let Some(pr) = probs(x, q, k, mask, b, i, h) else { continue };
+                let Some(pr) = probs(x, q, k, mask, b, i, h) else {
+                    continue;
+                };
                 let kv = h / (x.hq / x.hkv);
                 let (qi, go) = (x.qi(b, i, h), &dout[x.qi(b, i, h)..][..x.d]);
-                let dp: Vec<f64> = (0..=i).map(|j| dot(go, &v[x.ki(b, j, kv)..][..x.d])).collect();
+                let dp: Vec<f64> = (0..=i)
+                    .map(|j| dot(go, &v[x.ki(b, j, kv)..][..x.d]))
+                    .collect();
                 let delta: f64 = (0..=i).map(|j| pr[j] * dp[j]).sum();
                 let dmag: f64 = (0..=i).map(|j| pr[j] * dp[j].abs()).sum();
                 for j in 0..=i {
@@ -135,7 +166,11 @@ fn reference_backward(x: &Dims, q: &[f32], k: &[f32], v: &[f32], mask: &[u32], d
 fn padding_mask(b: usize, t: usize) -> Vec<u32> {
     let mut m = vec![1u32; b * t];
     if b > 1 {
-        let (left, right) = if t == 1 { (1, 0) } else { (t.div_ceil(6), t / 10) };
+        let (left, right) = if t == 1 {
+            (1, 0)
+        } else {
+            (t.div_ceil(6), t / 10)
+        };
         for i in 0..t {
             if i < left || i >= t - right {
                 m[t + i] = 0;
@@ -168,7 +203,9 @@ impl Problem {
         }
     }
     fn mask_or_ones(&self) -> Vec<u32> {
-        self.mask.clone().unwrap_or_else(|| vec![1; self.x.b * self.x.t])
+        self.mask
+            .clone()
+            .unwrap_or_else(|| vec![1; self.x.b * self.x.t])
     }
     fn upload(&self, ctx: &GpuContext) -> [Tensor; 4] {
         let x = &self.x;
@@ -206,13 +243,34 @@ fn check_forward(ctx: &GpuContext, pb: &Problem) {
     let (out, lse) = gpu_forward(ctx, pb, &t);
     let (want_out, want_lse) = reference_forward(&pb.x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones());
     let what = format!("forward {:?} masked {}", pb.x, pb.mask.is_some());
-    assert_close(&format!("{what} out"), &out.to_f32_vec().unwrap(), &want_out, 1e-5, 0.0, None);
+    assert_close(
+        &format!("{what} out"),
+        &out.to_f32_vec().unwrap(),
+        &want_out,
+        1e-5,
+        0.0,
+        None,
+    );
     let lse_scale: Vec<f64> = want_lse.iter().map(|v| 1.0 + v.abs()).collect();
-    assert_close(&format!("{what} lse"), &lse.to_f32_vec().unwrap(), &want_lse, 0.0, 1e-5, Some(&lse_scale));
+    assert_close(
+        &format!("{what} lse"),
+        &lse.to_f32_vec().unwrap(),
+        &want_lse,
+        0.0,
+        1e-5,
+        Some(&lse_scale),
+    );
 }
 
 fn dims(b: usize, t: usize, hq: usize, hkv: usize, d: usize) -> Dims {
-    Dims { b, t, hq, hkv, d, scale: 1.0 / (d as f64).sqrt() }
+    Dims {
+        b,
+        t,
+        hq,
+        hkv,
+        d,
+        scale: 1.0 / (d as f64).sqrt(),
+    }
 }
 
 #[test]
@@ -255,7 +313,11 @@ fn gpu_backward(ctx: &GpuContext, pb: &Problem, dout: &[f32]) -> [Vec<f32>; 3] {
         v: &t[2],
         mask: pb.mask.is_some().then_some(&t[3]),
     };
-    let grads = AttentionGrads { dq: &g[0], dk: &g[1], dv: &g[2] };
+    let grads = AttentionGrads {
+        dq: &g[0],
+        dk: &g[1],
+        dv: &g[2],
+    };
     let mut rec = Recorder::new(ctx, "attn-test");
     attention_backward(&mut rec, &x.heads(), &inputs, &out, &lse, &go, &grads).unwrap();
     rec.submit().unwrap();
@@ -288,7 +350,14 @@ fn backward_matches_analytic_reference() {
 #[test]
 fn backward_matches_finite_differences_of_forward() {
     let ctx = ctx();
-    let x = Dims { b: 2, t: 7, hq: 4, hkv: 2, d: 8, scale: 0.6 };
+    let x = Dims {
+        b: 2,
+        t: 7,
+        hq: 4,
+        hkv: 2,
+        d: 8,
+        scale: 0.6,
+    };
     let pb = Problem::random(x, true, 80);
     let w = randn(&mut rng(81), pb.q.len());
     let loss = |pb: &Problem| -> f64 {
@@ -317,15 +386,24 @@ fn backward_matches_finite_differences_of_forward() {
         let fd = (loss(&shifted(1.0)) - loss(&shifted(-1.0))) / (2.0 * eps as f64);
         let tol = 2e-3 + 1e-2 * analytic.abs();
         eprintln!("direction {dir}: fd {fd:.6}, analytic {analytic:.6}");
-        assert!((fd - analytic).abs() <= tol, "direction {dir}: fd {fd} vs analytic {analytic}");
+        assert!(
+            (fd - analytic).abs() <= tol,
+            "direction {dir}: fd {fd} vs analytic {analytic}"
+        );
     }
     // Padded query rows of sequence 1 get exactly zero gradient.
     let m = pb.mask_or_ones();
     for i in (0..x.t).filter(|&i| m[x.t + i] == 0) {
         let row = &grads[0][x.qi(1, i, 0)..x.qi(1, i + 1, 0)];
-        assert!(row.iter().all(|&g| g == 0.0), "dq of padded query {i}: {row:?}");
+        assert!(
+            row.iter().all(|&g| g == 0.0),
+            "dq of padded query {i}: {row:?}"
+        );
         let krow = &grads[1][x.ki(1, i, 0)..x.ki(1, i + 1, 0)];
-        assert!(krow.iter().all(|&g| g == 0.0), "dk of padded key {i}: {krow:?}");
+        assert!(
+            krow.iter().all(|&g| g == 0.0),
+            "dk of padded key {i}: {krow:?}"
+        );
     }
 }
 
@@ -372,7 +450,16 @@ fn decode_after_prefill_equals_training_rows() {
         let start = Tensor::from_u32(&ctx, &[x.b], &vec![p0 as u32; x.b]).unwrap();
         let out = Tensor::poisoned(&ctx, &[x.b * s, qw], DType::F32).unwrap();
         kv_cache_append(&mut rec, &cache, &kn, &vn, &start).unwrap();
-        attention_decode(&mut rec, &x.heads(), &cache, &q, &start, Some(&key_mask), &out).unwrap();
+        attention_decode(
+            &mut rec,
+            &x.heads(),
+            &cache,
+            &q,
+            &start,
+            Some(&key_mask),
+            &out,
+        )
+        .unwrap();
         outs.push((p0, s, out, [q, kn, vn, start]));
         p0 += s;
     }
@@ -383,7 +470,14 @@ fn decode_after_prefill_equals_training_rows() {
             .map(f64::from)
             .collect();
         let got = out.to_f32_vec().unwrap();
-        assert_close(&format!("decode chunk at {p0} of {s}"), &got, &want, 1e-6, 0.0, None);
+        assert_close(
+            &format!("decode chunk at {p0} of {s}"),
+            &got,
+            &want,
+            1e-6,
+            0.0,
+            None,
+        );
     }
 }
 
@@ -404,8 +498,8 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     let per = hkv * tmax * d;
     let mut host_k = vec![f32::NAN; b * per];
     let mut host_v = vec![f32::NAN; b * per];
-    for bi in 0..b {
-        for j in 0..starts[bi] {
+    for (bi, &len) in starts.iter().enumerate() {
+        for j in 0..len {
             for g in 0..hkv {
                 let at = ((bi * hkv + g) * tmax + j) * d;
                 host_k[at..at + d].copy_from_slice(&randn(&mut r, d));
@@ -434,9 +528,9 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     rec.submit().unwrap();
 
     // The cache after the append, on the host.
-    for bi in 0..b {
+    for (bi, &len) in starts.iter().enumerate() {
         for si in 0..s {
-            let pos = starts[bi] + si;
+            let pos = len + si;
             if pos >= tmax {
                 continue;
             }
@@ -451,14 +545,17 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     for (name, got, want) in [("k", &cache.k, &host_k), ("v", &cache.v, &host_v)] {
         let got = got.to_f32_vec().unwrap();
         for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-            assert!(g == w || (g.is_nan() && w.is_nan()), "cache {name}[{i}]: {g} vs {w}");
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "cache {name}[{i}]: {g} vs {w}"
+            );
         }
     }
 
     let mut want = vec![0f64; b * s * hq * d];
-    for bi in 0..b {
+    for (bi, &len) in starts.iter().enumerate() {
         for si in 0..s {
-            let qpos = starts[bi] + si;
+            let qpos = len + si;
             if qpos >= tmax || mask[bi * tmax + qpos] == 0 {
                 continue;
             }
@@ -467,19 +564,30 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
                 let qr = &q[((bi * s + si) * hq + h) * d..][..d];
                 let keys: Vec<usize> = (0..=qpos).filter(|&j| mask[bi * tmax + j] != 0).collect();
                 let row = |j: usize| ((bi * hkv + g) * tmax + j) * d;
-                let sc: Vec<f64> = keys.iter().map(|&j| scale * dot(qr, &host_k[row(j)..][..d])).collect();
+                let sc: Vec<f64> = keys
+                    .iter()
+                    .map(|&j| scale * dot(qr, &host_k[row(j)..][..d]))
+                    .collect();
                 let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
                 let l: f64 = e.iter().sum();
                 for (n, &j) in keys.iter().enumerate() {
                     for dd in 0..d {
-                        want[((bi * s + si) * hq + h) * d + dd] += e[n] / l * host_v[row(j) + dd] as f64;
+                        want[((bi * s + si) * hq + h) * d + dd] +=
+                            e[n] / l * host_v[row(j) + dd] as f64;
                     }
                 }
             }
         }
     }
-    assert_close("decode ragged", &out.to_f32_vec().unwrap(), &want, 1e-5, 0.0, None);
+    assert_close(
+        "decode ragged",
+        &out.to_f32_vec().unwrap(),
+        &want,
+        1e-5,
+        0.0,
+        None,
+    );
 }
 
 #[test]
@@ -508,7 +616,11 @@ fn beam_gather_copies_and_fans_out_cache_rows() {
             } else {
                 vec![0.0; per]
             };
-            assert_eq!(&got[bi * per..][..per], &want[..], "dst {name}[{bi}] from {si}");
+            assert_eq!(
+                &got[bi * per..][..per],
+                &want[..],
+                "dst {name}[{bi}] from {si}"
+            );
         }
     }
 }
@@ -525,36 +637,179 @@ fn shape_errors_name_the_op_and_shapes() {
     let msg = |e: grrm_model::GpuError| e.to_string();
 
     let bad_heads = AttentionHeads::new(3, 2, 8);
-    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: None };
+    let x = AttentionInputs {
+        batch: 2,
+        q: &q,
+        k: &k,
+        v: &v,
+        mask: None,
+    };
     let e = msg(attention_forward(&mut rec, &bad_heads, &x, &out, &lse).unwrap_err());
-    assert!(e.starts_with("attention_forward:") && e.contains("Hq 3, Hkv 2"), "{e}");
+    assert!(
+        e.starts_with("attention_forward:") && e.contains("Hq 3, Hkv 2"),
+        "{e}"
+    );
 
     let k_bad = f(&[14, 24]);
-    let x = AttentionInputs { batch: 2, q: &q, k: &k_bad, v: &v, mask: None };
+    let x = AttentionInputs {
+        batch: 2,
+        q: &q,
+        k: &k_bad,
+        v: &v,
+        mask: None,
+    };
     let e = msg(attention_forward(&mut rec, &heads, &x, &out, &lse).unwrap_err());
-    assert!(e.starts_with("attention_forward: k and v") && e.contains("[14, 24]"), "{e}");
+    assert!(
+        e.starts_with("attention_forward: k and v") && e.contains("[14, 24]"),
+        "{e}"
+    );
 
     let fmask = f(&[14]);
-    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: Some(&fmask) };
+    let x = AttentionInputs {
+        batch: 2,
+        q: &q,
+        k: &k,
+        v: &v,
+        mask: Some(&fmask),
+    };
     let e = msg(attention_forward(&mut rec, &heads, &x, &out, &lse).unwrap_err());
-    assert!(e.contains("mask must be u32") && e.contains("mask F32 [14]"), "{e}");
+    assert!(
+        e.contains("mask must be u32") && e.contains("mask F32 [14]"),
+        "{e}"
+    );
 
-    let x = AttentionInputs { batch: 2, q: &q, k: &k, v: &v, mask: None };
+    let x = AttentionInputs {
+        batch: 2,
+        q: &q,
+        k: &k,
+        v: &v,
+        mask: None,
+    };
     let lse_bad = f(&[2, 7, 4]);
-    let grads = AttentionGrads { dq: &out, dk: &k, dv: &v };
-    let e = msg(attention_backward(&mut rec, &heads, &x, &out, &lse_bad, &out, &grads).unwrap_err());
-    assert!(e.starts_with("attention_backward: lse must be f32 [2, 4, 7]"), "{e}");
+    let grads = AttentionGrads {
+        dq: &out,
+        dk: &k,
+        dv: &v,
+    };
+    let e =
+        msg(attention_backward(&mut rec, &heads, &x, &out, &lse_bad, &out, &grads).unwrap_err());
+    assert!(
+        e.starts_with("attention_backward: lse must be f32 [2, 4, 7]"),
+        "{e}"
+    );
 
     let cache = KvCache::new(&ctx, 2, 1, 8, 8).unwrap();
     let (q1, out1, start) = (f(&[2, 32]), f(&[2, 32]), u(&[2]));
     let e = msg(attention_decode(&mut rec, &heads, &cache, &q1, &start, None, &out1).unwrap_err());
-    assert!(e.starts_with("attention_decode:") && e.contains("cache k F32 [2, 1, 8, 8]"), "{e}");
+    assert!(
+        e.starts_with("attention_decode:") && e.contains("cache k F32 [2, 1, 8, 8]"),
+        "{e}"
+    );
 
     let kn = f(&[2, 8]);
     let e = msg(kv_cache_append(&mut rec, &cache, &kn, &kn, &u(&[3])).unwrap_err());
-    assert!(e.starts_with("kv_cache_append:") && e.contains("start U32 [3]"), "{e}");
+    assert!(
+        e.starts_with("kv_cache_append:") && e.contains("start U32 [3]"),
+        "{e}"
+    );
 
     let e = msg(kv_cache_gather(&mut rec, &cache, &u(&[2]), &cache).unwrap_err());
-    assert!(e.starts_with("kv_cache_gather: need distinct caches"), "{e}");
+    assert!(
+        e.starts_with("kv_cache_gather: need distinct caches"),
+        "{e}"
+    );
     assert!(rec.is_empty());
+}
+
+/// Timing on Qwen3-0.6B head shapes (Hq 16, Hkv 8, D 128); run by hand on a real GPU with
+/// `cargo test --test attention -- --ignored --nocapture` (far too slow for lavapipe).
+#[test]
+#[ignore]
+fn timing_qwen3_shapes() {
+    use std::time::Instant;
+    let ctx = ctx();
+    eprintln!("adapter: {}", ctx.info().name);
+    let time = |label: &str, reps: usize, work: f64, unit: &str, f: &dyn Fn(&mut Recorder)| {
+        let mut rec = Recorder::new(&ctx, "timing");
+        f(&mut rec);
+        rec.submit().unwrap();
+        ctx.wait_idle().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            f(&mut rec);
+        }
+        rec.submit().unwrap();
+        ctx.wait_idle().unwrap();
+        let s = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("{label}: {:.3} ms, {:.1} {unit}", s * 1e3, work / s / 1e9);
+    };
+    let (hq, hkv, d) = (16, 8, 128);
+    let heads = AttentionHeads::new(hq, hkv, d);
+    for (b, t) in [(2usize, 2048usize), (8, 512)] {
+        let x = Dims {
+            b,
+            t,
+            hq,
+            hkv,
+            d,
+            scale: heads.scale() as f64,
+        };
+        let pb = Problem::random(x, true, 7);
+        let tt = pb.upload(&ctx);
+        let (out, lse) = gpu_forward(&ctx, &pb, &tt);
+        let inputs = AttentionInputs {
+            batch: b,
+            q: &tt[0],
+            k: &tt[1],
+            v: &tt[2],
+            mask: Some(&tt[3]),
+        };
+        // Causal: about half of the T x T scores; 2 matmuls forward, 5 backward.
+        let pairs = (b * hq) as f64 * (t * (t + 1) / 2) as f64;
+        let fwd_flop = 4.0 * pairs * d as f64;
+        time(
+            &format!("forward B{b} T{t}"),
+            5,
+            fwd_flop,
+            "GFLOP/s",
+            &|rec| attention_forward(rec, &heads, &inputs, &out, &lse).unwrap(),
+        );
+        let g: Vec<Tensor> = [&tt[0], &tt[1], &tt[2]]
+            .iter()
+            .map(|s| Tensor::zeros(&ctx, s.shape(), DType::F32).unwrap())
+            .collect();
+        let grads = AttentionGrads {
+            dq: &g[0],
+            dk: &g[1],
+            dv: &g[2],
+        };
+        time(
+            &format!("backward B{b} T{t}"),
+            3,
+            2.5 * fwd_flop,
+            "GFLOP/s",
+            &|rec| attention_backward(rec, &heads, &inputs, &out, &lse, &out, &grads).unwrap(),
+        );
+    }
+    for (b, len) in [(64usize, 1024usize), (8, 2000)] {
+        let tmax = 2048;
+        let cache = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
+        let q = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
+        let out = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
+        let start = Tensor::from_u32(&ctx, &[b], &vec![len as u32; b]).unwrap();
+        let bytes = (2 * b * hkv * (len + 1) * d * 4) as f64;
+        time(
+            &format!("decode B{b} len {len}"),
+            20,
+            bytes,
+            "GB/s (K+V read)",
+            &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
+        );
+        let dst = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
+        let idx = Tensor::from_u32(&ctx, &[b], &(0..b as u32).rev().collect::<Vec<_>>()).unwrap();
+        let gbytes = (4 * b * hkv * tmax * d * 4) as f64;
+        time(&format!("gather B{b}"), 20, gbytes, "GB/s", &|rec| {
+            kv_cache_gather(rec, &cache, &idx, &dst).unwrap()
+        });
+    }
 }

@@ -10,6 +10,13 @@
 //! sees nothing: its output row is zero, its lse is stored as 0 and its gradients are zero.
 //! Every tensor must fit one storage binding (128 MiB on lavapipe, 2 GiB on NVIDIA); larger
 //! ones are reported as `TooLarge` naming the op.
+//!
+//! Measured on an NVIDIA H200 through Vulkan (test `timing_qwen3_shapes`, Hq 16, Hkv 8, D 128,
+//! 2025-11): forward B2 x T2048 30 ms (1.15 TFLOP/s), backward 114 ms (0.76 TFLOP/s); decode
+//! of one token per sequence against 1024 cached positions, B 64: 1.6 ms (333 GB/s of K+V);
+//! B 8 x 2000 positions 2.6 ms (50 GB/s: only B*Hq workgroups walk the keys, no split over
+//! keys); beam gather 2.6 TB/s. Next steps for GPUs: several query rows (or the query heads of
+//! a GQA group) per workgroup to share K/V loads, vec4 loads, a split-K decode.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -210,14 +217,32 @@ fn check_training(
     named.extend(others.iter().map(|(n, t, _)| (*n, *t)));
     let rows = x.q.shape().first().copied().unwrap_or(0);
     let ok_batch = x.batch > 0 && x.q.shape().len() == 2 && rows % x.batch == 0;
-    expect(op, ok_batch, "q must be [B*T, Hq*D] with B*T a multiple of batch", h, &named)?;
+    expect(
+        op,
+        ok_batch,
+        "q must be [B*T, Hq*D] with B*T a multiple of batch",
+        h,
+        &named,
+    )?;
     let t = rows / x.batch;
     let (qw, kw) = (h.q_heads * h.head_dim, h.kv_heads * h.head_dim);
-    expect(op, is(x.q, DType::F32, &[rows, qw]), "q must be f32 [B*T, Hq*D]", h, &named)?;
+    expect(
+        op,
+        is(x.q, DType::F32, &[rows, qw]),
+        "q must be f32 [B*T, Hq*D]",
+        h,
+        &named,
+    )?;
     let kv_ok = is(x.k, DType::F32, &[rows, kw]) && is(x.v, DType::F32, &[rows, kw]);
     expect(op, kv_ok, "k and v must be f32 [B*T, Hkv*D]", h, &named)?;
     if let Some(m) = x.mask {
-        expect(op, is(m, DType::U32, &[rows]), "mask must be u32 [B*T]", h, &named)?;
+        expect(
+            op,
+            is(m, DType::U32, &[rows]),
+            "mask must be u32 [B*T]",
+            h,
+            &named,
+        )?;
     }
     for (n, tensor, shape) in others {
         let ok = is(tensor, DType::F32, shape);
@@ -348,7 +373,13 @@ pub fn attention_backward(
         stats.binding(OP)?,
         grads.dq.binding(OP)?,
     ];
-    rec.dispatch(&ATTN_BWD_DQ, &[], &p, binds, grid_1d(p.n_wg, rec.max_groups()))?;
+    rec.dispatch(
+        &ATTN_BWD_DQ,
+        &[],
+        &p,
+        binds,
+        grid_1d(p.n_wg, rec.max_groups()),
+    )?;
 
     p.n_wg = u32_of(OP, rows * h.kv_heads)?;
     let binds = vec![
@@ -361,7 +392,13 @@ pub fn attention_backward(
         grads.dk.binding(OP)?,
         grads.dv.binding(OP)?,
     ];
-    rec.dispatch(&ATTN_BWD_DKDV, &[], &p, binds, grid_1d(p.n_wg, rec.max_groups()))
+    rec.dispatch(
+        &ATTN_BWD_DKDV,
+        &[],
+        &p,
+        binds,
+        grid_1d(p.n_wg, rec.max_groups()),
+    )
 }
 
 /// Key and value caches of `batch` sequences, each f32 `[B, Hkv, Tmax, D]`: one head's keys
@@ -460,7 +497,13 @@ pub fn kv_cache_append(
         cache.k.binding(OP)?,
         cache.v.binding(OP)?,
     ];
-    rec.dispatch(&KV_APPEND, &[], &p, binds, grid_1d(n.div_ceil(256), rec.max_groups()))
+    rec.dispatch(
+        &KV_APPEND,
+        &[],
+        &p,
+        binds,
+        grid_1d(n.div_ceil(256), rec.max_groups()),
+    )
 }
 
 /// Attention of S new query rows per sequence, `q [B*S, Hq*D]`, against the cache: query s of
@@ -564,7 +607,11 @@ pub fn kv_cache_gather(
             OP,
             format!(
                 "need distinct caches with equal [Hkv, Tmax, D] and src_index u32 [B_dst]: {}",
-                describe(&[("src k", &src.k), ("dst k", &dst.k), ("src_index", src_index)])
+                describe(&[
+                    ("src k", &src.k),
+                    ("dst k", &dst.k),
+                    ("src_index", src_index)
+                ])
             ),
         ));
     }
@@ -585,5 +632,11 @@ pub fn kv_cache_gather(
         dst.k.binding(OP)?,
         dst.v.binding(OP)?,
     ];
-    rec.dispatch(&KV_GATHER, &[], &p, binds, grid_1d(n.div_ceil(256), rec.max_groups()))
+    rec.dispatch(
+        &KV_GATHER,
+        &[],
+        &p,
+        binds,
+        grid_1d(n.div_ceil(256), rec.max_groups()),
+    )
 }
