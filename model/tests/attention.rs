@@ -498,8 +498,8 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     let per = hkv * tmax * d;
     let mut host_k = vec![f32::NAN; b * per];
     let mut host_v = vec![f32::NAN; b * per];
-    for bi in 0..b {
-        for j in 0..starts[bi] {
+    for (bi, &len) in starts.iter().enumerate() {
+        for j in 0..len {
             for g in 0..hkv {
                 let at = ((bi * hkv + g) * tmax + j) * d;
                 host_k[at..at + d].copy_from_slice(&randn(&mut r, d));
@@ -528,9 +528,9 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     rec.submit().unwrap();
 
     // The cache after the append, on the host.
-    for bi in 0..b {
+    for (bi, &len) in starts.iter().enumerate() {
         for si in 0..s {
-            let pos = starts[bi] + si;
+            let pos = len + si;
             if pos >= tmax {
                 continue;
             }
@@ -553,9 +553,9 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
     }
 
     let mut want = vec![0f64; b * s * hq * d];
-    for bi in 0..b {
+    for (bi, &len) in starts.iter().enumerate() {
         for si in 0..s {
-            let qpos = starts[bi] + si;
+            let qpos = len + si;
             if qpos >= tmax || mask[bi * tmax + qpos] == 0 {
                 continue;
             }
@@ -719,4 +719,97 @@ fn shape_errors_name_the_op_and_shapes() {
         "{e}"
     );
     assert!(rec.is_empty());
+}
+
+/// Timing on Qwen3-0.6B head shapes (Hq 16, Hkv 8, D 128); run by hand on a real GPU with
+/// `cargo test --test attention -- --ignored --nocapture` (far too slow for lavapipe).
+#[test]
+#[ignore]
+fn timing_qwen3_shapes() {
+    use std::time::Instant;
+    let ctx = ctx();
+    eprintln!("adapter: {}", ctx.info().name);
+    let time = |label: &str, reps: usize, work: f64, unit: &str, f: &dyn Fn(&mut Recorder)| {
+        let mut rec = Recorder::new(&ctx, "timing");
+        f(&mut rec);
+        rec.submit().unwrap();
+        ctx.wait_idle().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            f(&mut rec);
+        }
+        rec.submit().unwrap();
+        ctx.wait_idle().unwrap();
+        let s = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("{label}: {:.3} ms, {:.1} {unit}", s * 1e3, work / s / 1e9);
+    };
+    let (hq, hkv, d) = (16, 8, 128);
+    let heads = AttentionHeads::new(hq, hkv, d);
+    for (b, t) in [(2usize, 2048usize), (8, 512)] {
+        let x = Dims {
+            b,
+            t,
+            hq,
+            hkv,
+            d,
+            scale: heads.scale() as f64,
+        };
+        let pb = Problem::random(x, true, 7);
+        let tt = pb.upload(&ctx);
+        let (out, lse) = gpu_forward(&ctx, &pb, &tt);
+        let inputs = AttentionInputs {
+            batch: b,
+            q: &tt[0],
+            k: &tt[1],
+            v: &tt[2],
+            mask: Some(&tt[3]),
+        };
+        // Causal: about half of the T x T scores; 2 matmuls forward, 5 backward.
+        let pairs = (b * hq) as f64 * (t * (t + 1) / 2) as f64;
+        let fwd_flop = 4.0 * pairs * d as f64;
+        time(
+            &format!("forward B{b} T{t}"),
+            5,
+            fwd_flop,
+            "GFLOP/s",
+            &|rec| attention_forward(rec, &heads, &inputs, &out, &lse).unwrap(),
+        );
+        let g: Vec<Tensor> = [&tt[0], &tt[1], &tt[2]]
+            .iter()
+            .map(|s| Tensor::zeros(&ctx, s.shape(), DType::F32).unwrap())
+            .collect();
+        let grads = AttentionGrads {
+            dq: &g[0],
+            dk: &g[1],
+            dv: &g[2],
+        };
+        time(
+            &format!("backward B{b} T{t}"),
+            3,
+            2.5 * fwd_flop,
+            "GFLOP/s",
+            &|rec| attention_backward(rec, &heads, &inputs, &out, &lse, &out, &grads).unwrap(),
+        );
+    }
+    for (b, len) in [(64usize, 1024usize), (8, 2000)] {
+        let tmax = 2048;
+        let cache = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
+        let q = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
+        let out = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
+        let start = Tensor::from_u32(&ctx, &[b], &vec![len as u32; b]).unwrap();
+        let bytes = (2 * b * hkv * (len + 1) * d * 4) as f64;
+        time(
+            &format!("decode B{b} len {len}"),
+            20,
+            bytes,
+            "GB/s (K+V read)",
+            &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
+        );
+        let dst = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
+        let idx = Tensor::from_u32(&ctx, &[b], &(0..b as u32).rev().collect::<Vec<_>>()).unwrap();
+        let gbytes = (4 * b * hkv * tmax * d * 4) as f64;
+        time(&format!("gather B{b}"), 20, gbytes, "GB/s", &|rec| {
+            kv_cache_gather(rec, &cache, &idx, &dst).unwrap()
+        });
+    }
 }

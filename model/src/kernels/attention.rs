@@ -10,6 +10,13 @@
 //! sees nothing: its output row is zero, its lse is stored as 0 and its gradients are zero.
 //! Every tensor must fit one storage binding (128 MiB on lavapipe, 2 GiB on NVIDIA); larger
 //! ones are reported as `TooLarge` naming the op.
+//!
+//! Measured on an NVIDIA H200 through Vulkan (test `timing_qwen3_shapes`, Hq 16, Hkv 8, D 128,
+//! 2026-11): forward B2 x T2048 30 ms (1.15 TFLOP/s), backward 114 ms (0.76 TFLOP/s); decode
+//! of one token per sequence against 1024 cached positions, B 64: 1.6 ms (333 GB/s of K+V);
+//! B 8 x 2000 positions 2.6 ms (50 GB/s: only B*Hq workgroups walk the keys, no split over
+//! keys); beam gather 2.6 TB/s. Next steps for GPUs: several query rows (or the query heads of
+//! a GQA group) per workgroup to share K/V loads, vec4 loads, a split-K decode.
 
 use bytemuck::{Pod, Zeroable};
 
