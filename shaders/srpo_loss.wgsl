@@ -112,6 +112,9 @@ fn token_loss(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let wgi = wg.x + wg.y * nwg.x;
+    if (wgi >= p.n_wg) {
+        return; // padding workgroups of a 2-D grid (workgroup-uniform, before any barrier)
+    }
     let t = wgi * WG + lid;
     for (var j = 0u; j < NSTAT; j++) {
         red[j * WG + lid] = 0.0;

@@ -110,7 +110,11 @@ pub fn group_advantages(
             "group size n must be >= 2 (the unbiased std needs two samples)",
         ));
     }
-    if rewards.dtype() != DType::F32 || rewards.shape().len() != 1 || total == 0 || total % n != 0 {
+    if rewards.dtype() != DType::F32
+        || rewards.shape().len() != 1
+        || total == 0
+        || !total.is_multiple_of(n)
+    {
         return Err(err("rewards must be f32 [G*n] with G >= 1"));
     }
     let groups = total / n;

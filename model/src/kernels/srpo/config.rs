@@ -142,16 +142,16 @@ impl SrpoConfig {
         if !(0.0..1.0).contains(&self.eps_low) {
             return bad("eps_low", "must be in [0, 1)");
         }
-        if !(self.eps_high >= 0.0 && self.eps_high.is_finite()) {
+        if !self.eps_high.is_finite() || self.eps_high < 0.0 {
             return bad("eps_high", "must be finite and >= 0");
         }
-        if !(self.dual_clip > 1.0) {
+        if self.dual_clip.is_nan() || self.dual_clip <= 1.0 {
             return bad("dual_clip", "must be > 1");
         }
-        if !(self.kl_coef >= 0.0 && self.kl_coef.is_finite()) {
+        if !self.kl_coef.is_finite() || self.kl_coef < 0.0 {
             return bad("kl_coef", "must be finite and >= 0");
         }
-        if !(self.kl_clamp > 0.0) {
+        if self.kl_clamp.is_nan() || self.kl_clamp <= 0.0 {
             return bad("kl_clamp", "must be > 0");
         }
         if !(self.log_ratio_clamp > 0.0 && self.log_ratio_clamp <= 80.0) {

@@ -62,13 +62,13 @@ pub fn group_advantages(
     n: usize,
     estimator: Estimator,
 ) -> GroupAdvantages {
-    assert!(n >= 2 && !rewards.is_empty() && rewards.len() % n == 0);
+    assert!(n >= 2 && !rewards.is_empty() && rewards.len().is_multiple_of(n));
     let groups = rewards.len() / n;
     let hit = |i: usize| exact.map_or(rewards[i] == 1.0, |e| e[i] != 0);
     let mut advantages = vec![0.0; rewards.len()];
     let mut keep = vec![false; groups];
     let (mut hits, mut rmax) = (0usize, f64::NEG_INFINITY);
-    for g in 0..groups {
+    for (g, kept) in keep.iter_mut().enumerate() {
         let idx = g * n..(g + 1) * n;
         let r: Vec<f64> = rewards[idx.clone()].iter().map(|&v| v as f64).collect();
         let (mean, var) = mean_var(&r);
@@ -76,7 +76,7 @@ pub fn group_advantages(
             Some(s) => mean_var(&s[idx.clone()].iter().map(|&v| v as f64).collect::<Vec<_>>()).1,
             None => var,
         };
-        keep[g] = score_var > ZERO_VARIANCE;
+        *kept = score_var > ZERO_VARIANCE;
         let c = idx.clone().filter(|&i| hit(i)).count();
         hits += c;
         rmax = r.iter().copied().fold(rmax, f64::max);
@@ -227,7 +227,7 @@ pub fn policy_loss(x: &LossInputs, cfg: &SrpoConfig, scale: f64) -> PolicyLoss {
     let mut grad = vec![0.0; n_tok];
     let (mut pg_loss, mut kl_loss) = (0.0, 0.0);
     let (mut low, mut high, mut dual, mut approx_kl, mut entropy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for s in 0..n_seq {
+    for (s, &count) in counts.iter().enumerate() {
         for t in seq_tokens(s).filter(|&t| x.mask[t] != 0) {
             let a = if x.per_sequence_advantages {
                 x.advantages[s]
@@ -236,7 +236,7 @@ pub fn policy_loss(x: &LossInputs, cfg: &SrpoConfig, scale: f64) -> PolicyLoss {
             } as f64;
             let w = match cfg.agg {
                 Aggregation::TokenMean => 1.0 / tokens as f64,
-                Aggregation::SeqMeanTokenMean => 1.0 / (nonempty * counts[s]) as f64,
+                Aggregation::SeqMeanTokenMean => 1.0 / (nonempty * count) as f64,
                 Aggregation::SeqMeanTokenSum => 1.0 / nonempty as f64,
             };
             let tt = token_terms(
