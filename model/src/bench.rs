@@ -128,22 +128,31 @@ pub fn matmul_case(ctx: &GpuContext, kernel: MatmulKernel, m: usize, n: usize, k
         MatmulKernel::Coop16 => "matmul coop f16->f32",
         MatmulKernel::Auto => "matmul auto",
     };
-    let mut case = Case::new(name, format!("{m}x{n}x{k} NT"), flops, bytes, reps, move |ctx| {
-        let upload = |shape: &[usize], seed| -> Result<Tensor> {
-            let v = data(shape.iter().product(), seed);
-            if half {
-                let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
-                Tensor::from_f16(ctx, shape, &h)
-            } else {
-                Tensor::from_f32(ctx, shape, &v)
-            }
-        };
-        let a = upload(&[m, k], 1)?;
-        let b = upload(&[n, k], 2)?;
-        let c = Tensor::zeros(ctx, &[m, n], DType::F32)?;
-        let o = MatmulOpts::nt().kernel(kernel);
-        Ok(Box::new(move |rec: &mut Recorder| matmul(rec, &a, &b, None, &c, o)))
-    });
+    let mut case = Case::new(
+        name,
+        format!("{m}x{n}x{k} NT"),
+        flops,
+        bytes,
+        reps,
+        move |ctx| {
+            let upload = |shape: &[usize], seed| -> Result<Tensor> {
+                let v = data(shape.iter().product(), seed);
+                if half {
+                    let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
+                    Tensor::from_f16(ctx, shape, &h)
+                } else {
+                    Tensor::from_f32(ctx, shape, &v)
+                }
+            };
+            let a = upload(&[m, k], 1)?;
+            let b = upload(&[n, k], 2)?;
+            let c = Tensor::zeros(ctx, &[m, n], DType::F32)?;
+            let o = MatmulOpts::nt().kernel(kernel);
+            Ok(Box::new(move |rec: &mut Recorder| {
+                matmul(rec, &a, &b, None, &c, o)
+            }))
+        },
+    );
     if half {
         let caps = ctx.caps();
         if !(caps.has_coop_16x16_f16_f32() && caps.fixed_subgroup_size() == Some(32)) {
@@ -202,7 +211,11 @@ static COPY_PEAK: KernelEntry = KernelEntry {
 
 /// The ceilings: FMA throughput and copy bandwidth (bytes read + written).
 fn peak_cases(quick: bool) -> Vec<Case> {
-    let (groups, iters) = if quick { (64u32, 1024u32) } else { (65_535, 4096) };
+    let (groups, iters) = if quick {
+        (64u32, 1024u32)
+    } else {
+        (65_535, 4096)
+    };
     let fma_flops = groups as f64 * 256.0 * iters as f64 * 64.0;
     let fma = Case::new(
         "peak: f32 FMA",
@@ -227,7 +240,7 @@ fn peak_cases(quick: bool) -> Vec<Case> {
     let words: usize = if quick { 4 << 20 } else { 256 << 20 }; // f32 elements: 16 MiB / 1 GiB
     let copy = Case::new(
         "peak: copy",
-        format!("{} MiB", words * 4 >> 20),
+        format!("{} MiB", (words * 4) >> 20),
         0.0,
         (words * 8) as f64,
         if quick { 2 } else { 10 },
@@ -329,11 +342,7 @@ pub fn format_table(ctx: &GpuContext, rows: &[BenchRow]) -> String {
     let pct = |f: Option<f64>| f.map_or("-".to_string(), |f| format!("{:.1}", f * 100.0));
     for r in rows {
         if let Some(why) = &r.skipped {
-            let _ = writeln!(
-                s,
-                "| {} | {} | skipped: {why} | | | | |",
-                r.kernel, r.shape
-            );
+            let _ = writeln!(s, "| {} | {} | skipped: {why} | | | | |", r.kernel, r.shape);
             continue;
         }
         let _ = writeln!(

@@ -196,8 +196,14 @@ fn matmul_coop16_matches_portable() {
     }
     let (m, n, k) = (300, 260, 200);
     let mut r = rng(77);
-    let a: Vec<half::f16> = randn(&mut r, m * k).iter().map(|x| half::f16::from_f32(*x)).collect();
-    let b: Vec<half::f16> = randn(&mut r, n * k).iter().map(|x| half::f16::from_f32(*x)).collect();
+    let a: Vec<half::f16> = randn(&mut r, m * k)
+        .iter()
+        .map(|x| half::f16::from_f32(*x))
+        .collect();
+    let b: Vec<half::f16> = randn(&mut r, n * k)
+        .iter()
+        .map(|x| half::f16::from_f32(*x))
+        .collect();
     let wide = |v: &[half::f16]| v.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
     let ah = Tensor::from_f16(&ctx, &[m, k], &a).unwrap();
     let bh = Tensor::from_f16(&ctx, &[n, k], &b).unwrap();
@@ -207,11 +213,32 @@ fn matmul_coop16_matches_portable() {
     let c_port = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
     let o = MatmulOpts::nt();
-    matmul(&mut rec, &ah, &bh, None, &c_coop, o.kernel(MatmulKernel::Coop16)).unwrap();
-    matmul(&mut rec, &af, &bf, None, &c_port, o.kernel(MatmulKernel::Portable)).unwrap();
+    matmul(
+        &mut rec,
+        &ah,
+        &bh,
+        None,
+        &c_coop,
+        o.kernel(MatmulKernel::Coop16),
+    )
+    .unwrap();
+    matmul(
+        &mut rec,
+        &af,
+        &bf,
+        None,
+        &c_port,
+        o.kernel(MatmulKernel::Portable),
+    )
+    .unwrap();
     rec.submit().unwrap();
     let got = c_coop.to_f32_vec().unwrap();
-    let want: Vec<f64> = c_port.to_f32_vec().unwrap().iter().map(|&x| x as f64).collect();
+    let want: Vec<f64> = c_port
+        .to_f32_vec()
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
     // Both sum the same exact products in f32, in different orders.
     let scale = vec![2e-6 * (k as f64).sqrt() * k as f64; m * n];
     assert_close("coop16 vs portable", &got, &want, 1e-5, 1.0, Some(&scale));

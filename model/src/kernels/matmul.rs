@@ -298,7 +298,16 @@ pub fn matmul(
             bias_b,
             c.binding("matmul")?,
         ];
-        return record(rec, kernel, &d, &o, bias.is_some(), whole, d.m, Chunk::Whole);
+        return record(
+            rec,
+            kernel,
+            &d,
+            &o,
+            bias.is_some(),
+            whole,
+            d.m,
+            Chunk::Whole,
+        );
     }
     if d.batch != 1 || o.trans_a {
         return Err(GpuError::TooLarge {
@@ -390,12 +399,13 @@ fn record(
     let aligned = |xs: &[usize]| xs.iter().all(|x| x % 4 == 0);
     let vec_a = aligned(&[k0, if o.trans_a { d.m } else { d.k }, a_bs]);
     let vec_b = aligned(&[if o.trans_b { d.k } else { d.n }, b_bs]);
-    let flags = u32::from(with_bias) * F_BIAS
-        | u32::from(o.accumulate) * F_ACCUMULATE
-        | u32::from(o.trans_a) * F_TRANS_A
-        | u32::from(o.trans_b) * F_TRANS_B
-        | u32::from(vec_a) * F_VEC_A
-        | u32::from(vec_b) * F_VEC_B;
+    let bit = |on: bool, f: u32| if on { f } else { 0 };
+    let flags = bit(with_bias, F_BIAS)
+        | bit(o.accumulate, F_ACCUMULATE)
+        | bit(o.trans_a, F_TRANS_A)
+        | bit(o.trans_b, F_TRANS_B)
+        | bit(vec_a, F_VEC_A)
+        | bit(vec_b, F_VEC_B);
     let p = Params {
         m: rows as u32,
         n: n as u32,
