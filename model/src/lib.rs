@@ -2,6 +2,7 @@
 //! checkpoints and tokenizers, the Qwen3-family transformer built on the kernels, and the
 //! generation engine.
 
+pub mod bench;
 pub mod gpu;
 pub mod hf;
 pub mod kernels;

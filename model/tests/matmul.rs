@@ -1,11 +1,15 @@
 //! matmul against an f64 CPU reference on odd shapes, every transpose combination, batching,
-//! bias, accumulation, and the chunked path for operands larger than one binding.
-//! Tolerance: |err| <= 1e-6 + 2e-6 * sqrt(K) * sum_k |a_ik b_kj| (f32 accumulation over K terms).
+//! bias, accumulation, and the chunked path for operands larger than one binding; each for the
+//! portable kernel and for the shared-memory tiled kernel forced on whatever adapter runs the
+//! tests (lavapipe in CI), and the cooperative-matrix kernel where the adapter has it.
+//! Tolerance: |err| <= 1e-6 + 2e-6 * sqrt(K) * sum_k |a_ik b_kj| (f32 accumulation over K terms;
+//! the f16 kernel's products of f16 values are exact in f32, so the same bound holds against the
+//! reference computed from the f16-rounded inputs).
 
 mod common;
 
 use common::*;
-use grrm_model::kernels::matmul::{matmul, MatmulOpts};
+use grrm_model::kernels::matmul::{matmul, MatmulKernel, MatmulOpts};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 struct Case {
@@ -59,9 +63,18 @@ fn reference(c: &Case, a: &[f32], b: &[f32], bias: &[f32], c0: &[f32]) -> (Vec<f
 
 fn run(ctx: &GpuContext, c: &Case, seed: u64) {
     let mut r = rng(seed);
-    let a = randn(&mut r, c.batch * c.m * c.k);
+    let half = c.o.kernel == MatmulKernel::Coop16;
+    // f16 operands: the reference sees exactly the rounded values the kernel sees.
+    let round = |v: Vec<f32>| -> Vec<f32> {
+        if half {
+            v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()
+        } else {
+            v
+        }
+    };
+    let a = round(randn(&mut r, c.batch * c.m * c.k));
     let nb = if c.b_batched { c.batch } else { 1 };
-    let b = randn(&mut r, nb * c.k * c.n);
+    let b = round(randn(&mut r, nb * c.k * c.n));
     let bias = randn(&mut r, c.n);
     let c0 = randn(&mut r, c.batch * c.m * c.n);
     let a_shape = if c.o.trans_a {
@@ -77,8 +90,16 @@ fn run(ctx: &GpuContext, c: &Case, seed: u64) {
             s.to_vec()
         }
     };
-    let ta = Tensor::from_f32(ctx, &a_shape, &a).unwrap();
-    let tb = Tensor::from_f32(ctx, &b_shape, &b).unwrap();
+    let upload = |shape: &[usize], v: &[f32]| {
+        if half {
+            let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
+            Tensor::from_f16(ctx, shape, &h).unwrap()
+        } else {
+            Tensor::from_f32(ctx, shape, v).unwrap()
+        }
+    };
+    let ta = upload(&a_shape, &a);
+    let tb = upload(&b_shape, &b);
     let tbias = Tensor::from_f32(ctx, &[c.n], &bias).unwrap();
     let tc = if c.o.accumulate {
         Tensor::from_f32(ctx, &[c.batch, c.m, c.n], &c0).unwrap()
@@ -91,17 +112,15 @@ fn run(ctx: &GpuContext, c: &Case, seed: u64) {
     let got = tc.to_f32_vec().unwrap();
     let (want, scale) = reference(c, &a, &b, &bias, &c0);
     let what = format!(
-        "matmul b{} m{} n{} k{} ta{} tb{} bias{} acc{}",
-        c.batch, c.m, c.n, c.k, c.o.trans_a, c.o.trans_b, c.bias, c.o.accumulate
+        "matmul {:?} b{} m{} n{} k{} ta{} tb{} bias{} acc{}",
+        c.o.kernel, c.batch, c.m, c.n, c.k, c.o.trans_a, c.o.trans_b, c.bias, c.o.accumulate
     );
     assert_close(&what, &got, &want, 1e-6, 1e-6, Some(&scale));
 }
 
-#[test]
-fn matmul_all_layouts_odd_shapes() {
-    let ctx = ctx();
+fn all_layouts(ctx: &GpuContext, kernel: MatmulKernel, shapes: &[(usize, usize, usize)]) {
     let mut seed = 1;
-    for (m, n, k) in [(1, 1, 1), (7, 13, 5), (33, 65, 17), (64, 31, 129)] {
+    for &(m, n, k) in shapes {
         for ta in [false, true] {
             for tb in [false, true] {
                 let o = MatmulOpts {
@@ -109,9 +128,10 @@ fn matmul_all_layouts_odd_shapes() {
                     trans_b: tb,
                     alpha: 0.75,
                     accumulate: seed % 3 == 0,
+                    kernel,
                 };
                 run(
-                    &ctx,
+                    ctx,
                     &Case {
                         batch: 1,
                         m,
@@ -130,15 +150,116 @@ fn matmul_all_layouts_odd_shapes() {
 }
 
 #[test]
-fn matmul_batched_and_broadcast() {
+fn matmul_all_layouts_odd_shapes() {
+    let shapes = [(1, 1, 1), (7, 13, 5), (33, 65, 17), (64, 31, 129)];
+    all_layouts(&ctx(), MatmulKernel::Portable, &shapes);
+}
+
+/// The tiled kernel forced on any adapter: shapes straddling its 128x128 block and 16-deep K
+/// slabs, with both the scalar (unaligned) and the 16-byte (4-aligned) operand loads.
+#[test]
+fn matmul_tiled_all_layouts_odd_shapes() {
+    let shapes = [(1, 1, 1), (7, 13, 5), (129, 131, 37), (132, 136, 36)];
+    all_layouts(&ctx(), MatmulKernel::Tiled, &shapes);
+}
+
+/// The cooperative-matrix kernel where the adapter has it (f16 operands, f32 accumulation).
+#[test]
+fn matmul_coop16_all_layouts_odd_shapes() {
     let ctx = ctx();
+    if !coop_available(&ctx) {
+        return;
+    }
+    let shapes = [(1, 1, 1), (7, 13, 5), (129, 131, 37), (256, 192, 96)];
+    all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
+    batched_and_broadcast(&ctx, MatmulKernel::Coop16);
+}
+
+fn coop_available(ctx: &GpuContext) -> bool {
+    let c = ctx.caps();
+    let ok = c.has_coop_16x16_f16_f32() && c.shader_f16 && c.fixed_subgroup_size() == Some(32);
+    if !ok {
+        eprintln!(
+            "skipped: {} lacks 16x16x16 f16->f32 cooperative matrices with subgroups of 32",
+            ctx.info().name
+        );
+    }
+    ok
+}
+
+/// The f16 kernel against the portable f32 kernel on the same (f16-representable) values.
+#[test]
+fn matmul_coop16_matches_portable() {
+    let ctx = ctx();
+    if !coop_available(&ctx) {
+        return;
+    }
+    let (m, n, k) = (300, 260, 200);
+    let mut r = rng(77);
+    let a: Vec<half::f16> = randn(&mut r, m * k)
+        .iter()
+        .map(|x| half::f16::from_f32(*x))
+        .collect();
+    let b: Vec<half::f16> = randn(&mut r, n * k)
+        .iter()
+        .map(|x| half::f16::from_f32(*x))
+        .collect();
+    let wide = |v: &[half::f16]| v.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
+    let ah = Tensor::from_f16(&ctx, &[m, k], &a).unwrap();
+    let bh = Tensor::from_f16(&ctx, &[n, k], &b).unwrap();
+    let af = Tensor::from_f32(&ctx, &[m, k], &wide(&a)).unwrap();
+    let bf = Tensor::from_f32(&ctx, &[n, k], &wide(&b)).unwrap();
+    let c_coop = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
+    let c_port = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    let o = MatmulOpts::nt();
+    matmul(
+        &mut rec,
+        &ah,
+        &bh,
+        None,
+        &c_coop,
+        o.kernel(MatmulKernel::Coop16),
+    )
+    .unwrap();
+    matmul(
+        &mut rec,
+        &af,
+        &bf,
+        None,
+        &c_port,
+        o.kernel(MatmulKernel::Portable),
+    )
+    .unwrap();
+    rec.submit().unwrap();
+    let got = c_coop.to_f32_vec().unwrap();
+    let want: Vec<f64> = c_port
+        .to_f32_vec()
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    // Both sum the same exact products in f32, in different orders.
+    let scale = vec![2e-6 * (k as f64).sqrt() * k as f64; m * n];
+    assert_close("coop16 vs portable", &got, &want, 1e-5, 1.0, Some(&scale));
+}
+
+#[test]
+fn matmul_batched_and_broadcast() {
+    batched_and_broadcast(&ctx(), MatmulKernel::Portable);
+    batched_and_broadcast(&ctx(), MatmulKernel::Tiled);
+}
+
+fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel) {
     for (i, b_batched) in [true, false].into_iter().enumerate() {
         let o = MatmulOpts {
             trans_b: true,
+            accumulate: i == 1,
+            kernel,
             ..Default::default()
         };
         run(
-            &ctx,
+            ctx,
             &Case {
                 batch: 3,
                 m: 9,
@@ -155,6 +276,11 @@ fn matmul_batched_and_broadcast() {
 
 #[test]
 fn matmul_chunks_operands_larger_than_a_binding() {
+    chunks(MatmulKernel::Portable);
+    chunks(MatmulKernel::Tiled);
+}
+
+fn chunks(kernel: MatmulKernel) {
     // 128 KiB bindings force chunking of B over N (stored [N, K]) and over K (stored [K, N]),
     // and of A and C over M.
     let small = ctx().with_binding_limit(128 << 10);
@@ -162,6 +288,7 @@ fn matmul_chunks_operands_larger_than_a_binding() {
         let o = MatmulOpts {
             trans_b: tb,
             accumulate: !tb,
+            kernel,
             ..Default::default()
         };
         run(

@@ -50,8 +50,9 @@ const POISON_F16_PAIR: u32 = 0x7e01_7e01;
 impl Tensor {
     fn alloc(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
         let numel: usize = shape.iter().product();
-        // Round up to whole 4-byte words (odd f16 counts) and at least one word.
-        let bytes = ((numel * dtype.size_bytes()).div_ceil(4) * 4).max(4) as u64;
+        // Round up to whole 16-byte words: kernels may bind any tensor as an array of vec4
+        // (16-byte loads), whose runtime length would otherwise drop a partial last word.
+        let bytes = ((numel * dtype.size_bytes()).div_ceil(16) * 16).max(16) as u64;
         let limit = ctx.limits().max_buffer_size;
         if bytes > limit {
             return Err(GpuError::TooLarge {

@@ -1,6 +1,10 @@
 //! Batched matmul with transposed operands, optional bias, accumulation, and chunking of
 //! operands larger than one storage binding (a 150k x 1024 f32 LM head is 600 MiB; lavapipe
 //! binds at most 128 MiB).
+//!
+//! Three kernels share one parameter block and one launch path: the portable 4x4-per-invocation
+//! kernel (what pays on lavapipe), a shared-memory 128x128-tiled f32 kernel for GPUs, and a
+//! cooperative-matrix (tensor core) kernel for f16 operands with f32 accumulation.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -14,6 +18,45 @@ static MATMUL: KernelEntry = KernelEntry {
     entry: "main",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+static TILED_SRC: ShaderSource = crate::shader!("matmul_tiled.wgsl");
+static TILED: KernelEntry = KernelEntry {
+    source: &TILED_SRC,
+    entry: "main",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+static COOP_SRC: ShaderSource = crate::shader!("matmul_coop.wgsl");
+static COOP: KernelEntry = KernelEntry {
+    source: &COOP_SRC,
+    entry: "main",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// Flag bits of `Params::flags` (the portable kernel reads only the first two).
+const F_BIAS: u32 = 1;
+const F_ACCUMULATE: u32 = 2;
+const F_TRANS_A: u32 = 4;
+const F_TRANS_B: u32 = 8;
+const F_VEC_A: u32 = 16;
+const F_VEC_B: u32 = 32;
+
+/// Output block of one workgroup of the tiled and cooperative kernels.
+const TILE: usize = 128;
+/// Shared memory the tiled and cooperative kernels declare.
+const TILED_SHARED_BYTES: u32 = 32 << 10;
+const COOP_SHARED_BYTES: u32 = 48 << 10;
+
+/// Which kernel runs a matmul.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MatmulKernel {
+    /// Cooperative matrix when both operands are f16 (and the adapter has it); otherwise the
+    /// tiled kernel on GPUs for problems of at least one 128x128 output block, else portable.
+    #[default]
+    Auto,
+    Portable,
+    Tiled,
+    /// Cooperative matrix, 16x16x16 f16 x f16 -> f32; A and B must be f16.
+    Coop16,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -48,6 +91,7 @@ pub struct MatmulOpts {
     pub alpha: f32,
     /// C += result instead of C = result.
     pub accumulate: bool,
+    pub kernel: MatmulKernel,
 }
 
 impl Default for MatmulOpts {
@@ -57,6 +101,7 @@ impl Default for MatmulOpts {
             trans_b: false,
             alpha: 1.0,
             accumulate: false,
+            kernel: MatmulKernel::Auto,
         }
     }
 }
@@ -78,6 +123,10 @@ impl MatmulOpts {
         self.accumulate = yes;
         self
     }
+    pub fn kernel(mut self, k: MatmulKernel) -> Self {
+        self.kernel = k;
+        self
+    }
 }
 
 /// Problem dimensions after validating the shapes.
@@ -88,6 +137,8 @@ struct Dims {
     n: usize,
     k: usize,
     b_batched: bool,
+    /// A and B are f16 (cooperative-matrix kernel).
+    half: bool,
 }
 
 fn dims(a: &Tensor, b: &Tensor, c: &Tensor, bias: Option<&Tensor>, o: &MatmulOpts) -> Result<Dims> {
@@ -106,9 +157,19 @@ fn dims(a: &Tensor, b: &Tensor, c: &Tensor, bias: Option<&Tensor>, o: &MatmulOpt
             ),
         )
     };
-    for t in [a, b, c].into_iter().chain(bias) {
+    let half = a.dtype() == DType::F16 && b.dtype() == DType::F16;
+    if !half && (a.dtype() != DType::F32 || b.dtype() != DType::F32) {
+        return Err(err("A and B must be both f32 or both f16"));
+    }
+    if half && !matches!(o.kernel, MatmulKernel::Auto | MatmulKernel::Coop16) {
+        return Err(err("f16 operands need the cooperative-matrix kernel"));
+    }
+    if !half && o.kernel == MatmulKernel::Coop16 {
+        return Err(err("the cooperative-matrix kernel takes f16 A and B"));
+    }
+    for t in [c].into_iter().chain(bias) {
         if t.dtype() != DType::F32 {
-            return Err(err("all operands must be f32"));
+            return Err(err("C and bias must be f32"));
         }
     }
     let (batch, ar, ac) = match a.shape() {
@@ -145,17 +206,71 @@ fn dims(a: &Tensor, b: &Tensor, c: &Tensor, bias: Option<&Tensor>, o: &MatmulOpt
         n,
         k,
         b_batched,
+        half,
     })
 }
 
-/// Rows per chunk so that `rows * row_len` f32 fit one binding, in multiples of 64 rows so
-/// every chunk starts on a 256-byte boundary.
-fn chunk_rows(total: usize, row_len: usize, limit_bytes: u64) -> usize {
-    let fit = (limit_bytes / (row_len.max(1) as u64 * 4)) as usize;
+/// The kernel `o.kernel` resolves to on this adapter for this problem.
+fn choose(rec: &Recorder, d: &Dims, o: &MatmulOpts) -> Result<MatmulKernel> {
+    let ctx = rec.ctx();
+    let shared = ctx.limits().max_compute_workgroup_storage_size;
+    let coop_ok = ctx.caps().has_coop_16x16_f16_f32()
+        && ctx.caps().shader_f16
+        && ctx.caps().fixed_subgroup_size() == Some(32)
+        && shared >= COOP_SHARED_BYTES;
+    let missing = |feature: &'static str| GpuError::MissingFeature {
+        op: "matmul",
+        feature,
+        adapter: ctx.info().name.clone(),
+    };
+    match o.kernel {
+        MatmulKernel::Coop16 | MatmulKernel::Auto if d.half => {
+            if coop_ok {
+                Ok(MatmulKernel::Coop16)
+            } else {
+                Err(missing(
+                    "cooperative matrix 16x16x16 f16->f32 with shader-f16, subgroups of 32 \
+                     and 48 KiB of workgroup memory",
+                ))
+            }
+        }
+        MatmulKernel::Tiled if shared < TILED_SHARED_BYTES => {
+            Err(missing("32 KiB of workgroup memory"))
+        }
+        MatmulKernel::Auto => {
+            let gpu = !matches!(
+                ctx.info().device_type,
+                wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+            );
+            let big = d.batch * d.m * d.n >= TILE * TILE;
+            Ok(if gpu && big && shared >= TILED_SHARED_BYTES {
+                MatmulKernel::Tiled
+            } else {
+                MatmulKernel::Portable
+            })
+        }
+        k => Ok(k),
+    }
+}
+
+/// Binding of `len` elements from `start`, widened to whole 16-byte words where the buffer
+/// allows (the tiled kernels read their operands as vec4 arrays).
+fn range(t: &Tensor, start: usize, len: usize) -> Result<Binding> {
+    let es = t.dtype().size_bytes();
+    let cap = t.buffer().size() as usize / es;
+    let len = len.next_multiple_of(16 / es).min(cap - start);
+    t.binding_range("matmul", start, len)
+}
+
+/// Rows per chunk so that `rows * row_len` elements of `es` bytes fit one binding, in
+/// multiples of 256 / es rows so every chunk starts on a 256-byte boundary.
+fn chunk_rows(total: usize, row_len: usize, es: usize, limit_bytes: u64) -> usize {
+    let fit = (limit_bytes / (row_len.max(1) * es) as u64) as usize;
+    let step = 256 / es;
     if fit >= total {
         total
     } else {
-        (fit / 64 * 64).max(64)
+        (fit / step * step).max(step)
     }
 }
 
@@ -169,6 +284,7 @@ pub fn matmul(
     o: MatmulOpts,
 ) -> Result<()> {
     let d = dims(a, b, c, bias, &o)?;
+    let kernel = choose(rec, &d, &o)?;
     let limit = rec.ctx().max_binding_bytes();
     let fits = |t: &Tensor| t.size_bytes() <= limit;
     let bias_b = match bias {
@@ -182,7 +298,16 @@ pub fn matmul(
             bias_b,
             c.binding("matmul")?,
         ];
-        return record(rec, &d, &o, bias.is_some(), whole, d.m, Chunk::Whole);
+        return record(
+            rec,
+            kernel,
+            &d,
+            &o,
+            bias.is_some(),
+            whole,
+            d.m,
+            Chunk::Whole,
+        );
     }
     if d.batch != 1 || o.trans_a {
         return Err(GpuError::TooLarge {
@@ -194,21 +319,30 @@ pub fn matmul(
     }
     // Rows of A and C are contiguous: chunk over M. B is chunked over N when stored [N, K]
     // (rows contiguous) and over K otherwise (accumulating partial products into C).
-    let mc = chunk_rows(d.m, d.k.max(d.n), limit);
+    // A (f16 or f32) and C (f32) share the row chunking, so plan it with 4-byte elements.
+    let mc = chunk_rows(d.m, d.k.max(d.n), 4, limit);
+    // f16 A chunks start on 256-byte boundaries only every 128 rows when K is odd.
+    let mc = if d.half && mc < d.m {
+        (mc / 128 * 128).max(128)
+    } else {
+        mc
+    };
+    let bes = b.dtype().size_bytes();
     let bc = chunk_rows(
         if o.trans_b { d.n } else { d.k },
         if o.trans_b { d.k } else { d.n },
+        bes,
         limit,
     );
     for m0 in (0..d.m).step_by(mc) {
         let mlen = mc.min(d.m - m0);
-        let a_b = a.binding_range("matmul", m0 * d.k, mlen * d.k)?;
-        let c_b = c.binding_range("matmul", m0 * d.n, mlen * d.n)?;
+        let a_b = range(a, m0 * d.k, mlen * d.k)?;
+        let c_b = range(c, m0 * d.n, mlen * d.n)?;
         let total = if o.trans_b { d.n } else { d.k };
         for j0 in (0..total).step_by(bc) {
             let jlen = bc.min(total - j0);
             let row_len = if o.trans_b { d.k } else { d.n };
-            let b_b = b.binding_range("matmul", j0 * row_len, jlen * row_len)?;
+            let b_b = range(b, j0 * row_len, jlen * row_len)?;
             let binds = [a_b.clone(), b_b, bias_b.clone(), c_b.clone()];
             let mut oo = o;
             let chunk = if o.trans_b {
@@ -218,7 +352,7 @@ pub fn matmul(
                 Chunk::K { k0: j0, len: jlen }
             };
             let with_bias = bias.is_some() && (o.trans_b || j0 == 0);
-            record(rec, &d, &oo, with_bias, binds, mlen, chunk)?;
+            record(rec, kernel, &d, &oo, with_bias, binds, mlen, chunk)?;
         }
     }
     Ok(())
@@ -241,8 +375,10 @@ enum Chunk {
 }
 
 /// Records one dispatch over `rows` rows of the bound A/C windows.
+#[allow(clippy::too_many_arguments)]
 fn record(
     rec: &mut Recorder,
+    kernel: MatmulKernel,
     d: &Dims,
     o: &MatmulOpts,
     with_bias: bool,
@@ -257,31 +393,49 @@ fn record(
     };
     let (a_rs, a_cs) = if o.trans_a { (1, d.m) } else { (d.k, 1) };
     let (b_rs, b_cs) = if o.trans_b { (1, d.k) } else { (d.n, 1) };
+    let a_bs = d.m * d.k;
+    let b_bs = if d.b_batched { d.k * d.n } else { 0 };
+    // 16-byte operand loads need every run start (offset, row and batch strides) 4-aligned.
+    let aligned = |xs: &[usize]| xs.iter().all(|x| x % 4 == 0);
+    let vec_a = aligned(&[k0, if o.trans_a { d.m } else { d.k }, a_bs]);
+    let vec_b = aligned(&[if o.trans_b { d.k } else { d.n }, b_bs]);
+    let bit = |on: bool, f: u32| if on { f } else { 0 };
+    let flags = bit(with_bias, F_BIAS)
+        | bit(o.accumulate, F_ACCUMULATE)
+        | bit(o.trans_a, F_TRANS_A)
+        | bit(o.trans_b, F_TRANS_B)
+        | bit(vec_a, F_VEC_A)
+        | bit(vec_b, F_VEC_B);
     let p = Params {
         m: rows as u32,
         n: n as u32,
         k: k as u32,
         batch: d.batch as u32,
         a_off: k0 as u32,
-        a_bs: (d.m * d.k) as u32,
+        a_bs: a_bs as u32,
         a_rs: a_rs as u32,
         a_cs: a_cs as u32,
         b_off: 0,
-        b_bs: if d.b_batched { (d.k * d.n) as u32 } else { 0 },
+        b_bs: b_bs as u32,
         b_rs: b_rs as u32,
         b_cs: b_cs as u32,
         c_off: n0 as u32,
         c_bs: (d.m * d.n) as u32,
         c_rs: d.n as u32,
-        flags: u32::from(with_bias) | (u32::from(o.accumulate) << 1),
+        flags,
         bias_off: n0 as u32,
         alpha: o.alpha,
         _p: [0; 2],
     };
+    let (entry, block) = match kernel {
+        MatmulKernel::Tiled => (&TILED, TILE as u32),
+        MatmulKernel::Coop16 => (&COOP, TILE as u32),
+        _ => (&MATMUL, 32),
+    };
     let groups = [
-        (n as u32).div_ceil(32),
-        (rows as u32).div_ceil(32),
+        (n as u32).div_ceil(block),
+        (rows as u32).div_ceil(block),
         d.batch as u32,
     ];
-    rec.dispatch(&MATMUL, &[], &p, binds.to_vec(), groups)
+    rec.dispatch(entry, &[], &p, binds.to_vec(), groups)
 }
