@@ -131,7 +131,7 @@ impl ConfigBuilder {
         }
         let head_dim = match self.head_dim {
             Some(d) => d,
-            None if self.hidden % self.heads == 0 => self.hidden / self.heads,
+            None if self.hidden.is_multiple_of(self.heads) => self.hidden / self.heads,
             None => {
                 return Err(HfError::config(
                     src,

@@ -64,7 +64,7 @@ impl Checkpoint {
     /// Saves this checkpoint to `dir` atomically (see the module docs).
     pub fn save(&self, dir: impl AsRef<Path>, opts: &SaveOptions) -> Result<(), HfError> {
         save_pretrained(
-            dir.as_ref(),
+            dir,
             &self.config,
             &self.weights,
             self.tokenizer.as_ref(),
@@ -76,12 +76,13 @@ impl Checkpoint {
 /// Writes config.json (with `torch_dtype` set to the saved dtype), the weights and the tokenizer
 /// files into `dir`, atomically.
 pub fn save_pretrained(
-    dir: &Path,
+    dir: impl AsRef<Path>,
     config: &ModelConfig,
     weights: &Weights,
     tokenizer: Option<&Tokenizer>,
     opts: &SaveOptions,
 ) -> Result<(), HfError> {
+    let dir = dir.as_ref();
     weights
         .check_shapes(config)
         .map_err(|reason| HfError::Invalid {

@@ -121,7 +121,7 @@ impl ModelConfig {
             // Qwen3Config's own default; the others derive it.
             None if arch == Arch::Qwen3 => 128,
             None => {
-                if num_attention_heads == 0 || hidden_size % num_attention_heads != 0 {
+                if num_attention_heads == 0 || !hidden_size.is_multiple_of(num_attention_heads) {
                     return Err(HfError::config(
                         path,
                         "num_attention_heads",
@@ -239,7 +239,10 @@ impl ModelConfig {
                 return Err(HfError::config(path, field, "must be positive"));
             }
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return Err(HfError::config(
                 path,
                 "num_key_value_heads",
@@ -249,7 +252,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(HfError::config(
                 path,
                 "head_dim",

@@ -190,7 +190,7 @@ impl Weights {
         let embed_tokens = next()?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for _ in 0..c.num_hidden_layers {
-            let mut linear = |bias: bool, next: &mut dyn FnMut() -> Result<HostTensor, E>| {
+            let linear = |bias: bool, next: &mut dyn FnMut() -> Result<HostTensor, E>| {
                 let weight = next()?;
                 let bias = if bias { Some(next()?) } else { None };
                 Ok::<_, E>(Linear { weight, bias })
