@@ -3,10 +3,12 @@
 //! generation engine.
 
 pub mod bench;
+pub mod generate;
 pub mod gpu;
 pub mod hf;
 pub mod kernels;
 pub mod selfcheck;
 pub mod tokenizer;
+pub mod transformer;
 
 pub use gpu::{DType, GpuContext, GpuError, Recorder, Tensor};

@@ -276,6 +276,38 @@ impl Weights {
         out
     }
 
+    /// Every tensor, mutable, in [`tensor_specs`] order.
+    pub fn tensors_mut(&mut self) -> Vec<&mut HostTensor> {
+        let mut out = vec![&mut self.embed_tokens];
+        for l in &mut self.layers {
+            let a = &mut l.self_attn;
+            for lin in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj] {
+                out.push(&mut lin.weight);
+                out.extend(lin.bias.as_mut());
+            }
+            out.extend(a.q_norm.as_mut());
+            out.extend(a.k_norm.as_mut());
+            for lin in [
+                &mut l.mlp.gate_proj,
+                &mut l.mlp.up_proj,
+                &mut l.mlp.down_proj,
+            ] {
+                out.push(&mut lin.weight);
+            }
+            out.push(&mut l.input_layernorm);
+            out.push(&mut l.post_attention_layernorm);
+        }
+        out.push(&mut self.norm);
+        out.extend(self.lm_head.as_mut());
+        out
+    }
+
+    /// [`Weights::named_tensors`], mutable.
+    pub fn named_tensors_mut(&mut self) -> Vec<(String, &mut HostTensor)> {
+        let names: Vec<String> = self.named_tensors().into_iter().map(|(n, _)| n).collect();
+        names.into_iter().zip(self.tensors_mut()).collect()
+    }
+
     /// The output projection: `lm_head` or, when tied, `embed_tokens`.
     pub fn output_embedding(&self) -> &HostTensor {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)

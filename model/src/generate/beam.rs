@@ -1,0 +1,183 @@
+//! Beam search constrained by the item trie: every beam is a prefix of a real item's ID, so
+//! every result names an existing item and no item is returned twice (the reference
+//! implementation constrains each position only to its level's tokens and can emit IDs of no
+//! item).
+
+use serde::{Deserialize, Serialize};
+
+use super::infer::DecodeState;
+use super::trie::{PrefixTrie, TrieNode};
+use crate::gpu::Result;
+use crate::transformer::Transformer;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BeamParams {
+    pub num_beams: usize,
+    /// How many distinct items to return per prompt.
+    pub num_results: usize,
+    /// Rank finished IDs by score / len^alpha; `None` ranks by the summed log-prob (all IDs
+    /// have L or L+1 tokens, so it rarely matters).
+    pub length_penalty: Option<f32>,
+}
+
+impl Default for BeamParams {
+    fn default() -> Self {
+        BeamParams {
+            num_beams: 10,
+            num_results: 10,
+            length_penalty: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BeamHit {
+    pub item: usize,
+    pub tokens: Vec<u32>,
+    /// Sum of token log-probs (before any length penalty).
+    pub logprob: f32,
+    pub score: f32,
+}
+
+#[derive(Clone)]
+struct Beam {
+    tokens: Vec<u32>,
+    logprob: f32,
+    node: TrieNode,
+}
+
+/// Top `num_results` distinct items per prompt by constrained beam search.
+pub fn beam_search(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    trie: &PrefixTrie,
+    p: &BeamParams,
+) -> Result<Vec<Vec<BeamHit>>> {
+    let users = prompts.len();
+    if users == 0 || trie.is_empty() || p.num_beams == 0 || p.num_results == 0 {
+        return Ok(vec![Vec::new(); users]);
+    }
+    if prompts.iter().any(Vec::is_empty) {
+        return Err(crate::GpuError::shape(
+            "beam_search",
+            "every prompt needs at least one token",
+        ));
+    }
+    let v = model.cfg.vocab_size;
+    let nb = p.num_beams;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
+    // IDs are at most a handful of tokens; the cache needs room for the deepest trie path.
+    let depth = 8;
+    let mut state = DecodeState::new(model, users, longest + depth)?;
+    let chunk: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|q| {
+            let mut c = q.clone();
+            c.resize(longest, 0);
+            c
+        })
+        .collect();
+    let real: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    let logp = model.infer(&mut state, &chunk, &real, 1.0)?;
+    // Each user's beams, expanded from one root beam on the prompt's row.
+    let mut beams: Vec<Vec<(usize, Beam)>> = (0..users)
+        .map(|u| {
+            vec![(
+                u,
+                Beam {
+                    tokens: Vec::new(),
+                    logprob: 0.0,
+                    node: PrefixTrie::ROOT,
+                },
+            )]
+        })
+        .collect();
+    let mut hits: Vec<Vec<BeamHit>> = vec![Vec::new(); users];
+    let mut rows = logp;
+    loop {
+        let mut next: Vec<Vec<(usize, Beam)>> = Vec::with_capacity(users);
+        for (u, ub) in beams.iter().enumerate() {
+            let mut cand: Vec<(usize, Beam)> = Vec::new();
+            for (row, beam) in ub {
+                let lp = &rows[row * v..(row + 1) * v];
+                for tok in trie.allowed(beam.node) {
+                    let mut t = beam.tokens.clone();
+                    t.push(tok);
+                    cand.push((
+                        *row,
+                        Beam {
+                            tokens: t,
+                            logprob: beam.logprob + lp[tok as usize],
+                            node: trie.next(beam.node, tok).expect("allowed child"),
+                        },
+                    ));
+                }
+            }
+            cand.sort_by(|a, b| {
+                b.1.logprob
+                    .total_cmp(&a.1.logprob)
+                    .then(a.1.tokens.cmp(&b.1.tokens))
+            });
+            cand.truncate(nb);
+            let mut live = Vec::new();
+            for (row, beam) in cand {
+                match trie.item(beam.node) {
+                    Some(item) => hits[u].push(BeamHit {
+                        item,
+                        score: score(beam.logprob, beam.tokens.len(), p.length_penalty),
+                        logprob: beam.logprob,
+                        tokens: beam.tokens,
+                    }),
+                    None => live.push((row, beam)),
+                }
+            }
+            // Log-probs only fall as a beam grows: once num_results items are finished and no
+            // live beam beats the worst of them, nothing can displace them.
+            if p.length_penalty.is_none() && hits[u].len() >= p.num_results {
+                let mut best: Vec<f32> = hits[u].iter().map(|h| h.logprob).collect();
+                best.sort_by(|a, b| b.total_cmp(a));
+                let worst_kept = best[p.num_results - 1];
+                live.retain(|(_, b)| b.logprob > worst_kept);
+            }
+            next.push(live);
+        }
+        if next.iter().all(Vec::is_empty) {
+            break;
+        }
+        // Reorder the cache: one row per live beam, copied from its parent's row.
+        let src: Vec<u32> = next.iter().flatten().map(|(row, _)| *row as u32).collect();
+        let mut st = state.gather(model, &src)?;
+        let chunk: Vec<Vec<u32>> = next
+            .iter()
+            .flatten()
+            .map(|(_, b)| vec![*b.tokens.last().expect("a token")])
+            .collect();
+        rows = model.infer(&mut st, &chunk, &vec![1; src.len()], 1.0)?;
+        state = st;
+        let mut r = 0;
+        beams = next
+            .into_iter()
+            .map(|ub| {
+                ub.into_iter()
+                    .map(|(_, b)| {
+                        r += 1;
+                        (r - 1, b)
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    for h in &mut hits {
+        h.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        h.truncate(p.num_results);
+    }
+    Ok(hits)
+}
+
+fn score(logprob: f32, len: usize, alpha: Option<f32>) -> f32 {
+    match alpha {
+        Some(a) => logprob / (len as f32).powf(a),
+        None => logprob,
+    }
+}

@@ -1,0 +1,267 @@
+//! Inference forward with a KV cache: one code path for prefill (S tokens per sequence) and
+//! decode (S = 1). Sequences keep their own lengths, so prompts of different lengths share a
+//! batch: a right-padded prefill writes junk cache rows past a short prompt's end, which stay
+//! invisible (a query only sees positions up to its own) until decoding overwrites them.
+
+use crate::gpu::{Recorder, Result, Tensor};
+use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
+use crate::kernels::elementwise::add;
+use crate::kernels::embedding::embedding;
+use crate::kernels::matmul::{matmul, MatmulOpts};
+use crate::kernels::rmsnorm::rmsnorm;
+use crate::kernels::rope::rope;
+use crate::kernels::softmax::{softmax, SoftmaxOpts};
+use crate::kernels::swiglu::swiglu;
+use crate::transformer::Transformer;
+use crate::{DType, GpuError};
+
+/// The KV caches of every layer for a batch of sequences, and how long each sequence is.
+pub struct DecodeState {
+    pub caches: Vec<KvCache>,
+    pub lengths: Vec<usize>,
+    pub max_len: usize,
+}
+
+impl DecodeState {
+    pub fn new(t: &Transformer, batch: usize, max_len: usize) -> Result<Self> {
+        let c = &t.cfg;
+        let caches = (0..c.num_hidden_layers)
+            .map(|_| KvCache::new(t.ctx(), batch, c.num_key_value_heads, max_len, c.head_dim))
+            .collect::<Result<_>>()?;
+        Ok(DecodeState {
+            caches,
+            lengths: vec![0; batch],
+            max_len,
+        })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// A new state whose row `i` is a copy of row `src[i]` of this one (beam reordering, or
+    /// fanning a prompt out to several samples).
+    pub fn gather(&self, t: &Transformer, src: &[u32]) -> Result<DecodeState> {
+        let mut out = DecodeState::new(t, src.len(), self.max_len)?;
+        let idx = Tensor::from_u32(t.ctx(), &[src.len()], src)?;
+        let mut rec = Recorder::new(t.ctx(), "cache-gather");
+        for (s, d) in self.caches.iter().zip(&out.caches) {
+            kv_cache_gather(&mut rec, s, &idx, d)?;
+        }
+        rec.submit()?;
+        out.lengths = src.iter().map(|&i| self.lengths[i as usize]).collect();
+        Ok(out)
+    }
+}
+
+fn zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
+    Tensor::zeros(t.ctx(), shape, DType::F32)
+}
+
+impl Transformer {
+    /// Feeds `chunk[b]` (all of one length S >= 1) to sequence b at its current length, updates
+    /// the caches and lengths, and returns log-softmax(logits / temperature) `[B, V]` at each
+    /// sequence's last real token (`real[b]` tokens of the chunk are real; the rest padding).
+    pub fn infer(
+        &self,
+        state: &mut DecodeState,
+        chunk: &[Vec<u32>],
+        real: &[usize],
+        temperature: f32,
+    ) -> Result<Vec<f32>> {
+        let b = state.batch();
+        let s = chunk.first().map_or(0, |c| c.len());
+        if chunk.len() != b || real.len() != b || s == 0 || chunk.iter().any(|c| c.len() != s) {
+            return Err(GpuError::shape(
+                "infer",
+                format!("{b} sequences need {b} equal-length non-empty chunks"),
+            ));
+        }
+        if let Some(i) = (0..b)
+            .find(|&i| state.lengths[i] + real[i] > state.max_len || real[i] == 0 || real[i] > s)
+        {
+            return Err(GpuError::shape(
+                "infer",
+                format!(
+                    "sequence {i}: length {} + {} real tokens exceeds the cache's {} (or no real token)",
+                    state.lengths[i], real[i], state.max_len
+                ),
+            ));
+        }
+        let c = &self.cfg;
+        let ctx = self.ctx();
+        let n = b * s;
+        let ids: Vec<u32> = chunk.concat();
+        let positions: Vec<u32> = (0..n)
+            .map(|r| (state.lengths[r / s] + r % s).min(self.max_positions() - 1) as u32)
+            .collect();
+        let start: Vec<u32> = state.lengths.iter().map(|&l| l as u32).collect();
+        let ids_t = Tensor::from_u32(ctx, &[n], &ids)?;
+        let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
+        let start_t = Tensor::from_u32(ctx, &[b], &start)?;
+
+        let mut rec = Recorder::new(ctx, "infer");
+        let mut x = zeros(self, &[n, c.hidden_size])?;
+        embedding(&mut rec, &self.params.embed_tokens, &ids_t, &x)?;
+        for (l, cache) in self.params.layers.iter().zip(&state.caches) {
+            x = self.layer_infer(&mut rec, l, cache, &pos_t, &start_t, &x)?;
+        }
+        // The final norm and LM head only at each sequence's last real token.
+        let last: Vec<u32> = (0..b).map(|i| (i * s + real[i] - 1) as u32).collect();
+        let last_t = Tensor::from_u32(ctx, &[b], &last)?;
+        let x_last = zeros(self, &[b, c.hidden_size])?;
+        embedding(&mut rec, &x, &last_t, &x_last)?;
+        let hidden = zeros(self, &[b, c.hidden_size])?;
+        rmsnorm(
+            &mut rec,
+            &x_last,
+            &self.params.norm,
+            self.eps(),
+            &hidden,
+            &zeros(self, &[b])?,
+        )?;
+        let logits = zeros(self, &[b, c.vocab_size])?;
+        matmul(
+            &mut rec,
+            &hidden,
+            self.params.output_embedding(),
+            None,
+            &logits,
+            MatmulOpts::nt(),
+        )?;
+        let logp = zeros(self, &[b, c.vocab_size])?;
+        let t = if temperature > 0.0 { temperature } else { 1.0 };
+        softmax(&mut rec, &logits, &logp, SoftmaxOpts::log().temperature(t))?;
+        rec.submit()?;
+        for (len, r) in state.lengths.iter_mut().zip(real) {
+            *len += r;
+        }
+        logp.to_f32_vec()
+    }
+
+    fn layer_infer(
+        &self,
+        rec: &mut Recorder,
+        l: &crate::transformer::Layer,
+        cache: &KvCache,
+        pos: &Tensor,
+        start: &Tensor,
+        x: &Tensor,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let n = x.shape()[0];
+        let (h, qd, kvd, f, d) = (
+            c.hidden_size,
+            c.q_dim(),
+            c.kv_dim(),
+            c.intermediate_size,
+            c.head_dim,
+        );
+        let eps = self.eps();
+        let a = &l.self_attn;
+        let h1 = zeros(self, &[n, h])?;
+        rmsnorm(rec, x, &l.input_layernorm, eps, &h1, &zeros(self, &[n])?)?;
+        let q = zeros(self, &[n, qd])?;
+        let k = zeros(self, &[n, kvd])?;
+        let v = zeros(self, &[n, kvd])?;
+        matmul(
+            rec,
+            &h1,
+            &a.q_proj.weight,
+            a.q_proj.bias.as_ref(),
+            &q,
+            MatmulOpts::nt(),
+        )?;
+        matmul(
+            rec,
+            &h1,
+            &a.k_proj.weight,
+            a.k_proj.bias.as_ref(),
+            &k,
+            MatmulOpts::nt(),
+        )?;
+        matmul(
+            rec,
+            &h1,
+            &a.v_proj.weight,
+            a.v_proj.bias.as_ref(),
+            &v,
+            MatmulOpts::nt(),
+        )?;
+        let (q, k) = match (&a.q_norm, &a.k_norm) {
+            (Some(qw), Some(kw)) => {
+                let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
+                let qn = zeros(self, &[n, qd])?;
+                let kn = zeros(self, &[n, kvd])?;
+                rmsnorm(
+                    rec,
+                    &q.reshape(&[n * hq, d])?,
+                    qw,
+                    eps,
+                    &qn.reshape(&[n * hq, d])?,
+                    &zeros(self, &[n * hq])?,
+                )?;
+                rmsnorm(
+                    rec,
+                    &k.reshape(&[n * hkv, d])?,
+                    kw,
+                    eps,
+                    &kn.reshape(&[n * hkv, d])?,
+                    &zeros(self, &[n * hkv])?,
+                )?;
+                (qn, kn)
+            }
+            _ => (q, k),
+        };
+        rope(rec, &self.rope, &q, pos, None, false)?;
+        rope(rec, &self.rope, &k, pos, None, false)?;
+        kv_cache_append(rec, cache, &k, &v, start)?;
+        let attn = zeros(self, &[n, qd])?;
+        attention_decode(rec, &self.heads, cache, &q, start, None, &attn)?;
+        let o = zeros(self, &[n, h])?;
+        matmul(
+            rec,
+            &attn,
+            &a.o_proj.weight,
+            a.o_proj.bias.as_ref(),
+            &o,
+            MatmulOpts::nt(),
+        )?;
+        let x_mid = zeros(self, &[n, h])?;
+        add(rec, x, &o, &x_mid)?;
+        let h2 = zeros(self, &[n, h])?;
+        rmsnorm(
+            rec,
+            &x_mid,
+            &l.post_attention_layernorm,
+            eps,
+            &h2,
+            &zeros(self, &[n])?,
+        )?;
+        let gate = zeros(self, &[n, f])?;
+        let up = zeros(self, &[n, f])?;
+        matmul(
+            rec,
+            &h2,
+            &l.mlp.gate_proj.weight,
+            None,
+            &gate,
+            MatmulOpts::nt(),
+        )?;
+        matmul(rec, &h2, &l.mlp.up_proj.weight, None, &up, MatmulOpts::nt())?;
+        let act = zeros(self, &[n, f])?;
+        swiglu(rec, &gate, &up, &act)?;
+        let down = zeros(self, &[n, h])?;
+        matmul(
+            rec,
+            &act,
+            &l.mlp.down_proj.weight,
+            None,
+            &down,
+            MatmulOpts::nt(),
+        )?;
+        let out = zeros(self, &[n, h])?;
+        add(rec, &x_mid, &down, &out)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,85 @@
+//! The Qwen3-family decoder (Qwen3; Qwen2 = q/k/v bias and no q/k norm; Llama = neither) on
+//! the GPU kernels: training forward with saved activations, backward through every
+//! parameter, the chunked LM head with the fused cross-entropy, and AdamW.
+//!
+//! ```text
+//! batch.rs     TokenBatch: flattened ids, key-padding mask, positions
+//! params.rs    Params: GPU tensors named like the checkpoint's; grads/moments share the shape
+//! forward.rs   embeddings -> layers (saved activations) -> final norm
+//! lm_head.rs   logits in row chunks, per-token log-probs / loss / entropy, head backward
+//! backward.rs  layers in reverse, parameter gradients accumulated
+//! optim.rs     global-norm clipping and AdamW
+//! train.rs     next-token targets, loss + backward of a batch, zeroing gradients
+//! memory.rs    memory plan from the config and batch shape
+//! ```
+
+mod backward;
+mod batch;
+mod forward;
+mod lm_head;
+mod memory;
+mod optim;
+mod params;
+mod train;
+
+pub use batch::{BatchTensors, TokenBatch};
+pub use forward::{Activations, LayerActs};
+pub use lm_head::HeadOutputs;
+pub use memory::MemoryPlan;
+pub use optim::{Optimizer, OptimizerConfig};
+pub use params::{Attention, Layer, Linear, Mlp, Params};
+pub use train::next_token_targets;
+
+use crate::gpu::{GpuContext, Result};
+use crate::hf::{ModelConfig, Weights};
+use crate::kernels::attention::AttentionHeads;
+use crate::kernels::rope::RopeTable;
+
+pub struct Transformer {
+    pub cfg: ModelConfig,
+    pub params: Params,
+    pub(crate) ctx: GpuContext,
+    pub(crate) rope: RopeTable,
+    pub(crate) heads: AttentionHeads,
+}
+
+impl Transformer {
+    /// Uploads `weights` (shapes already checked against `cfg` by the loader). The RoPE table
+    /// covers `max_positions` (at most the config's `max_position_embeddings`).
+    pub fn new(
+        ctx: &GpuContext,
+        cfg: &ModelConfig,
+        weights: &Weights,
+        max_positions: usize,
+    ) -> Result<Self> {
+        let rope = RopeTable::new(
+            ctx,
+            cfg.head_dim,
+            cfg.rope_theta,
+            max_positions.min(cfg.max_position_embeddings).max(1),
+        )?;
+        Ok(Transformer {
+            cfg: cfg.clone(),
+            params: Params::upload(ctx, weights)?,
+            ctx: ctx.clone(),
+            rope,
+            heads: AttentionHeads::new(
+                cfg.num_attention_heads,
+                cfg.num_key_value_heads,
+                cfg.head_dim,
+            ),
+        })
+    }
+
+    pub fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.rope.max_positions
+    }
+
+    pub(crate) fn eps(&self) -> f32 {
+        self.cfg.rms_norm_eps as f32
+    }
+}
