@@ -199,3 +199,23 @@ impl Transformer {
         Ok(())
     }
 }
+
+impl Transformer {
+    /// Logits `[N, V]` at every position of `batch`, read back to the host (parity checks,
+    /// small vocabularies; training and generation never materialise them whole).
+    pub fn logits(&self, batch: &super::TokenBatch) -> Result<Vec<f32>> {
+        let mut rec = Recorder::new(&self.ctx, "logits");
+        let acts = self.forward(&mut rec, batch)?;
+        let logits = f32_zeros(self, &[batch.tokens(), self.cfg.vocab_size])?;
+        matmul(
+            &mut rec,
+            &acts.hidden,
+            self.params.output_embedding(),
+            None,
+            &logits,
+            MatmulOpts::nt(),
+        )?;
+        rec.submit()?;
+        logits.to_f32_vec()
+    }
+}
