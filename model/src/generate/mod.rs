@@ -94,7 +94,16 @@ pub fn generate(
         })
         .collect();
     let mut done = vec![false; b];
-    let mut answer = vec![AnswerState::Free; b];
+    // A prompt may already end inside the trigger (e.g. a prefilled `<answer>`).
+    let mut answer: Vec<AnswerState> = prompts
+        .iter()
+        .map(|p| match constraint {
+            Some(c) if !c.open.is_empty() && p.ends_with(&c.open) => {
+                AnswerState::InTrie(PrefixTrie::ROOT)
+            }
+            _ => AnswerState::Free,
+        })
+        .collect();
     for _ in 0..params.max_new_tokens {
         let mut next = vec![0u32; b];
         for i in 0..b {

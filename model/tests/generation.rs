@@ -1,0 +1,195 @@
+//! The generation engine on a tiny random model: sampling is reproducible from its seed and
+//! independent of batch composition, log-probs match a teacher-forced forward, stop tokens and
+//! length limits end sequences, trie-constrained beam search with as many beams as items is
+//! exhaustive (so it must reproduce the brute-force ranking exactly), and the answer constraint
+//! only ever yields real item IDs.
+
+mod common;
+
+use common::*;
+use grrm_model::generate::{
+    beam_search, generate, AnswerConstraint, BeamParams, FinishReason, PrefixTrie, SamplingParams,
+};
+use grrm_model::hf::{init_random, Arch, ConfigBuilder};
+use grrm_model::transformer::{TokenBatch, Transformer};
+
+fn model() -> Transformer {
+    let mut cfg = ConfigBuilder::new(Arch::Qwen3)
+        .layers(2)
+        .hidden(32)
+        .heads(4)
+        .kv_heads(2)
+        .head_dim(8)
+        .ffn(48)
+        .vocab(50)
+        .max_positions(96)
+        .build()
+        .unwrap();
+    cfg.initializer_range = 0.3;
+    Transformer::new(&ctx(), &cfg, &init_random(&cfg, 21), 96).unwrap()
+}
+
+/// log p(continuation | prompt) by teacher forcing through the training forward.
+fn sequence_logprob(m: &Transformer, prompt: &[u32], cont: &[u32]) -> f32 {
+    let full: Vec<u32> = prompt.iter().chain(cont).copied().collect();
+    let batch = TokenBatch::right_padded(&[&full], 0);
+    let logits = m.logits(&batch).unwrap();
+    let v = m.cfg.vocab_size;
+    let mut total = 0.0;
+    for (i, &tok) in cont.iter().enumerate() {
+        let row = &logits[(prompt.len() + i - 1) * v..(prompt.len() + i) * v];
+        let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let lse = mx + row.iter().map(|x| (x - mx).exp()).sum::<f32>().ln();
+        total += row[tok as usize] - lse;
+    }
+    total
+}
+
+#[test]
+fn sampling_is_seeded_batch_independent_and_logprobs_are_exact() {
+    let m = model();
+    let prompts = vec![vec![3, 4, 5, 6, 7], vec![9, 8], vec![11, 12, 13]];
+    let p = SamplingParams {
+        temperature: 1.0,
+        max_new_tokens: 6,
+        seed: 42,
+        ..Default::default()
+    };
+    let a = generate(&m, &prompts, &p, &[], None).unwrap();
+    let b = generate(&m, &prompts, &p, &[], None).unwrap();
+    assert_eq!(
+        a.iter().map(|s| &s.tokens).collect::<Vec<_>>(),
+        b.iter().map(|s| &s.tokens).collect::<Vec<_>>()
+    );
+    // Sequence 1 alone draws the same tokens only if its RNG stream is its own: here it is
+    // index 0 of a one-prompt batch, so compare against a batch where it stays at index 1.
+    let solo = generate(&m, &[vec![1], prompts[1].clone()], &p, &[], None).unwrap();
+    assert_eq!(
+        solo[1].tokens, a[1].tokens,
+        "a sequence's sample depends on its batch mates"
+    );
+    for (prompt, s) in prompts.iter().zip(&a) {
+        assert_eq!(s.tokens.len(), 6);
+        assert_eq!(s.finish, FinishReason::Length);
+        let total: f32 = s.logprobs.iter().sum();
+        let want = sequence_logprob(&m, prompt, &s.tokens);
+        assert!(
+            (total - want).abs() < 1e-3,
+            "logprob {total} vs teacher-forced {want}"
+        );
+    }
+}
+
+#[test]
+fn stop_tokens_end_sequences() {
+    let m = model();
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 10,
+        ..Default::default()
+    };
+    let free = generate(&m, &[vec![2, 3, 4]], &greedy, &[], None).unwrap();
+    let stop = free[0].tokens[2];
+    let cut = generate(&m, &[vec![2, 3, 4]], &greedy, &[stop], None).unwrap();
+    let first = free[0].tokens.iter().position(|&t| t == stop).unwrap();
+    assert_eq!(cut[0].tokens, free[0].tokens[..=first].to_vec());
+    assert_eq!(cut[0].finish, FinishReason::Stop);
+}
+
+fn catalogue() -> Vec<Vec<u32>> {
+    let mut ids = Vec::new();
+    for a in [30u32, 31, 32] {
+        for b in [40u32, 41] {
+            for c in [45u32, 46] {
+                ids.push(vec![a, b, c]);
+            }
+        }
+    }
+    ids.push(vec![33, 40, 45, 49]); // a longer, collision-style ID
+    ids
+}
+
+#[test]
+fn exhaustive_beam_search_reproduces_brute_force_ranking() {
+    let m = model();
+    let items = catalogue();
+    let trie = PrefixTrie::new(&items).unwrap();
+    let prompts = vec![vec![5, 6, 7, 8], vec![10, 11]];
+    let p = BeamParams {
+        num_beams: items.len(),
+        num_results: 5,
+        length_penalty: None,
+    };
+    let hits = beam_search(&m, &prompts, &trie, &p).unwrap();
+    for (prompt, h) in prompts.iter().zip(&hits) {
+        let mut brute: Vec<(usize, f32)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (i, sequence_logprob(&m, prompt, id)))
+            .collect();
+        brute.sort_by(|a, b| b.1.total_cmp(&a.1));
+        assert_eq!(h.len(), 5);
+        for (hit, (item, lp)) in h.iter().zip(&brute) {
+            assert_eq!(hit.item, *item, "ranking differs from brute force");
+            assert_eq!(hit.tokens, items[*item]);
+            assert!((hit.logprob - lp).abs() < 1e-3, "{} vs {lp}", hit.logprob);
+        }
+    }
+    // Fewer beams still return distinct real items.
+    let narrow = beam_search(
+        &m,
+        &prompts,
+        &trie,
+        &BeamParams {
+            num_beams: 3,
+            num_results: 3,
+            length_penalty: Some(1.0),
+        },
+    )
+    .unwrap();
+    for h in &narrow {
+        let mut seen: Vec<usize> = h.iter().map(|x| x.item).collect();
+        seen.dedup();
+        assert_eq!(seen.len(), h.len());
+        assert!(h.iter().all(|x| items[x.item] == x.tokens));
+    }
+}
+
+#[test]
+fn answer_constraint_yields_only_real_ids() {
+    let m = model();
+    let items = catalogue();
+    let trie = PrefixTrie::new(&items).unwrap();
+    // "<answer>" is token 20 and "</answer>" token 21 here. The prompt ends with the opening
+    // tag, so the very first generated tokens must spell a real item's ID, then the close tag.
+    let c = AnswerConstraint {
+        open: vec![20],
+        close: vec![21],
+        trie: &trie,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let p = SamplingParams {
+            temperature: 1.5,
+            max_new_tokens: 12,
+            seed,
+            ..Default::default()
+        };
+        let out = generate(&m, &[vec![1, 2, 20]], &p, &[21], Some(&c)).unwrap();
+        let toks = &out[0].tokens;
+        let end = toks
+            .iter()
+            .position(|&t| t == 21)
+            .expect("close tag forced after the ID");
+        let item = trie.walk(&toks[..end]).and_then(|n| trie.item(n));
+        assert!(
+            item.is_some(),
+            "answer {:?} is not an item ID",
+            &toks[..end]
+        );
+        assert_eq!(end + 1, toks.len(), "generation stops at the close tag");
+        assert_eq!(out[0].finish, FinishReason::Stop);
+        seen.insert(item.unwrap());
+    }
+    assert!(!seen.is_empty());
+}
