@@ -199,3 +199,14 @@ fn file_or_embedded_prefers_the_file() {
     let src = ConfigSource::file_or_embedded(None, "demo", BASE);
     assert_eq!(src.origin(), "<embedded demo>");
 }
+
+#[test]
+fn unknown_top_level_key_and_inline_arrays() {
+    let err = load_config::<Cfg, _>(&embedded(), &["seed=3"]).unwrap_err();
+    let ConfigError::Schema { path, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(path, "seed");
+    let text = show_untyped(&embedded(), &["train.layers=[4, 5]"]).unwrap();
+    assert!(text.contains("layers = [4, 5]"), "{text}");
+}

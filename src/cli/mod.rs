@@ -1,7 +1,9 @@
 //! Subcommands. Each lives in its own module and only parses arguments and calls a library crate.
 
+mod config;
 mod data;
 mod devices;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,11 @@ pub enum Command {
     /// Datasets: import, statistics, the synthetic default, baselines.
     #[command(subcommand)]
     Data(data::DataCmd),
+    /// Run configs: print the resolved config after `--set` overrides.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Draw a run's training curves (SVG) and write report.html.
+    Report(report::ReportArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -49,5 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::devices(a),
         Command::Selfcheck(a) => devices::selfcheck(a),
         Command::Data(c) => data::run(c),
+        Command::Config(c) => config::run(c),
+        Command::Report(a) => report::run(a),
     }
 }

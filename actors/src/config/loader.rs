@@ -94,32 +94,19 @@ impl ResolvedToml {
     /// `#[serde(deny_unknown_fields)]`, and the error names the key path.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         serde_path_to_error::deserialize(Value::Table(self.table.clone())).map_err(|e| {
+            // The path includes an unknown field's own name (`train.optim.beta3`).
             let path = e.path().to_string();
-            let inner = e.into_inner();
             ConfigError::Schema {
                 origin: self.origin.clone(),
-                path: full_key_path(&path, inner.message()),
-                message: inner.message().trim().to_string(),
+                path,
+                message: e.into_inner().message().trim().to_string(),
             }
         })
     }
 
     /// The document as TOML text (key order as in the file).
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
-        toml::to_string_pretty(&self.table).map_err(|e| ConfigError::Render(e.to_string()))
-    }
-}
-
-/// serde reports an unknown field at its parent's path; append the field so the whole key shows.
-fn full_key_path(parent: &str, message: &str) -> String {
-    let unknown = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| field);
-    match (unknown, parent) {
-        (Some(field), "." | "") => field.to_string(),
-        (Some(field), p) if !p.ends_with(field) => format!("{p}.{field}"),
-        _ => parent.to_string(),
+        toml::to_string(&self.table).map_err(|e| ConfigError::Render(e.to_string()))
     }
 }
 
@@ -133,7 +120,7 @@ pub fn load_config<T: DeserializeOwned, S: AsRef<str>>(
 
 /// Renders a typed config (defaults filled in) as TOML, e.g. for `config.resolved.toml`.
 pub fn render_config<T: Serialize>(config: &T) -> Result<String, ConfigError> {
-    toml::to_string_pretty(config).map_err(|e| ConfigError::Render(e.to_string()))
+    toml::to_string(config).map_err(|e| ConfigError::Render(e.to_string()))
 }
 
 /// What `grrm config show` prints once a schema is bound: the config after overrides, checked

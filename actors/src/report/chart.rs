@@ -64,8 +64,9 @@ pub fn render_svg(title: &str, y_label: &str, series: &[Series]) -> Result<Strin
                         .map_err(plot_err)?;
                 }
                 if run.len() == 1 || mark_all {
+                    let radius = if run.len() == 1 { 4 } else { 3 };
                     chart
-                        .draw_series(run.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .draw_series(run.iter().map(|&p| Circle::new(p, radius, color.filled())))
                         .map_err(plot_err)?;
                 }
             }
