@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod checkpoints;
 pub mod config;
+pub mod data;
 pub mod metrics_log;
 pub mod progress;
 pub mod report;
