@@ -136,7 +136,7 @@ impl fmt::Display for AdapterReport {
             f,
             "    limits: storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, \
              invocations/workgroup {}, workgroups/dim {}, storage buffers/stage {}",
-            l.max_storage_buffer_binding_size as u64 >> 20,
+            l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_compute_workgroup_storage_size >> 10,
             l.max_compute_invocations_per_workgroup,

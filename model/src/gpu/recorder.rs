@@ -139,7 +139,7 @@ impl Recorder {
 
     /// Records a buffer-to-buffer copy of `src.size` bytes (ordered with the dispatches).
     pub fn copy(&mut self, src: Binding, dst: Binding) -> Result<()> {
-        if src.size != dst.size || src.size % 4 != 0 {
+        if src.size != dst.size || !src.size.is_multiple_of(4) {
             return Err(GpuError::shape(
                 "copy",
                 format!("source {} bytes, destination {} bytes", src.size, dst.size),

@@ -113,7 +113,7 @@ impl Tensor {
         }
         if !bytes.is_empty() {
             let mut padded;
-            let data = if bytes.len() % 4 != 0 {
+            let data = if !bytes.len().is_multiple_of(4) {
                 padded = bytes.to_vec();
                 padded.resize(bytes.len().div_ceil(4) * 4, 0);
                 &padded[..]
@@ -176,7 +176,7 @@ impl Tensor {
         let n: usize = shape.iter().product();
         let align = self.ctx.limits().min_storage_buffer_offset_alignment as usize;
         let es = self.dtype.size_bytes();
-        if start + n > self.numel() || ((self.offset + start) * es) % align != 0 {
+        if start + n > self.numel() || !((self.offset + start) * es).is_multiple_of(align) {
             return Err(GpuError::shape(
                 "view",
                 format!(
@@ -280,7 +280,7 @@ impl Tensor {
         let offset = self.byte_offset() + start as u64 * es;
         let size = (len as u64 * es).div_ceil(4) * 4;
         let align = self.ctx.limits().min_storage_buffer_offset_alignment as u64;
-        if offset % align != 0 || start + len > self.numel() || size == 0 {
+        if !offset.is_multiple_of(align) || start + len > self.numel() || size == 0 {
             return Err(GpuError::shape(
                 op,
                 format!(

@@ -105,6 +105,7 @@ impl Transformer {
 
     /// Backward through the head given per-token `coef` (for RL, coef = -dL/dlogprob) and the
     /// `lse` of an earlier `head_stats` at the same temperature. Returns d_hidden.
+    #[allow(clippy::too_many_arguments)]
     pub fn head_backward(
         &self,
         rec: &mut Recorder,
