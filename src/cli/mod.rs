@@ -1,8 +1,10 @@
 //! Subcommands. Each lives in its own module and only parses arguments and calls a library crate.
 
+mod bench;
 mod config;
 mod data;
 mod devices;
+mod model;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,13 @@ pub enum Command {
     /// Datasets: import, statistics, the synthetic default, baselines.
     #[command(subcommand)]
     Data(data::DataCmd),
+    /// Write a randomly initialised Qwen3/Qwen2/Llama model of any size (tests, demos).
+    InitModel(model::InitModelArgs),
+    /// Generate a continuation of a prompt with a model folder.
+    Generate(model::GenerateArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Run configs: print the resolved config after `--set` overrides.
     #[command(subcommand)]
     Config(config::ConfigCmd),
@@ -56,6 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::devices(a),
         Command::Selfcheck(a) => devices::selfcheck(a),
         Command::Data(c) => data::run(c),
+        Command::InitModel(a) => model::init_model(a),
+        Command::Generate(a) => model::generate_cmd(a),
+        Command::Bench(c) => bench::run(c),
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
     }
