@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{Access, DType, GpuContext, KernelEntry, Recorder, Result, ShaderSource, Tensor};
-use crate::kernels::matmul::{matmul, MatmulKernel, MatmulOpts};
+use crate::kernels::matmul::{matmul, MatmulKernel, MatmulOpts, TiledConfig};
 
 #[derive(Clone, Debug)]
 pub struct BenchOpts {
@@ -136,10 +136,17 @@ pub fn matmul_layout_case(
     // Aim for ~50 ms of work per submission at ~20 TFLOP/s, at least one launch.
     let reps = ((1e12 / flops).round() as usize).clamp(1, 20);
     let name = match kernel {
-        MatmulKernel::Portable => "matmul portable f32",
-        MatmulKernel::Tiled => "matmul tiled f32",
-        MatmulKernel::Coop16 => "matmul coop f16->f32",
-        MatmulKernel::Auto => "matmul auto",
+        MatmulKernel::Portable => "matmul portable f32".to_string(),
+        MatmulKernel::Tiled => "matmul tiled f32".to_string(),
+        MatmulKernel::TiledGeneral => "matmul tiled f32 general".to_string(),
+        MatmulKernel::TiledVariant(v) => format!(
+            "matmul tiled f32 {} {} bk{}",
+            if v.interior { "interior" } else { "general" },
+            if v.checked { "checked" } else { "unchecked" },
+            v.bk
+        ),
+        MatmulKernel::Coop16 => "matmul coop f16->f32".to_string(),
+        MatmulKernel::Auto => "matmul auto".to_string(),
     };
     let layout = format!(
         "{}{}",
@@ -193,6 +200,23 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         return v;
     }
     for kern in [Portable, Tiled, Coop16] {
+        v.push(matmul_case(ctx, kern, 4096, 4096, 4096));
+    }
+    // What each change to the tiled kernel is worth: the general kernel with and without wgpu's
+    // runtime checks, the interior kernel with them, and with 16-deep slabs.
+    let variant = |interior, checked, bk| {
+        MatmulKernel::TiledVariant(TiledConfig {
+            interior,
+            checked,
+            bk,
+        })
+    };
+    for kern in [
+        TiledGeneral,
+        variant(false, false, 16),
+        variant(true, true, 16),
+        variant(true, false, 16),
+    ] {
         v.push(matmul_case(ctx, kern, 4096, 4096, 4096));
     }
     // The other layouts (NN: activations @ weight stored [K, N]; TN: weight gradients).

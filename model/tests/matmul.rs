@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use grrm_model::kernels::matmul::{matmul, MatmulKernel, MatmulOpts};
+use grrm_model::kernels::matmul::{matmul, MatmulKernel, MatmulOpts, TiledConfig};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 struct Case {
@@ -163,6 +163,36 @@ fn matmul_tiled_all_layouts_odd_shapes() {
     all_layouts(&ctx(), MatmulKernel::Tiled, &shapes);
 }
 
+/// Whole 128x128 blocks and 8-deep slabs, where `Tiled` runs its unchecked interior kernel
+/// (K = 36 is no whole number of slabs: the general kernel), and the general kernel forced.
+#[test]
+fn matmul_tiled_interior_all_layouts() {
+    let ctx = ctx();
+    let shapes = [(128, 256, 48), (256, 128, 8), (128, 128, 36)];
+    all_layouts(&ctx, MatmulKernel::Tiled, &shapes);
+    all_layouts(
+        &ctx,
+        MatmulKernel::TiledGeneral,
+        &[(129, 131, 37), (128, 256, 48)],
+    );
+}
+
+/// The benchmark variants of the tiled kernel compute the same function.
+#[test]
+fn matmul_tiled_variants() {
+    let ctx = ctx();
+    let v = |interior, checked, bk| {
+        MatmulKernel::TiledVariant(TiledConfig {
+            interior,
+            checked,
+            bk,
+        })
+    };
+    all_layouts(&ctx, v(false, false, 16), &[(129, 131, 37), (132, 136, 36)]);
+    all_layouts(&ctx, v(true, true, 16), &[(128, 256, 48)]);
+    all_layouts(&ctx, v(true, false, 16), &[(128, 256, 48), (128, 128, 40)]);
+}
+
 /// The cooperative-matrix kernel where the adapter has it (f16 operands, f32 accumulation).
 #[test]
 fn matmul_coop16_all_layouts_odd_shapes() {
@@ -172,7 +202,7 @@ fn matmul_coop16_all_layouts_odd_shapes() {
     }
     let shapes = [(1, 1, 1), (7, 13, 5), (129, 131, 37), (256, 192, 96)];
     all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
-    batched_and_broadcast(&ctx, MatmulKernel::Coop16);
+    batched_and_broadcast(&ctx, MatmulKernel::Coop16, (9, 35, 23));
 }
 
 fn coop_available(ctx: &GpuContext) -> bool {
@@ -246,11 +276,13 @@ fn matmul_coop16_matches_portable() {
 
 #[test]
 fn matmul_batched_and_broadcast() {
-    batched_and_broadcast(&ctx(), MatmulKernel::Portable);
-    batched_and_broadcast(&ctx(), MatmulKernel::Tiled);
+    batched_and_broadcast(&ctx(), MatmulKernel::Portable, (9, 35, 23));
+    batched_and_broadcast(&ctx(), MatmulKernel::Tiled, (9, 35, 23));
+    // Whole blocks: the interior kernel.
+    batched_and_broadcast(&ctx(), MatmulKernel::Tiled, (128, 128, 32));
 }
 
-fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel) {
+fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
     for (i, b_batched) in [true, false].into_iter().enumerate() {
         let o = MatmulOpts {
             trans_b: true,
@@ -262,9 +294,9 @@ fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel) {
             ctx,
             &Case {
                 batch: 3,
-                m: 9,
-                n: 35,
-                k: 23,
+                m,
+                n,
+                k,
                 o,
                 bias: true,
                 b_batched,
@@ -276,11 +308,13 @@ fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel) {
 
 #[test]
 fn matmul_chunks_operands_larger_than_a_binding() {
-    chunks(MatmulKernel::Portable);
-    chunks(MatmulKernel::Tiled);
+    chunks(MatmulKernel::Portable, (150, 300, 130));
+    chunks(MatmulKernel::Tiled, (150, 300, 130));
+    // 128-row chunks of A and C and 128-deep chunks of B: the interior kernel per chunk.
+    chunks(MatmulKernel::Tiled, (256, 256, 256));
 }
 
-fn chunks(kernel: MatmulKernel) {
+fn chunks(kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
     // 128 KiB bindings force chunking of B over N (stored [N, K]) and over K (stored [K, N]),
     // and of A and C over M.
     let small = ctx().with_binding_limit(128 << 10);
@@ -295,9 +329,9 @@ fn chunks(kernel: MatmulKernel) {
             &small,
             &Case {
                 batch: 1,
-                m: 150,
-                n: 300,
-                k: 130,
+                m,
+                n,
+                k,
                 o,
                 bias: true,
                 b_batched: false,

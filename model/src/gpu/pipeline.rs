@@ -19,15 +19,29 @@ pub const PARAM_SLOT: u64 = 256;
 pub struct ShaderSource {
     pub name: &'static str,
     pub wgsl: &'static str,
+    /// Compiled without wgpu's runtime checks (index clamping of workgroup and storage arrays,
+    /// forced loop bounding). Only for files whose every access is proven in bounds, for every
+    /// launch the launch code makes, and whose loops all terminate: the proof belongs in the
+    /// file's header comment. Set with `shader!(trusted "file.wgsl")`.
+    pub trusted: bool,
 }
 
-/// Embeds `shaders/<file>` from the workspace root.
+/// Embeds `shaders/<file>` from the workspace root; `shader!(trusted "file.wgsl")` marks it
+/// for compilation without runtime checks (see `ShaderSource::trusted`).
 #[macro_export]
 macro_rules! shader {
     ($name:literal) => {
         $crate::gpu::ShaderSource {
             name: $name,
             wgsl: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name)),
+            trusted: false,
+        }
+    };
+    (trusted $name:literal) => {
+        $crate::gpu::ShaderSource {
+            name: $name,
+            wgsl: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name)),
+            trusted: true,
         }
     };
 }
@@ -49,6 +63,7 @@ pub struct KernelEntry {
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     shader: &'static str,
+    trusted: bool,
     entry: &'static str,
     constants: Vec<(String, u64)>,
 }
@@ -72,6 +87,7 @@ impl PipelineCache {
     ) -> Result<Arc<Compiled>> {
         let key = Key {
             shader: k.source.name,
+            trusted: k.source.trusted,
             entry: k.entry,
             constants: constants
                 .iter()
@@ -97,10 +113,17 @@ impl PipelineCache {
 fn compile(device: &wgpu::Device, k: &KernelEntry, constants: &[(&str, f64)]) -> Result<Compiled> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let label = format!("{}::{}", k.source.name, k.entry);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let desc = wgpu::ShaderModuleDescriptor {
         label: Some(&label),
         source: wgpu::ShaderSource::Wgsl(k.source.wgsl.into()),
-    });
+    };
+    let module = if k.source.trusted {
+        // SAFETY: `trusted` sources carry a proof that every access is in bounds and every
+        // loop terminates for all launches their launch code makes (see `ShaderSource`).
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    } else {
+        device.create_shader_module(desc)
+    };
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
