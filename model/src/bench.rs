@@ -63,7 +63,7 @@ impl BenchRow {
 }
 
 /// Records one launch of the benchmarked kernel (its tensors captured by the closure).
-type Launch = Box<dyn FnMut(&mut Recorder) -> Result<()>>;
+pub(crate) type Launch = Box<dyn FnMut(&mut Recorder) -> Result<()>>;
 /// Allocates a case's tensors on the device and returns its launch.
 type Setup = Box<dyn FnOnce(&GpuContext) -> Result<Launch>>;
 
@@ -102,7 +102,7 @@ impl Case {
 }
 
 /// Deterministic non-zero data (timing on zeros flatters some hardware).
-fn data(n: usize, seed: u32) -> Vec<f32> {
+pub(crate) fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..n)
         .map(|_| {
@@ -197,6 +197,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         }
         v.push(matmul_case(ctx, Portable, 128, 1024, 256));
         v.push(matmul_case(ctx, Tiled, 128, 1024, 256));
+        v.extend(crate::bench_ops::op_cases(true));
         return v;
     }
     for kern in [Portable, Tiled, Coop16] {
@@ -236,6 +237,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
     for kern in [Tiled, Coop16] {
         v.push(matmul_case(ctx, kern, 4096, 153_216, 1024));
     }
+    v.extend(crate::bench_ops::op_cases(false));
     v
 }
 

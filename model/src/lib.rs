@@ -3,6 +3,7 @@
 //! generation engine.
 
 pub mod bench;
+mod bench_ops;
 pub mod generate;
 pub mod gpu;
 pub mod hf;

@@ -82,3 +82,55 @@ fn qwen2_matches_transformers() {
 fn llama_matches_transformers() {
     check("llama");
 }
+
+/// A checkpoint grrm trained and saved (one AdamW step away from the fixture, so it is not the
+/// file transformers wrote) reloads with the same logits. With `GRRM_EXPORT_DIR` set, it is
+/// also written there with `grrm_expected.json` for scripts/parity/check_grrm_saved.py, which
+/// loads it with transformers on the GPU machine.
+#[test]
+fn trained_checkpoints_save_in_hf_layout() {
+    use grrm_model::hf::{save_pretrained, SaveOptions, StorageDType};
+    use grrm_model::transformer::{next_token_targets, Optimizer, OptimizerConfig};
+    for name in ["qwen3", "qwen2", "llama"] {
+        let ck = Checkpoint::load(fixture(name)).unwrap();
+        let exp: Expected = serde_json::from_str(
+            &std::fs::read_to_string(fixture(name).join("expected.json")).unwrap(),
+        )
+        .unwrap();
+        let model = Transformer::new(&ctx(), &ck.config, &ck.weights, 128).unwrap();
+        let refs: Vec<&[u32]> = exp.sequences.iter().map(|s| s.as_slice()).collect();
+        let batch = TokenBatch::right_padded(&refs, 0);
+        let targets = next_token_targets(&batch, &vec![1; batch.tokens()]);
+        let grads = model.params.zeros_like().unwrap();
+        let mut opt = Optimizer::new(&model.params, OptimizerConfig::default()).unwrap();
+        let mut rec = grrm_model::Recorder::new(&ctx(), "step");
+        model
+            .record_loss_backward(&mut rec, &batch, &targets, 0.05, &grads)
+            .unwrap();
+        opt.step(&mut rec, &model.params, &grads, 1e-2).unwrap();
+        rec.submit().unwrap();
+        let trained = model.params.download(&ck.weights).unwrap();
+        assert_ne!(trained.embed_tokens.data, ck.weights.embed_tokens.data);
+
+        let dir = match std::env::var_os("GRRM_EXPORT_DIR") {
+            Some(d) => PathBuf::from(d).join(name),
+            None => tempfile::tempdir().unwrap().keep().join(name),
+        };
+        let opts = SaveOptions {
+            dtype: StorageDType::F32,
+            ..Default::default()
+        };
+        save_pretrained(&dir, &ck.config, &trained, None, &opts).unwrap();
+        let back = Checkpoint::load(&dir).unwrap();
+        assert_eq!(back.weights, trained, "{name}: f32 save/load must be exact");
+        let reloaded = Transformer::new(&ctx(), &back.config, &back.weights, 128).unwrap();
+        let v = ck.config.vocab_size;
+        let mut logits = Vec::new();
+        for s in &exp.sequences {
+            let l = reloaded.logits(&TokenBatch::right_padded(&[s], 0)).unwrap();
+            logits.push(l.chunks(v).map(|r| r.to_vec()).collect::<Vec<_>>());
+        }
+        let out = serde_json::json!({ "sequences": exp.sequences, "logits": logits });
+        std::fs::write(dir.join("grrm_expected.json"), out.to_string()).unwrap();
+    }
+}

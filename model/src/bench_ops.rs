@@ -1,0 +1,272 @@
+//! Benchmark rows for the non-matmul kernel families at the Qwen3-0.6B training shapes
+//! (8 x 1024 tokens, hidden 1024, 16/8 heads of 128, FFN 3072, vocabulary 153,216), or small
+//! shapes with `quick`. Bytes count each tensor read or written once per launch (the minimum
+//! traffic); FLOPs count multiply-adds as two.
+
+use crate::bench::{data, Case, Launch};
+use crate::gpu::{Recorder, Result, Tensor};
+use crate::kernels::adamw::{adamw_step, AdamWConfig, AdamWState};
+use crate::kernels::attention::{
+    attention_backward, attention_forward, AttentionGrads, AttentionHeads, AttentionInputs,
+};
+use crate::kernels::cross_entropy::{cross_entropy_fused, CeStats};
+use crate::kernels::elementwise::add;
+use crate::kernels::embedding::embedding;
+use crate::kernels::rmsnorm::rmsnorm;
+use crate::kernels::rope::{rope, RopeTable};
+use crate::kernels::softmax::{softmax, SoftmaxOpts};
+use crate::kernels::swiglu::swiglu;
+use crate::{DType, GpuContext};
+
+fn f32t(ctx: &GpuContext, shape: &[usize], seed: u32) -> Result<Tensor> {
+    Tensor::from_f32(ctx, shape, &data(shape.iter().product(), seed))
+}
+
+fn launch(f: impl FnMut(&mut Recorder) -> Result<()> + 'static) -> Result<Launch> {
+    Ok(Box::new(f))
+}
+
+pub fn op_cases(quick: bool) -> Vec<Case> {
+    let (tokens, hidden, ffn, vocab_rows, vocab) = if quick {
+        (256, 128, 384, 16, 16_384)
+    } else {
+        (8192, 1024, 3072, 64, 153_216)
+    };
+    let (b, t, hq, hkv, d) = if quick {
+        (2, 128, 4, 2, 32)
+    } else {
+        (8, 1024, 16, 8, 128)
+    };
+    let params = if quick { 1 << 20 } else { 600_000_000 / 4 };
+    let f = 4.0;
+    let mut v = Vec::new();
+
+    let (n, h) = (tokens, hidden);
+    v.push(Case::new(
+        "rmsnorm",
+        format!("{n}x{h}"),
+        4.0 * (n * h) as f64,
+        f * (2 * n * h + h + n) as f64,
+        20,
+        move |ctx| {
+            let (x, w, y, r) = (
+                f32t(ctx, &[n, h], 1)?,
+                f32t(ctx, &[h], 2)?,
+                Tensor::zeros(ctx, &[n, h], DType::F32)?,
+                Tensor::zeros(ctx, &[n], DType::F32)?,
+            );
+            launch(move |rec| rmsnorm(rec, &x, &w, 1e-6, &y, &r))
+        },
+    ));
+    let (qd, hd) = (hq * d, d);
+    v.push(Case::new(
+        "rope",
+        format!("{n}x{hq}x{hd}"),
+        3.0 * (n * qd) as f64,
+        f * (2 * n * qd) as f64,
+        20,
+        move |ctx| {
+            let table = RopeTable::new(ctx, hd, 1e6, 4096)?;
+            let pos: Vec<u32> = (0..n).map(|i| (i % 1024) as u32).collect();
+            let (x, p, y) = (
+                f32t(ctx, &[n, qd], 3)?,
+                Tensor::from_u32(ctx, &[n], &pos)?,
+                Tensor::zeros(ctx, &[n, qd], DType::F32)?,
+            );
+            launch(move |rec| rope(rec, &table, &x, &p, Some(&y), false))
+        },
+    ));
+    let ff = ffn;
+    v.push(Case::new(
+        "swiglu",
+        format!("{n}x{ff}"),
+        6.0 * (n * ff) as f64,
+        f * (3 * n * ff) as f64,
+        20,
+        move |ctx| {
+            let (g, u, o) = (
+                f32t(ctx, &[n, ff], 4)?,
+                f32t(ctx, &[n, ff], 5)?,
+                Tensor::zeros(ctx, &[n, ff], DType::F32)?,
+            );
+            launch(move |rec| swiglu(rec, &g, &u, &o))
+        },
+    ));
+    v.push(Case::new(
+        "residual add",
+        format!("{n}x{h}"),
+        (n * h) as f64,
+        f * (3 * n * h) as f64,
+        20,
+        move |ctx| {
+            let (a, c, o) = (
+                f32t(ctx, &[n, h], 6)?,
+                f32t(ctx, &[n, h], 7)?,
+                Tensor::zeros(ctx, &[n, h], DType::F32)?,
+            );
+            launch(move |rec| add(rec, &a, &c, &o))
+        },
+    ));
+    let vv = vocab;
+    v.push(Case::new(
+        "embedding gather",
+        format!("{n} of {vv}x{h}"),
+        0.0,
+        f * (2 * n * h + n) as f64,
+        20,
+        move |ctx| {
+            let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vv) as u32).collect();
+            let (tab, idt, o) = (
+                f32t(ctx, &[vv, h], 8)?,
+                Tensor::from_u32(ctx, &[n], &ids)?,
+                Tensor::zeros(ctx, &[n, h], DType::F32)?,
+            );
+            launch(move |rec| embedding(rec, &tab, &idt, &o))
+        },
+    ));
+    let r = vocab_rows;
+    v.push(Case::new(
+        "log-softmax",
+        format!("{r}x{vv}"),
+        4.0 * (r * vv) as f64,
+        f * (2 * r * vv) as f64,
+        10,
+        move |ctx| {
+            let (x, y) = (
+                f32t(ctx, &[r, vv], 9)?,
+                Tensor::zeros(ctx, &[r, vv], DType::F32)?,
+            );
+            launch(move |rec| softmax(rec, &x, &y, SoftmaxOpts::log()))
+        },
+    ));
+    v.push(Case::new(
+        "cross-entropy fused (+grad)",
+        format!("{r}x{vv}"),
+        6.0 * (r * vv) as f64,
+        f * (2 * r * vv) as f64,
+        10,
+        move |ctx| {
+            let tg: Vec<u32> = (0..r).map(|i| ((i * 31) % vv) as u32).collect();
+            let (x, tgt, coef, st) = (
+                f32t(ctx, &[r, vv], 10)?,
+                Tensor::from_u32(ctx, &[r], &tg)?,
+                f32t(ctx, &[r], 11)?,
+                CeStats::zeros(ctx, r)?,
+            );
+            launch(move |rec| cross_entropy_fused(rec, &x, &tgt, &coef, &st, 1.0))
+        },
+    ));
+    // Causal attention: half of the T x T scores, 2 matmuls of D per score.
+    let attn_flops = 2.0 * 2.0 * (b * hq * t * t * d) as f64 / 2.0;
+    let attn_bytes = f * (b * t * (2 * hq * d + 2 * hkv * d)) as f64;
+    v.push(Case::new(
+        "attention fwd",
+        format!("B{b} T{t} H{hq}/{hkv} D{d}"),
+        attn_flops,
+        attn_bytes,
+        5,
+        move |ctx| {
+            let heads = AttentionHeads::new(hq, hkv, d);
+            let (q, k, vt) = (
+                f32t(ctx, &[b * t, hq * d], 12)?,
+                f32t(ctx, &[b * t, hkv * d], 13)?,
+                f32t(ctx, &[b * t, hkv * d], 14)?,
+            );
+            let (o, lse) = (
+                Tensor::zeros(ctx, &[b * t, hq * d], DType::F32)?,
+                Tensor::zeros(ctx, &[b, hq, t], DType::F32)?,
+            );
+            launch(move |rec| {
+                let x = AttentionInputs {
+                    batch: b,
+                    q: &q,
+                    k: &k,
+                    v: &vt,
+                    mask: None,
+                };
+                attention_forward(rec, &heads, &x, &o, &lse)
+            })
+        },
+    ));
+    v.push(Case::new(
+        "attention bwd",
+        format!("B{b} T{t} H{hq}/{hkv} D{d}"),
+        2.5 * attn_flops,
+        2.0 * attn_bytes,
+        3,
+        move |ctx| {
+            let heads = AttentionHeads::new(hq, hkv, d);
+            let (q, k, vt) = (
+                f32t(ctx, &[b * t, hq * d], 12)?,
+                f32t(ctx, &[b * t, hkv * d], 13)?,
+                f32t(ctx, &[b * t, hkv * d], 14)?,
+            );
+            let (o, lse) = (
+                Tensor::zeros(ctx, &[b * t, hq * d], DType::F32)?,
+                Tensor::zeros(ctx, &[b, hq, t], DType::F32)?,
+            );
+            let dout = f32t(ctx, &[b * t, hq * d], 15)?;
+            let (dq, dk, dv) = (
+                Tensor::zeros(ctx, q.shape(), DType::F32)?,
+                Tensor::zeros(ctx, k.shape(), DType::F32)?,
+                Tensor::zeros(ctx, k.shape(), DType::F32)?,
+            );
+            let mut rec = Recorder::new(ctx, "bench-attn-fwd");
+            attention_forward(
+                &mut rec,
+                &heads,
+                &AttentionInputs {
+                    batch: b,
+                    q: &q,
+                    k: &k,
+                    v: &vt,
+                    mask: None,
+                },
+                &o,
+                &lse,
+            )?;
+            rec.submit()?;
+            launch(move |rec| {
+                let x = AttentionInputs {
+                    batch: b,
+                    q: &q,
+                    k: &k,
+                    v: &vt,
+                    mask: None,
+                };
+                attention_backward(
+                    rec,
+                    &heads,
+                    &x,
+                    &o,
+                    &lse,
+                    &dout,
+                    &AttentionGrads {
+                        dq: &dq,
+                        dk: &dk,
+                        dv: &dv,
+                    },
+                )
+            })
+        },
+    ));
+    let np = params;
+    v.push(Case::new(
+        "adamw",
+        format!("{np} params"),
+        12.0 * np as f64,
+        f * (7 * np) as f64,
+        5,
+        move |ctx| {
+            let (p, g) = (f32t(ctx, &[np], 16)?, f32t(ctx, &[np], 17)?);
+            let st = AdamWState::zeros_like(&p)?;
+            let cfg = AdamWConfig::default();
+            let mut step = 0;
+            launch(move |rec| {
+                step += 1;
+                adamw_step(rec, &cfg, step, &p, &g, &st, None)
+            })
+        },
+    ));
+    v
+}
