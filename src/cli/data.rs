@@ -20,6 +20,33 @@ pub enum DataCmd {
     Synth(SynthArgs),
     /// Popularity and first-order-transition baselines on the leave-one-out split.
     Baselines(DirArg),
+    /// Build the SFT curriculum (alignment tasks + reasoning samples, mixed as SPEC.md) as
+    /// chat JSONL, from the training split only.
+    Sft(SftArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SftArgs {
+    /// Dataset folder (with D.index.json from `grrm index`).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A TOML file with the curriculum settings (recsys SftConfig; unknown keys rejected).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An OpenAI-compatible chat endpoint (http://host:port/v1/chat/completions) that writes
+    /// steps 1-3 of the reasoning samples; replies are cached beside --out.
+    #[arg(long)]
+    pub teacher_url: Option<String>,
+    /// The teacher's model name.
+    #[arg(long, default_value = "teacher")]
+    pub teacher_model: String,
+    /// Cap on alignment samples per task.
+    #[arg(long)]
+    pub max_per_task: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -94,6 +121,7 @@ pub fn run(cmd: DataCmd) -> anyhow::Result<()> {
             print!("{}", stats(&ds));
             Ok(())
         }
+        DataCmd::Sft(a) => sft(a),
         DataCmd::Baselines(a) => {
             let ds = io::load(&a.dir)?;
             print!("{}", evaluate_baselines(&ds)?);
@@ -142,5 +170,39 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     io::save(&ds, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     print!("{}", stats(&ds));
+    Ok(())
+}
+
+fn sft(a: SftArgs) -> anyhow::Result<()> {
+    use grrm_recsys::tasks::sft::{build_sft, write_jsonl, SftConfig};
+    use grrm_recsys::tasks::teacher::TeacherConfig;
+    let ds = io::load(&a.data)?;
+    let mut cfg: SftConfig = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => SftConfig::default(),
+    };
+    if let Some(url) = a.teacher_url {
+        let cache = a.out.with_extension("teacher-cache.jsonl");
+        cfg.reasoning.teacher = Some(TeacherConfig {
+            url,
+            model: a.teacher_model,
+            cache: Some(cache),
+            ..Default::default()
+        });
+    }
+    if a.max_per_task.is_some() {
+        cfg.max_examples_per_task = a.max_per_task;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    let (samples, report) = build_sft(&ds, &cfg)?;
+    write_jsonl(&a.out, &samples)?;
+    println!("wrote {} samples to {}", samples.len(), a.out.display());
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

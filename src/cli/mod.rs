@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod data;
 mod devices;
+mod index;
 mod model;
 mod report;
 
@@ -32,6 +33,8 @@ pub enum Command {
     /// Datasets: import, statistics, the synthetic default, baselines.
     #[command(subcommand)]
     Data(data::DataCmd),
+    /// Semantic IDs for a dataset's items (writes D.index.json).
+    Index(index::IndexArgs),
     /// Write a randomly initialised Qwen3/Qwen2/Llama model of any size (tests, demos).
     InitModel(model::InitModelArgs),
     /// Generate a continuation of a prompt with a model folder.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::devices(a),
         Command::Selfcheck(a) => devices::selfcheck(a),
         Command::Data(c) => data::run(c),
+        Command::Index(a) => index::run(a),
         Command::InitModel(a) => model::init_model(a),
         Command::Generate(a) => model::generate_cmd(a),
         Command::Bench(c) => bench::run(c),
