@@ -27,9 +27,11 @@ fi
 
 # A Vulkan ICD is what wgpu needs; GPU vendors install theirs with the driver.
 have_icd() {
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
-        ${VK_DRIVER_FILES:-} ${VK_ICD_FILENAMES:-} >/dev/null 2>&1 &&
-        ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'
+    local f found=no extra="${VK_DRIVER_FILES:-}:${VK_ICD_FILENAMES:-}"
+    for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json ${extra//:/ }; do
+        [ -f "$f" ] && found=yes
+    done
+    [ "$found" = yes ] && ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'
 }
 
 if have_icd; then
