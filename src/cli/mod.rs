@@ -4,6 +4,7 @@ mod config;
 mod data;
 mod devices;
 mod report;
+mod sft;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ pub enum Command {
     Config(config::ConfigCmd),
     /// Draw a run's training curves (SVG) and write report.html.
     Report(report::ReportArgs),
+    /// Supervised fine-tuning on a curriculum (assistant tokens only), with checkpoints and --resume.
+    Sft(sft::SftArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -58,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(c) => data::run(c),
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
+        Command::Sft(a) => sft::run(a),
     }
 }
