@@ -9,4 +9,5 @@ pub mod metrics_log;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+pub mod sft;
 pub mod summary;

@@ -7,6 +7,7 @@ mod devices;
 mod index;
 mod model;
 mod report;
+mod sft;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +48,8 @@ pub enum Command {
     Config(config::ConfigCmd),
     /// Draw a run's training curves (SVG) and write report.html.
     Report(report::ReportArgs),
+    /// Supervised fine-tuning on a curriculum (assistant tokens only), with checkpoints and --resume.
+    Sft(sft::SftArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -74,5 +77,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(c) => bench::run(c),
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
+        Command::Sft(a) => sft::run(a),
     }
 }
