@@ -3,6 +3,7 @@
 mod config;
 mod data;
 mod devices;
+mod eval;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ pub enum Command {
     Config(config::ConfigCmd),
     /// Draw a run's training curves (SVG) and write report.html.
     Report(report::ReportArgs),
+    /// Evaluate a model: trie-constrained beam search (direct) or sampled reasoning; metrics,
+    /// results.json and per-user JSONL, resumable.
+    Eval(eval::EvalArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -58,5 +62,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(c) => data::run(c),
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
