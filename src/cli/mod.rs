@@ -6,6 +6,7 @@ mod data;
 mod devices;
 mod index;
 mod model;
+mod eval;
 mod report;
 mod sft;
 
@@ -50,6 +51,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Supervised fine-tuning on a curriculum (assistant tokens only), with checkpoints and --resume.
     Sft(sft::SftArgs),
+    /// Evaluate a model: trie-constrained beam search (direct) or sampled reasoning; metrics,
+    /// results.json and per-user JSONL, resumable.
+    Eval(eval::EvalArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -78,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
         Command::Sft(a) => sft::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
