@@ -9,4 +9,6 @@ pub mod metrics_log;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+pub mod srpo;
 pub mod summary;
+pub mod system;
