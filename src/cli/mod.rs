@@ -4,6 +4,7 @@ mod config;
 mod data;
 mod devices;
 mod report;
+mod rl;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ pub enum Command {
     Config(config::ConfigCmd),
     /// Draw a run's training curves (SVG) and write report.html.
     Report(report::ReportArgs),
+    /// SRPO training (SPEC.md section 4) of a model on a dataset's RL prompts.
+    Rl(rl::RlArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -58,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(c) => data::run(c),
         Command::Config(c) => config::run(c),
         Command::Report(a) => report::run(a),
+        Command::Rl(a) => rl::run(a),
     }
 }

@@ -279,12 +279,14 @@ impl RlEngine {
         let step = self.state.step;
         let run = &self.run;
         let mut b = StepBuilder::new(&run.cfg);
+        let mut timing = [0.0f64; 3];
         loop {
             let need = b.need(&run.cfg);
             if need == 0 {
                 break;
             }
             let draws = run.draws(&mut self.state.cursor, need);
+            let t = Instant::now();
             let round = draws
                 .into_iter()
                 .map(|d| {
@@ -297,16 +299,28 @@ impl RlEngine {
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
+            timing[0] += t.elapsed().as_secs_f64();
             b.add_round(&run.ctx, &run.cfg, round, self.state.version)?;
         }
         let mut groups = b.train_groups(&run.pools);
+        let t = Instant::now();
         fill_reference(&self.reference, &mut groups, &run.cfg)?;
+        timing[1] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let up = if groups.is_empty() {
             tracing::warn!("step {}: no informative group; no update", step + 1);
             UpdateMetrics::default()
         } else {
             ppo_update(&mut self.learner, &groups, &run.cfg)?
         };
+        timing[2] = t.elapsed().as_secs_f64();
+        tracing::info!(
+            "step {}: rollout+score {:.2}s, reference {:.2}s, update {:.2}s",
+            step + 1,
+            timing[0],
+            timing[1],
+            timing[2]
+        );
         self.finish_step(b, up, t0.elapsed().as_secs_f64())
     }
 
