@@ -11,4 +11,6 @@ pub mod progress;
 pub mod report;
 pub mod run_dir;
 pub mod sft;
+pub mod srpo;
 pub mod summary;
+pub mod system;

@@ -9,6 +9,7 @@ mod model;
 mod eval;
 mod report;
 mod sft;
+mod rl;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +55,8 @@ pub enum Command {
     /// Evaluate a model: trie-constrained beam search (direct) or sampled reasoning; metrics,
     /// results.json and per-user JSONL, resumable.
     Eval(eval::EvalArgs),
+    /// SRPO training (SPEC.md section 4) of a model on a dataset's RL prompts.
+    Rl(rl::RlArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -83,5 +86,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => report::run(a),
         Command::Sft(a) => sft::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Rl(a) => rl::run(a),
     }
 }
