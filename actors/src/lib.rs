@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod checkpoints;
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod eval;
 pub mod metrics_log;
 pub mod progress;

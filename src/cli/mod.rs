@@ -3,13 +3,14 @@
 mod bench;
 mod config;
 mod data;
+mod demo;
 mod devices;
+mod eval;
 mod index;
 mod model;
-mod eval;
 mod report;
-mod sft;
 mod rl;
+mod sft;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// Datasets: import, statistics, the synthetic default, baselines.
     #[command(subcommand)]
     Data(data::DataCmd),
+    /// The main job on the embedded default: synthetic data, semantic IDs, curriculum SFT,
+    /// SRPO, evaluation beside the baselines (configs/demo.toml).
+    Demo(demo::DemoArgs),
     /// Semantic IDs for a dataset's items (writes D.index.json).
     Index(index::IndexArgs),
     /// Write a randomly initialised Qwen3/Qwen2/Llama model of any size (tests, demos).
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices(a) => devices::devices(a),
         Command::Selfcheck(a) => devices::selfcheck(a),
         Command::Data(c) => data::run(c),
+        Command::Demo(a) => demo::run(a),
         Command::Index(a) => index::run(a),
         Command::InitModel(a) => model::init_model(a),
         Command::Generate(a) => model::generate_cmd(a),

@@ -12,7 +12,7 @@ use super::EvalResults;
 pub const POPULARITY: &str = "popularity";
 pub const TRANSITION: &str = "transition (first-order)";
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TableRow {
     pub name: String,
     /// "direct", "reasoning", or "-" for the baselines.
