@@ -1,6 +1,6 @@
 //! Training forward: embeddings, decoder layers, final norm. Every activation the backward
-//! needs is kept in `Activations` (activation recomputation trades this memory for a second
-//! forward; see `Transformer::memory_plan`).
+//! needs is kept in `Activations` (`MemoryPlan::training` sizes them up front). Activation
+//! recomputation is not implemented yet.
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_forward, AttentionInputs};
