@@ -1,6 +1,6 @@
 //! SRPO raises the mean reward on held-out prompts: a tiny model that answers in format with
-//! random item IDs learns, through `run_rl` and the actor system, that the next item follows the
-//! last one of the history (a rule the validation prompts share).
+//! random item IDs learns, through `run_rl` and the actor system, the item every user buys
+//! next (a rule the validation prompts share).
 
 mod rl_common;
 
@@ -17,6 +17,7 @@ fn srpo_raises_the_held_out_mean_reward() {
     cfg.prompts_per_step = 6;
     cfg.mini_batch_prompts = 3;
     cfg.n = 8;
+    cfg.rollout_batch = 6;
     let run = RunDir::create_at(&dir.path().join("run"), "").unwrap();
     let s = run_rl(
         &cfg,

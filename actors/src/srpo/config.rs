@@ -44,6 +44,8 @@ pub struct RlConfig {
     pub top_p: f32,
     /// Informative groups (prompts) wanted per step.
     pub prompts_per_step: usize,
+    /// Prompts sampled together in one batched generation call (one rollout job).
+    pub rollout_batch: usize,
     /// PPO mini-batch size in prompts (groups); one optimizer step per mini-batch.
     pub mini_batch_prompts: usize,
     pub ppo_epochs: usize,
@@ -104,6 +106,7 @@ impl Default for RlConfig {
             temperature: 1.0,
             top_p: 1.0,
             prompts_per_step: 256,
+            rollout_batch: 16,
             mini_batch_prompts: 64,
             ppo_epochs: 1,
             lr: 2e-6,
@@ -238,6 +241,7 @@ impl RlConfig {
         for (k, v) in [
             ("prompts_per_step", self.prompts_per_step),
             ("mini_batch_prompts", self.mini_batch_prompts),
+            ("rollout_batch", self.rollout_batch),
             ("ppo_epochs", self.ppo_epochs),
             ("max_prompt_tokens", self.max_prompt_tokens),
             ("max_response_tokens", self.max_response_tokens),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::config::RlConfig;
 use super::data::PromptPools;
 use super::pieces::{
-    eval_seed, group_seed, ppo_update, response_logprobs, sample_group, score_group, upload_into,
+    eval_seed, group_seed, ppo_update, response_logprobs, sample_groups, score_group, upload_into,
     Draw, Learner, TrainSample, UpdateMetrics,
 };
 use super::step::{Counts, GroupResult, StepBuilder};
@@ -135,42 +135,37 @@ impl RunContext {
             .collect()
     }
 
-    /// Samples and scores one group with `model` (policy version `version`).
-    pub fn rollout_and_score(
-        &self,
-        model: &Transformer,
-        rewards: &RewardSet,
-        step: u64,
-        d: Draw,
-        version: u64,
-    ) -> Result<GroupResult> {
-        let samples = self.rollout(model, step, d)?;
-        let scores = self.score(rewards, d, &samples)?;
-        Ok(GroupResult {
-            draw: d,
-            samples,
-            scores,
-            version,
-        })
-    }
-
+    /// Samples the groups of `draws` (one batched call) with `model`.
     pub fn rollout(
         &self,
         model: &Transformer,
         step: u64,
-        d: Draw,
-    ) -> Result<Vec<grrm_model::generate::Sample>> {
-        let p = &self.pools.rl[d.prompt];
-        sample_group(
+        draws: &[Draw],
+    ) -> Result<Vec<Vec<grrm_model::generate::Sample>>> {
+        let prompts: Vec<&[u32]> = draws
+            .iter()
+            .map(|d| self.pools.rl[d.prompt].ids.as_slice())
+            .collect();
+        let seeds: Vec<u64> = draws
+            .iter()
+            .map(|d| group_seed(self.cfg.seed, step, d.draw))
+            .collect();
+        sample_groups(
             model,
-            &p.ids,
+            &prompts,
+            &seeds,
             self.cfg.n,
             &self.cfg,
             self.cfg.temperature,
-            group_seed(self.cfg.seed, step, d.draw),
             &self.stop,
         )
-        .with_context(|| format!("sampling prompt draw {} (user {})", d.draw, p.user))
+        .with_context(|| {
+            format!(
+                "sampling prompt draws {}..={}",
+                draws.first().map_or(0, |d| d.draw),
+                draws.last().map_or(0, |d| d.draw)
+            )
+        })
     }
 
     /// Scores a group; a reward error under `on_error = stop` is an error.
@@ -193,23 +188,32 @@ impl RunContext {
             bail!("no validation prompts to evaluate on");
         }
         let (mut sum, mut hits, mut count) = (0.0, 0usize, 0usize);
-        for (i, p) in self.pools.valid[..k].iter().enumerate() {
-            let samples = sample_group(
+        let valid = &self.pools.valid[..k];
+        for (c, chunk) in valid.chunks(self.cfg.rollout_batch).enumerate() {
+            let i0 = c * self.cfg.rollout_batch;
+            let prompts: Vec<&[u32]> = chunk.iter().map(|p| p.ids.as_slice()).collect();
+            let seeds: Vec<u64> = (i0..i0 + chunk.len())
+                .map(|i| eval_seed(self.cfg.seed, i))
+                .collect();
+            let groups = sample_groups(
                 model,
-                &p.ids,
+                &prompts,
+                &seeds,
                 self.cfg.eval_samples,
                 &self.cfg,
                 self.cfg.temperature,
-                eval_seed(self.cfg.seed, i),
                 &self.stop,
             )?;
-            let responses: Vec<Vec<u32>> = samples.into_iter().map(|s| s.tokens).collect();
-            let scored = score_group(rewards, &self.tok, p, i as u64, &responses, &self.cfg)?
-                .map_err(|e| anyhow::anyhow!("scoring validation prompt {i}: {e}"))?;
-            for s in scored.into_iter().flatten() {
-                sum += s.reward;
-                hits += s.exact as usize;
-                count += 1;
+            for (j, (p, samples)) in chunk.iter().zip(groups).enumerate() {
+                let i = i0 + j;
+                let responses: Vec<Vec<u32>> = samples.into_iter().map(|s| s.tokens).collect();
+                let scored = score_group(rewards, &self.tok, p, i as u64, &responses, &self.cfg)?
+                    .map_err(|e| anyhow::anyhow!("scoring validation prompt {i}: {e}"))?;
+                for s in scored.into_iter().flatten() {
+                    sum += s.reward;
+                    hits += s.exact as usize;
+                    count += 1;
+                }
             }
         }
         let c = count.max(1) as f64;
@@ -287,18 +291,19 @@ impl RlEngine {
             }
             let draws = run.draws(&mut self.state.cursor, need);
             let t = Instant::now();
-            let round = draws
-                .into_iter()
-                .map(|d| {
-                    run.rollout_and_score(
-                        &self.learner.model,
-                        &self.rewards,
-                        step,
-                        d,
-                        self.state.version,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut round = Vec::with_capacity(draws.len());
+            for chunk in draws.chunks(run.cfg.rollout_batch) {
+                let samples = run.rollout(&self.learner.model, step, chunk)?;
+                for (&d, samples) in chunk.iter().zip(samples) {
+                    let scores = run.score(&self.rewards, d, &samples)?;
+                    round.push(GroupResult {
+                        draw: d,
+                        samples,
+                        scores,
+                        version: self.state.version,
+                    });
+                }
+            }
             timing[0] += t.elapsed().as_secs_f64();
             b.add_round(&run.ctx, &run.cfg, round, self.state.version)?;
         }

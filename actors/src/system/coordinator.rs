@@ -116,45 +116,64 @@ impl Handler<RunStep> for Coordinator {
                 }
                 let draws = run.draws(&mut state.cursor, need);
                 shared.bump("coordinator.prompts_issued", draws.len() as u64);
-                let round: Vec<GroupResult> = stream::iter(draws)
-                    .map(|d: Draw| {
+                let jobs: Vec<Vec<Draw>> =
+                    draws.chunks(cfg.rollout_batch).map(<[Draw]>::to_vec).collect();
+                let round: Vec<Vec<GroupResult>> = stream::iter(jobs)
+                    .map(|draws: Vec<Draw>| {
                         let (shared, rollout, reward) = (&shared, &rollout, &reward);
                         async move {
-                            let key = |kind| JobKey {
-                                kind,
-                                step,
-                                id: d.draw,
-                            };
-                            let (samples, version) =
-                                call(shared, rollout, key("rollout"), Generate { step, draw: d })
-                                    .await?;
-                            shared.bump("coordinator.responses_generated", samples.len() as u64);
-                            let samples = Arc::new(samples);
-                            let scores = call(
+                            let key = |kind, id| JobKey { kind, step, id };
+                            let (groups, version) = call(
                                 shared,
-                                reward,
-                                key("reward"),
-                                Score {
-                                    draw: d,
-                                    samples: samples.clone(),
+                                rollout,
+                                key("rollout", draws[0].draw),
+                                Generate {
+                                    step,
+                                    draws: draws.clone(),
                                 },
                             )
                             .await?;
-                            if scores.is_some() {
-                                shared.bump("coordinator.responses_scored", samples.len() as u64);
-                            }
-                            Ok::<_, anyhow::Error>(GroupResult {
-                                draw: d,
-                                samples: Arc::try_unwrap(samples)
-                                    .unwrap_or_else(|a| a.as_ref().clone()),
-                                scores,
-                                version,
-                            })
+                            // Score the job's groups concurrently on the reward actors.
+                            stream::iter(draws.into_iter().zip(groups))
+                                .map(|(d, samples)| async move {
+                                    shared.bump(
+                                        "coordinator.responses_generated",
+                                        samples.len() as u64,
+                                    );
+                                    let samples = Arc::new(samples);
+                                    let scores = call(
+                                        shared,
+                                        reward,
+                                        key("reward", d.draw),
+                                        Score {
+                                            draw: d,
+                                            samples: samples.clone(),
+                                        },
+                                    )
+                                    .await?;
+                                    if scores.is_some() {
+                                        shared.bump(
+                                            "coordinator.responses_scored",
+                                            samples.len() as u64,
+                                        );
+                                    }
+                                    Ok::<_, anyhow::Error>(GroupResult {
+                                        draw: d,
+                                        samples: Arc::try_unwrap(samples)
+                                            .unwrap_or_else(|a| a.as_ref().clone()),
+                                        scores,
+                                        version,
+                                    })
+                                })
+                                .buffered(cap)
+                                .try_collect::<Vec<_>>()
+                                .await
                         }
                     })
                     .buffered(cap)
                     .try_collect()
                     .await?;
+                let round: Vec<GroupResult> = round.into_iter().flatten().collect();
                 b = learner
                     .send(AddRound {
                         builder: b,

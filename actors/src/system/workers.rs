@@ -58,12 +58,12 @@ where
     }
 }
 
-/// Sample the group of a prompt draw with the newest published policy.
+/// Sample the groups of some prompt draws (one batched call) with the newest published policy.
 #[derive(Clone, Debug, Message)]
-#[rtype(result = "Result<(Vec<Sample>, u64), WorkFailure>")]
+#[rtype(result = "Result<(Vec<Vec<Sample>>, u64), WorkFailure>")]
 pub struct Generate {
     pub step: u64,
-    pub draw: Draw,
+    pub draws: Vec<Draw>,
 }
 
 pub struct RolloutActor {
@@ -106,15 +106,15 @@ impl Actor for RolloutActor {
 }
 
 impl Handler<Generate> for RolloutActor {
-    type Result = Result<(Vec<Sample>, u64), WorkFailure>;
+    type Result = Result<(Vec<Vec<Sample>>, u64), WorkFailure>;
     fn handle(&mut self, msg: Generate, ctx: &mut SyncContext<Self>) -> Self::Result {
         let shared = self.shared.clone();
         supervised(&shared, "rollout", ctx, || {
             let _span =
-                tracing::debug_span!("rollout", step = msg.step, draw = msg.draw.draw).entered();
+                tracing::debug_span!("rollout", step = msg.step, groups = msg.draws.len()).entered();
             shared.tick("rollout");
             let (model, version) = self.model()?;
-            let samples = shared.run.rollout(model, msg.step, msg.draw)?;
+            let samples = shared.run.rollout(model, msg.step, &msg.draws)?;
             Ok((samples, version))
         })
     }

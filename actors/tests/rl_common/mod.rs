@@ -1,5 +1,6 @@
-//! Fixtures for the SRPO tests: a tiny cyclic dataset (the next item is always the item after
-//! the last one, so the right answer is learnable and generalises to held-out prompts), a tiny
+//! Fixtures for the SRPO tests: a tiny dataset in which, after two warm-up purchases, every user
+//! keeps buying the same item (so the right answer is learnable quickly and holds for the
+//! held-out prompts too), a tiny
 //! tokenizer with the semantic-ID tokens, a tiny Qwen3 model briefly SFT-ed on the answer
 //! format with random IDs (so it answers in format but mostly wrong), and an RL config.
 #![allow(dead_code)]
@@ -39,7 +40,11 @@ pub fn dataset() -> Dataset {
     Dataset {
         name: "cyc".into(),
         sequences: (0..USERS)
-            .map(|u| (0..8).map(|t| ((u + t) % ITEMS) as u32).collect())
+            .map(|u| {
+                (0..8)
+                    .map(|t| if t < 2 { ((u + t) % (ITEMS - 1)) as u32 } else { (ITEMS - 1) as u32 })
+                    .collect()
+            })
             .collect(),
         items: (0..ITEMS)
             .map(|i| ItemMeta {
@@ -163,6 +168,7 @@ pub fn setup(dir: &Path, sft_steps: usize) -> RlConfig {
         n: 6,
         prompts_per_step: 4,
         mini_batch_prompts: 2,
+        rollout_batch: 2,
         ppo_epochs: 1,
         lr: 3e-3,
         lr_warmup_steps: 0,
