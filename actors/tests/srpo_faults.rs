@@ -122,7 +122,13 @@ fn faults_are_restarted_and_requeued_with_exact_counts() {
     let issued = c1.counts.prompts_issued + c2.counts.prompts_issued;
     assert_eq!(get("rollout.panics"), 2);
     assert_eq!(get("rollout.requeued"), 2);
-    let clean_get = |k: &str| clean.counters().iter().find(|(n, _)| n == k).map_or(0, |x| x.1);
+    let clean_get = |k: &str| {
+        clean
+            .counters()
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or(0, |x| x.1)
+    };
     assert_eq!(
         get("rollout.handled"),
         clean_get("rollout.handled"),

@@ -11,7 +11,7 @@ use grrm_actors::srpo::{run_rl, RunOptions};
 fn srpo_raises_the_held_out_mean_reward() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = rl_common::setup(dir.path(), 30);
-    cfg.steps = 8;
+    cfg.steps = 6;
     cfg.checkpoint_every = 0;
     cfg.keep_checkpoints = 1;
     cfg.prompts_per_step = 6;

@@ -48,8 +48,7 @@ fn resume_gives_the_same_next_step() {
         let r = log
             .records
             .iter()
-            .filter(|r| r.phase == "rl" && r.step == 2)
-            .last()
+            .rfind(|r| r.phase == "rl" && r.step == 2)
             .unwrap()
             .clone();
         let mut m = r.metrics;

@@ -24,6 +24,7 @@ fn step_accounts_for_every_sample_and_actors_match_the_engine() {
     cfg.system.actors = false;
     let ctx = rl_common::ctx();
     let mut engine = RlEngine::new(RunContext::load(&cfg, &ctx, Registry::new()).unwrap()).unwrap();
+    eprintln!("prompt tokens: {}", engine.run.pools.rl[0].ids.len());
     let r = engine.step().unwrap();
     eprintln!("engine step: {:?} in {:.2}s", r.counts, r.seconds);
     let c = r.counts;
@@ -81,7 +82,10 @@ fn step_accounts_for_every_sample_and_actors_match_the_engine() {
     };
     // Rollout jobs hold up to `rollout_batch` prompts each; every round's groups are covered.
     let jobs = counter(&actors, "rollout.handled");
-    assert!(jobs >= c.prompts_issued.div_ceil(acfg.rollout_batch as u64), "{jobs} jobs");
+    assert!(
+        jobs >= c.prompts_issued.div_ceil(acfg.rollout_batch as u64),
+        "{jobs} jobs"
+    );
     assert!(jobs <= c.prompts_issued, "{jobs} jobs");
     assert_eq!(counter(&actors, "reward.handled"), c.prompts_issued);
     assert_eq!(

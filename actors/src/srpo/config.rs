@@ -258,7 +258,7 @@ impl RlConfig {
         if !(self.lr.is_finite() && self.lr >= 0.0) {
             return bad("lr", "must be finite and >= 0");
         }
-        if !(self.grad_clip > 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
             return bad("grad_clip", "must be > 0 (use inf to disable)");
         }
         if !(0.0..1.0).contains(&self.adam_beta1) {

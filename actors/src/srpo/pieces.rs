@@ -3,7 +3,9 @@
 //! zero-variance filter (GPU), reference log-probs, and the PPO update.
 
 use anyhow::{bail, Context, Result};
-use grrm_model::generate::{choose, sequence_rng, DecodeState, FinishReason, Sample, SamplingParams};
+use grrm_model::generate::{
+    choose, sequence_rng, DecodeState, FinishReason, Sample, SamplingParams,
+};
 use grrm_model::hf::Weights;
 use grrm_model::kernels::cross_entropy::IGNORE_INDEX;
 use grrm_model::kernels::elementwise::scale;

@@ -116,8 +116,10 @@ impl Handler<RunStep> for Coordinator {
                 }
                 let draws = run.draws(&mut state.cursor, need);
                 shared.bump("coordinator.prompts_issued", draws.len() as u64);
-                let jobs: Vec<Vec<Draw>> =
-                    draws.chunks(cfg.rollout_batch).map(<[Draw]>::to_vec).collect();
+                let jobs: Vec<Vec<Draw>> = draws
+                    .chunks(cfg.rollout_batch)
+                    .map(<[Draw]>::to_vec)
+                    .collect();
                 let round: Vec<Vec<GroupResult>> = stream::iter(jobs)
                     .map(|draws: Vec<Draw>| {
                         let (shared, rollout, reward) = (&shared, &rollout, &reward);

@@ -110,8 +110,8 @@ impl Handler<Generate> for RolloutActor {
     fn handle(&mut self, msg: Generate, ctx: &mut SyncContext<Self>) -> Self::Result {
         let shared = self.shared.clone();
         supervised(&shared, "rollout", ctx, || {
-            let _span =
-                tracing::debug_span!("rollout", step = msg.step, groups = msg.draws.len()).entered();
+            let _span = tracing::debug_span!("rollout", step = msg.step, groups = msg.draws.len())
+                .entered();
             shared.tick("rollout");
             let (model, version) = self.model()?;
             let samples = shared.run.rollout(model, msg.step, &msg.draws)?;

@@ -42,7 +42,13 @@ pub fn dataset() -> Dataset {
         sequences: (0..USERS)
             .map(|u| {
                 (0..8)
-                    .map(|t| if t < 2 { ((u + t) % (ITEMS - 1)) as u32 } else { (ITEMS - 1) as u32 })
+                    .map(|t| {
+                        if t < 2 {
+                            ((u + t) % (ITEMS - 1)) as u32
+                        } else {
+                            (ITEMS - 1) as u32
+                        }
+                    })
                     .collect()
             })
             .collect(),
@@ -76,9 +82,13 @@ pub fn setup(dir: &Path, sft_steps: usize) -> RlConfig {
     grrm_recsys::io::save(&ds, &data).unwrap();
     grrm_recsys::io::write_index(&data, &ds.name, ds.index.as_ref().unwrap()).unwrap();
 
+    // The prompt template's words in the corpus, and room for merges: short prompts.
     let mut corpus: Vec<&str> = TINY_CORPUS.to_vec();
-    corpus.push("You are a helpful assistant.");
-    let mut tok = build_tiny_tokenizer(&corpus, 300).unwrap();
+    let template = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n\
+                    Here is the item interaction history of the user: , , , what to recommend to \
+                    the user next?<|im_end|>\n<|im_start|>assistant\n";
+    corpus.extend(std::iter::repeat_n(template, 50));
+    let mut tok = build_tiny_tokenizer(&corpus, 700).unwrap();
     tok.add_special_tokens(&semantic_id_tokens(2, 3)).unwrap();
     let eos = tok.eos_token_id().unwrap();
     let cfg = ConfigBuilder::new(Arch::Qwen3)
