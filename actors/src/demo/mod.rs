@@ -68,8 +68,16 @@ pub struct DemoResults {
     pub adapter: String,
 }
 
-fn eval_cfg(d: &DemoEval, model: &Path, data: &Path, out: PathBuf, mode: PromptMode) -> EvalConfig {
+fn eval_cfg(
+    d: &DemoEval,
+    history_cap: usize,
+    model: &Path,
+    data: &Path,
+    out: PathBuf,
+    mode: PromptMode,
+) -> EvalConfig {
     let mut e = EvalConfig::new(model, data, out);
+    e.history_cap = history_cap;
     e.mode = mode;
     e.max_users = d.max_users;
     e.batch_size = d.batch_size;
@@ -123,6 +131,7 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
     let mut rl = cfg.rl.clone();
     rl.model = sft_model.clone();
     rl.data = p.data_dir.clone();
+    rl.prompts.history_cap = cfg.prepare.history_cap;
     let rl_run = RunDir::create_at(&out.join("runs/rl"), &toml::to_string(&rl)?)?;
     println!("[demo] SRPO");
     let r = run_rl(
@@ -152,7 +161,15 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
                 "srpo"
             };
             let dir = out.join(format!("eval/{tag}-{mode:?}").to_lowercase());
-            let res = run_eval_in(&eval_cfg(&cfg.eval, model, &p.data_dir, dir, mode), ctx)?;
+            let ecfg = eval_cfg(
+                &cfg.eval,
+                cfg.prepare.history_cap,
+                model,
+                &p.data_dir,
+                dir,
+                mode,
+            );
+            let res = run_eval_in(&ecfg, ctx)?;
             evals.push((name.to_string(), res));
         }
     }

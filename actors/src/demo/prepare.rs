@@ -36,6 +36,9 @@ pub struct PrepareConfig {
     pub max_per_task: usize,
     /// Reasoning (chain-of-thought) samples in the curriculum.
     pub reasoning_examples: usize,
+    /// Items of history shown in every prompt (SPEC's 20 makes prompts too long for a CPU demo);
+    /// the demo applies it to the curriculum, the RL prompts and the evaluation alike.
+    pub history_cap: usize,
 }
 
 impl Default for PrepareConfig {
@@ -56,6 +59,7 @@ impl Default for PrepareConfig {
             max_positions: 1024,
             max_per_task: 400,
             reasoning_examples: 256,
+            history_cap: 20,
         }
     }
 }
@@ -96,6 +100,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path) -> Result<Prepared> {
         ..Default::default()
     };
     scfg.reasoning.examples = cfg.reasoning_examples;
+    scfg.history_cap = cfg.history_cap;
     let (samples, _report) = build_sft(&ds, &scfg)?;
     write_jsonl(&curriculum, &samples)?;
 
