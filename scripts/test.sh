@@ -8,4 +8,4 @@ bash scripts/fetch-test-assets.sh
 export RUST_BACKTRACE=1
 # Tests share one adapter per test binary; lavapipe already uses every core for one dispatch.
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads=2
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2
