@@ -26,7 +26,7 @@ pub(crate) struct Inner {
     /// Errors wgpu reports asynchronously; drained and returned by the next flush or readback.
     pub errors: Arc<Mutex<Vec<String>>>,
     /// Bound where a kernel's optional input (a bias, a mask) is absent.
-    pub dummy: Arc<wgpu::Buffer>,
+    pub unused_buffer: Arc<wgpu::Buffer>,
 }
 
 impl GpuContext {
@@ -69,7 +69,7 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().expect("error sink").push(e.to_string());
         }));
-        let dummy = Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
+        let unused_buffer = Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused-binding"),
             size: 256,
             usage: wgpu::BufferUsages::STORAGE,
@@ -87,7 +87,7 @@ impl GpuContext {
                 limits,
                 pipelines: PipelineCache::default(),
                 errors,
-                dummy,
+                unused_buffer,
             }),
         })
     }
@@ -138,7 +138,7 @@ impl GpuContext {
     /// A small read-only binding for a kernel's absent optional input.
     pub fn unused_binding(&self) -> Binding {
         Binding {
-            buffer: self.inner.dummy.clone(),
+            buffer: self.inner.unused_buffer.clone(),
             offset: 0,
             size: 256,
         }

@@ -356,7 +356,10 @@ pub fn attention_backward(
     // stats = [lse ; delta]: one buffer keeps each backward kernel at 8 storage bindings (the
     // portable minimum of max_storage_buffers_per_shader_stage).
     let stats = Tensor::zeros(&ctx, &[2 * n_stat], DType::F32)?;
-    rec.copy(lse.binding_range(OP, 0, n_stat)?, stats.binding_range(OP, 0, n_stat)?)?;
+    rec.copy(
+        lse.binding_range(OP, 0, n_stat)?,
+        stats.binding_range(OP, 0, n_stat)?,
+    )?;
     let mut p = training_params(h, x.batch, t, x.mask.is_some());
     p.n_stat = u32_of(OP, n_stat)?;
     u32_of(OP, x.q.numel())?;
