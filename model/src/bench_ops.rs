@@ -166,26 +166,8 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
         attn_bytes,
         5,
         move |ctx| {
-            let heads = AttentionHeads::new(hq, hkv, d);
-            let (q, k, vt) = (
-                f32t(ctx, &[b * t, hq * d], 12)?,
-                f32t(ctx, &[b * t, hkv * d], 13)?,
-                f32t(ctx, &[b * t, hkv * d], 14)?,
-            );
-            let (o, lse) = (
-                Tensor::zeros(ctx, &[b * t, hq * d], DType::F32)?,
-                Tensor::zeros(ctx, &[b, hq, t], DType::F32)?,
-            );
-            launch(move |rec| {
-                let x = AttentionInputs {
-                    batch: b,
-                    q: &q,
-                    k: &k,
-                    v: &vt,
-                    mask: None,
-                };
-                attention_forward(rec, &heads, &x, &o, &lse)
-            })
+            let a = AttnBench::new(ctx, b, t, hq, hkv, d)?;
+            launch(move |rec| a.forward(rec))
         },
     ));
     v.push(Case::new(
@@ -195,58 +177,24 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
         2.0 * attn_bytes,
         3,
         move |ctx| {
-            let heads = AttentionHeads::new(hq, hkv, d);
-            let (q, k, vt) = (
-                f32t(ctx, &[b * t, hq * d], 12)?,
-                f32t(ctx, &[b * t, hkv * d], 13)?,
-                f32t(ctx, &[b * t, hkv * d], 14)?,
-            );
-            let (o, lse) = (
-                Tensor::zeros(ctx, &[b * t, hq * d], DType::F32)?,
-                Tensor::zeros(ctx, &[b, hq, t], DType::F32)?,
-            );
-            let dout = f32t(ctx, &[b * t, hq * d], 15)?;
+            let a = AttnBench::new(ctx, b, t, hq, hkv, d)?;
+            let dout = f32t(ctx, a.q.shape(), 15)?;
             let (dq, dk, dv) = (
-                Tensor::zeros(ctx, q.shape(), DType::F32)?,
-                Tensor::zeros(ctx, k.shape(), DType::F32)?,
-                Tensor::zeros(ctx, k.shape(), DType::F32)?,
+                Tensor::zeros(ctx, a.q.shape(), DType::F32)?,
+                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
+                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
             );
+            // The backward reads the forward's output and logsumexp: compute them once.
             let mut rec = Recorder::new(ctx, "bench-attn-fwd");
-            attention_forward(
-                &mut rec,
-                &heads,
-                &AttentionInputs {
-                    batch: b,
-                    q: &q,
-                    k: &k,
-                    v: &vt,
-                    mask: None,
-                },
-                &o,
-                &lse,
-            )?;
+            a.forward(&mut rec)?;
             rec.submit()?;
             launch(move |rec| {
-                let x = AttentionInputs {
-                    batch: b,
-                    q: &q,
-                    k: &k,
-                    v: &vt,
-                    mask: None,
+                let g = AttentionGrads {
+                    dq: &dq,
+                    dk: &dk,
+                    dv: &dv,
                 };
-                attention_backward(
-                    rec,
-                    &heads,
-                    &x,
-                    &o,
-                    &lse,
-                    &dout,
-                    &AttentionGrads {
-                        dq: &dq,
-                        dk: &dk,
-                        dv: &dv,
-                    },
-                )
+                attention_backward(rec, &a.heads, &a.inputs(), &a.out, &a.lse, &dout, &g)
             })
         },
     ));
@@ -269,4 +217,43 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
         },
     ));
     v
+}
+
+/// Random q, k, v and the forward's outputs for one attention benchmark shape.
+struct AttnBench {
+    heads: AttentionHeads,
+    batch: usize,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+}
+
+impl AttnBench {
+    fn new(ctx: &GpuContext, b: usize, t: usize, hq: usize, hkv: usize, d: usize) -> Result<Self> {
+        Ok(AttnBench {
+            heads: AttentionHeads::new(hq, hkv, d),
+            batch: b,
+            q: f32t(ctx, &[b * t, hq * d], 12)?,
+            k: f32t(ctx, &[b * t, hkv * d], 13)?,
+            v: f32t(ctx, &[b * t, hkv * d], 14)?,
+            out: Tensor::zeros(ctx, &[b * t, hq * d], DType::F32)?,
+            lse: Tensor::zeros(ctx, &[b, hq, t], DType::F32)?,
+        })
+    }
+
+    fn inputs(&self) -> AttentionInputs<'_> {
+        AttentionInputs {
+            batch: self.batch,
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            mask: None,
+        }
+    }
+
+    fn forward(&self, rec: &mut Recorder) -> Result<()> {
+        attention_forward(rec, &self.heads, &self.inputs(), &self.out, &self.lse)
+    }
 }
