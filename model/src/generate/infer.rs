@@ -11,7 +11,6 @@ use crate::kernels::matmul::{matmul, MatmulOpts};
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::kernels::rope::rope;
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
-use crate::kernels::swiglu::swiglu;
 use crate::transformer::Transformer;
 use crate::{DType, GpuError};
 
@@ -150,74 +149,17 @@ impl Transformer {
     ) -> Result<Tensor> {
         let c = &self.cfg;
         let n = x.shape()[0];
-        let (h, qd, kvd, f, d) = (
-            c.hidden_size,
-            c.q_dim(),
-            c.kv_dim(),
-            c.intermediate_size,
-            c.head_dim,
-        );
-        let eps = self.eps();
+        let (h, qd) = (c.hidden_size, c.q_dim());
         let a = &l.self_attn;
-        let h1 = zeros(self, &[n, h])?;
-        rmsnorm(rec, x, &l.input_layernorm, eps, &h1, &zeros(self, &[n])?)?;
-        let q = zeros(self, &[n, qd])?;
-        let k = zeros(self, &[n, kvd])?;
-        let v = zeros(self, &[n, kvd])?;
-        matmul(
-            rec,
-            &h1,
-            &a.q_proj.weight,
-            a.q_proj.bias.as_ref(),
-            &q,
-            MatmulOpts::nt(),
-        )?;
-        matmul(
-            rec,
-            &h1,
-            &a.k_proj.weight,
-            a.k_proj.bias.as_ref(),
-            &k,
-            MatmulOpts::nt(),
-        )?;
-        matmul(
-            rec,
-            &h1,
-            &a.v_proj.weight,
-            a.v_proj.bias.as_ref(),
-            &v,
-            MatmulOpts::nt(),
-        )?;
-        let (q, k) = match (&a.q_norm, &a.k_norm) {
-            (Some(qw), Some(kw)) => {
-                let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
-                let qn = zeros(self, &[n, qd])?;
-                let kn = zeros(self, &[n, kvd])?;
-                rmsnorm(
-                    rec,
-                    &q.reshape(&[n * hq, d])?,
-                    qw,
-                    eps,
-                    &qn.reshape(&[n * hq, d])?,
-                    &zeros(self, &[n * hq])?,
-                )?;
-                rmsnorm(
-                    rec,
-                    &k.reshape(&[n * hkv, d])?,
-                    kw,
-                    eps,
-                    &kn.reshape(&[n * hkv, d])?,
-                    &zeros(self, &[n * hkv])?,
-                )?;
-                (qn, kn)
-            }
-            _ => (q, k),
-        };
-        rope(rec, &self.rope, &q, pos, None, false)?;
-        rope(rec, &self.rope, &k, pos, None, false)?;
-        kv_cache_append(rec, cache, &k, &v, start)?;
+        // The shared input block; inference keeps nothing, so rotate its tensors in place.
+        let qkv = self.qkv(rec, l, x)?;
+        let (q, k) = qkv.q_k();
+        let v = &qkv.v;
+        rope(rec, &self.rope, q, pos, None, false)?;
+        rope(rec, &self.rope, k, pos, None, false)?;
+        kv_cache_append(rec, cache, k, v, start)?;
         let attn = zeros(self, &[n, qd])?;
-        attention_decode(rec, &self.heads, cache, &q, start, None, &attn)?;
+        attention_decode(rec, &self.heads, cache, q, start, None, &attn)?;
         let o = zeros(self, &[n, h])?;
         matmul(
             rec,
@@ -229,39 +171,7 @@ impl Transformer {
         )?;
         let x_mid = zeros(self, &[n, h])?;
         add(rec, x, &o, &x_mid)?;
-        let h2 = zeros(self, &[n, h])?;
-        rmsnorm(
-            rec,
-            &x_mid,
-            &l.post_attention_layernorm,
-            eps,
-            &h2,
-            &zeros(self, &[n])?,
-        )?;
-        let gate = zeros(self, &[n, f])?;
-        let up = zeros(self, &[n, f])?;
-        matmul(
-            rec,
-            &h2,
-            &l.mlp.gate_proj.weight,
-            None,
-            &gate,
-            MatmulOpts::nt(),
-        )?;
-        matmul(rec, &h2, &l.mlp.up_proj.weight, None, &up, MatmulOpts::nt())?;
-        let act = zeros(self, &[n, f])?;
-        swiglu(rec, &gate, &up, &act)?;
-        let down = zeros(self, &[n, h])?;
-        matmul(
-            rec,
-            &act,
-            &l.mlp.down_proj.weight,
-            None,
-            &down,
-            MatmulOpts::nt(),
-        )?;
-        let out = zeros(self, &[n, h])?;
-        add(rec, &x_mid, &down, &out)?;
+        let (_, out) = self.mlp(rec, l, &x_mid)?;
         Ok(out)
     }
 }

@@ -106,54 +106,11 @@ impl Transformer {
     ) -> Result<(LayerActs, Tensor)> {
         let c = &self.cfg;
         let n = x_in.shape()[0];
-        let (h, qd, kvd, f) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let d = c.head_dim;
-        let eps = self.eps();
+        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let a = &l.self_attn;
 
-        let h1 = f32_zeros(self, &[n, h])?;
-        let rstd1 = f32_zeros(self, &[n])?;
-        rmsnorm(rec, &x_in, &l.input_layernorm, eps, &h1, &rstd1)?;
-        let q_lin = f32_zeros(self, &[n, qd])?;
-        let k_lin = f32_zeros(self, &[n, kvd])?;
-        let v = f32_zeros(self, &[n, kvd])?;
-        linear(rec, &h1, &a.q_proj, &q_lin)?;
-        linear(rec, &h1, &a.k_proj, &k_lin)?;
-        linear(rec, &h1, &a.v_proj, &v)?;
-
-        // Qwen3 normalises each head of q and k before the rotation.
-        let qk_norm = match (&a.q_norm, &a.k_norm) {
-            (Some(qw), Some(kw)) => {
-                let acts = QkNormActs {
-                    q: f32_zeros(self, &[n, qd])?,
-                    rstd_q: f32_zeros(self, &[n * c.num_attention_heads])?,
-                    k: f32_zeros(self, &[n, kvd])?,
-                    rstd_k: f32_zeros(self, &[n * c.num_key_value_heads])?,
-                };
-                rmsnorm(
-                    rec,
-                    &q_lin.reshape(&[n * c.num_attention_heads, d])?,
-                    qw,
-                    eps,
-                    &acts.q.reshape(&[n * c.num_attention_heads, d])?,
-                    &acts.rstd_q,
-                )?;
-                rmsnorm(
-                    rec,
-                    &k_lin.reshape(&[n * c.num_key_value_heads, d])?,
-                    kw,
-                    eps,
-                    &acts.k.reshape(&[n * c.num_key_value_heads, d])?,
-                    &acts.rstd_k,
-                )?;
-                Some(acts)
-            }
-            _ => None,
-        };
-        let (q_src, k_src) = match &qk_norm {
-            Some(a) => (&a.q, &a.k),
-            None => (&q_lin, &k_lin),
-        };
+        let qkv = self.qkv(rec, l, &x_in)?;
+        let (q_src, k_src) = qkv.q_k();
         let q = f32_zeros(self, &[n, qd])?;
         let k = f32_zeros(self, &[n, kvd])?;
         rope(rec, &self.rope, q_src, &bt.positions, Some(&q), false)?;
@@ -165,7 +122,7 @@ impl Transformer {
             batch,
             q: &q,
             k: &k,
-            v: &v,
+            v: &qkv.v,
             mask: Some(&bt.mask),
         };
         attention_forward(rec, &self.heads, &inputs, &attn, &lse)?;
@@ -174,19 +131,24 @@ impl Transformer {
         let x_mid = f32_zeros(self, &[n, h])?;
         add(rec, &x_in, &o, &x_mid)?;
 
-        let h2 = f32_zeros(self, &[n, h])?;
-        let rstd2 = f32_zeros(self, &[n])?;
-        rmsnorm(rec, &x_mid, &l.post_attention_layernorm, eps, &h2, &rstd2)?;
-        let gate = f32_zeros(self, &[n, f])?;
-        let up = f32_zeros(self, &[n, f])?;
-        linear(rec, &h2, &l.mlp.gate_proj, &gate)?;
-        linear(rec, &h2, &l.mlp.up_proj, &up)?;
-        let act = f32_zeros(self, &[n, f])?;
-        swiglu(rec, &gate, &up, &act)?;
-        let down = f32_zeros(self, &[n, h])?;
-        linear(rec, &act, &l.mlp.down_proj, &down)?;
-        let out = f32_zeros(self, &[n, h])?;
-        add(rec, &x_mid, &down, &out)?;
+        let (
+            MlpActs {
+                h2,
+                rstd2,
+                gate,
+                up,
+                act,
+            },
+            out,
+        ) = self.mlp(rec, l, &x_mid)?;
+        let QkvActs {
+            h1,
+            rstd1,
+            q_lin,
+            k_lin,
+            v,
+            qk_norm,
+        } = qkv;
         let acts = LayerActs {
             x_in,
             h1,
@@ -207,5 +169,136 @@ impl Transformer {
             act,
         };
         Ok((acts, out))
+    }
+}
+
+/// The attention block's input side: pre-norm, q/k/v projections, and Qwen3's per-head q/k norm.
+pub(crate) struct QkvActs {
+    pub h1: Tensor,
+    pub rstd1: Tensor,
+    pub q_lin: Tensor,
+    pub k_lin: Tensor,
+    pub v: Tensor,
+    pub qk_norm: Option<QkNormActs>,
+}
+
+impl QkvActs {
+    /// q and k as they enter the rotation (normalised per head where the architecture does).
+    pub fn q_k(&self) -> (&Tensor, &Tensor) {
+        match &self.qk_norm {
+            Some(qk) => (&qk.q, &qk.k),
+            None => (&self.q_lin, &self.k_lin),
+        }
+    }
+}
+
+/// The MLP block's saved activations.
+pub(crate) struct MlpActs {
+    pub h2: Tensor,
+    pub rstd2: Tensor,
+    pub gate: Tensor,
+    pub up: Tensor,
+    pub act: Tensor,
+}
+
+impl Transformer {
+    /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3). Shared by training
+    /// and inference.
+    pub(crate) fn qkv(&self, rec: &mut Recorder, l: &Layer, x: &Tensor) -> Result<QkvActs> {
+        let c = &self.cfg;
+        let n = x.shape()[0];
+        let (h, qd, kvd, d) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);
+        let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
+        let eps = self.eps();
+        let a = &l.self_attn;
+        let h1 = f32_zeros(self, &[n, h])?;
+        let rstd1 = f32_zeros(self, &[n])?;
+        rmsnorm(rec, x, &l.input_layernorm, eps, &h1, &rstd1)?;
+        let q_lin = f32_zeros(self, &[n, qd])?;
+        let k_lin = f32_zeros(self, &[n, kvd])?;
+        let v = f32_zeros(self, &[n, kvd])?;
+        linear(rec, &h1, &a.q_proj, &q_lin)?;
+        linear(rec, &h1, &a.k_proj, &k_lin)?;
+        linear(rec, &h1, &a.v_proj, &v)?;
+        let qk_norm = match (&a.q_norm, &a.k_norm) {
+            (Some(qw), Some(kw)) => {
+                let acts = QkNormActs {
+                    q: f32_zeros(self, &[n, qd])?,
+                    rstd_q: f32_zeros(self, &[n * hq])?,
+                    k: f32_zeros(self, &[n, kvd])?,
+                    rstd_k: f32_zeros(self, &[n * hkv])?,
+                };
+                let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
+                rmsnorm(
+                    rec,
+                    &heads(&q_lin, hq)?,
+                    qw,
+                    eps,
+                    &heads(&acts.q, hq)?,
+                    &acts.rstd_q,
+                )?;
+                rmsnorm(
+                    rec,
+                    &heads(&k_lin, hkv)?,
+                    kw,
+                    eps,
+                    &heads(&acts.k, hkv)?,
+                    &acts.rstd_k,
+                )?;
+                Some(acts)
+            }
+            _ => None,
+        };
+        Ok(QkvActs {
+            h1,
+            rstd1,
+            q_lin,
+            k_lin,
+            v,
+            qk_norm,
+        })
+    }
+
+    /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid). Shared by training and
+    /// inference.
+    pub(crate) fn mlp(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        x_mid: &Tensor,
+    ) -> Result<(MlpActs, Tensor)> {
+        let c = &self.cfg;
+        let n = x_mid.shape()[0];
+        let (h, f) = (c.hidden_size, c.intermediate_size);
+        let h2 = f32_zeros(self, &[n, h])?;
+        let rstd2 = f32_zeros(self, &[n])?;
+        rmsnorm(
+            rec,
+            x_mid,
+            &l.post_attention_layernorm,
+            self.eps(),
+            &h2,
+            &rstd2,
+        )?;
+        let gate = f32_zeros(self, &[n, f])?;
+        let up = f32_zeros(self, &[n, f])?;
+        linear(rec, &h2, &l.mlp.gate_proj, &gate)?;
+        linear(rec, &h2, &l.mlp.up_proj, &up)?;
+        let act = f32_zeros(self, &[n, f])?;
+        swiglu(rec, &gate, &up, &act)?;
+        let down = f32_zeros(self, &[n, h])?;
+        linear(rec, &act, &l.mlp.down_proj, &down)?;
+        let out = f32_zeros(self, &[n, h])?;
+        add(rec, x_mid, &down, &out)?;
+        Ok((
+            MlpActs {
+                h2,
+                rstd2,
+                gate,
+                up,
+                act,
+            },
+            out,
+        ))
     }
 }
