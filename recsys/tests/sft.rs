@@ -256,3 +256,70 @@ fn unknown_config_fields_are_rejected() {
         serde_json::from_str(r#"{"tasks": ["seqrec"], "reasoning": {"examples": 3}}"#).unwrap();
     assert_eq!(c.reasoning.examples, 3);
 }
+
+#[test]
+fn brief_rationales_are_short_three_steps_and_name_no_item() {
+    let ds = common::indexed(150);
+    let full_cfg = SftConfig {
+        tasks: vec![],
+        reasoning: grrm_recsys::ReasoningConfig {
+            examples: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut brief_cfg = full_cfg.clone();
+    brief_cfg.reasoning.style = grrm_recsys::tasks::sft::RationaleStyle::Brief;
+    let thinks = |cfg: &SftConfig| -> Vec<String> {
+        let (samples, _) = build_sft(&ds, cfg).unwrap();
+        samples
+            .iter()
+            .filter(|s| s.task == "reasoning")
+            .map(|s| {
+                let a = &s.messages.last().unwrap().content;
+                think_block(a).expect("think block").to_string()
+            })
+            .collect()
+    };
+    let brief = thinks(&brief_cfg);
+    let full = thinks(&full_cfg);
+    assert_eq!(brief.len(), full.len());
+    let mean = |v: &[String]| v.iter().map(String::len).sum::<usize>() / v.len();
+    assert!(
+        mean(&brief) * 3 < mean(&full),
+        "brief {} chars vs full {}",
+        mean(&brief),
+        mean(&full)
+    );
+    for think in &brief {
+        let steps: Vec<&str> = think.trim().lines().collect();
+        assert_eq!(steps.len(), 3, "{think}");
+        for (k, line) in steps.iter().enumerate() {
+            assert!(line.starts_with(&format!("Step {}: ", k + 1)), "{think}");
+        }
+        // No title at all: not the target's, not the history's.
+        for i in 0..ds.items.len() as u32 {
+            assert!(!think.contains(&title_of(&ds, i)), "{think}");
+        }
+    }
+}
+
+#[test]
+fn per_task_caps_override_the_common_cap() {
+    use grrm_recsys::tasks::align::Task;
+    let ds = common::indexed(150);
+    let cfg = SftConfig {
+        tasks: vec![Task::Seqrec, Task::Fusionseqrec],
+        align_rounds: 2,
+        max_examples_per_task: Some(7),
+        task_caps: BTreeMap::from([(Task::Seqrec, 11)]),
+        reasoning: grrm_recsys::ReasoningConfig {
+            examples: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (_, report) = build_sft(&ds, &cfg).unwrap();
+    assert_eq!(report.per_task["seqrec"], 2 * 11);
+    assert_eq!(report.per_task["fusionseqrec"], 2 * 7);
+}

@@ -48,7 +48,7 @@ pub fn run(cmd: ConfigCmd) -> anyhow::Result<()> {
             let src = ConfigSource::file_or_embedded(
                 a.config.as_deref(),
                 "configs/demo.toml",
-                super::demo::DEMO_TOML,
+                grrm_actors::demo::EMBEDDED_CONFIG,
             );
             let text = match a.schema {
                 Schema::Demo => show_config::<DemoConfig, _>(&src, &a.set)?,

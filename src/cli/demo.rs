@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use grrm_actors::config::{load_config, ConfigSource};
-use grrm_actors::demo::{run_demo, DemoConfig};
+use grrm_actors::demo::{run_demo, DemoConfig, EMBEDDED_CONFIG};
 use grrm_model::gpu::AdapterSelector;
 use grrm_model::GpuContext;
-
-pub const DEMO_TOML: &str = include_str!("../../configs/demo.toml");
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -28,7 +26,7 @@ pub struct DemoArgs {
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let source =
-        ConfigSource::file_or_embedded(a.config.as_deref(), "configs/demo.toml", DEMO_TOML);
+        ConfigSource::file_or_embedded(a.config.as_deref(), "configs/demo.toml", EMBEDDED_CONFIG);
     let cfg: DemoConfig = load_config(&source, &a.set)?;
     let ctx = GpuContext::open(&AdapterSelector::from_arg_or_env(a.adapter.as_deref()))
         .context("opening the GPU adapter")?;

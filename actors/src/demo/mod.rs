@@ -20,6 +20,9 @@ use crate::srpo::{run_rl, RlConfig, RunOptions};
 
 pub use prepare::{prepare, PrepareConfig, Prepared};
 
+/// `configs/demo.toml`, compiled in: what `grrm demo` runs without `--config`.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../../configs/demo.toml");
+
 /// The evaluation settings the demo applies to every model and mode.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +34,8 @@ pub struct DemoEval {
     /// Completions sampled per user in reasoning mode.
     pub reasoning_samples: usize,
     pub reasoning_max_new_tokens: usize,
+    /// Decode inside `<answer>` through the item trie (every answered ID names an item).
+    pub reasoning_constrain_answer: bool,
 }
 
 impl Default for DemoEval {
@@ -41,6 +46,7 @@ impl Default for DemoEval {
             num_beams: 10,
             reasoning_samples: 4,
             reasoning_max_new_tokens: 160,
+            reasoning_constrain_answer: true,
         }
     }
 }
@@ -85,6 +91,7 @@ fn eval_cfg(
     e.beam.num_results = d.num_beams.min(10);
     e.reasoning.num_samples = d.reasoning_samples;
     e.reasoning.max_new_tokens = d.reasoning_max_new_tokens;
+    e.reasoning.constrain_answer = d.reasoning_constrain_answer;
     e
 }
 
@@ -132,6 +139,8 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
     rl.model = sft_model.clone();
     rl.data = p.data_dir.clone();
     rl.prompts.history_cap = cfg.prepare.history_cap;
+    // A demo with short histories still needs RL prompts: they cannot ask for more than it shows.
+    rl.prompts.min_history = rl.prompts.min_history.min(cfg.prepare.history_cap);
     let rl_run = RunDir::create_at(&out.join("runs/rl"), &toml::to_string(&rl)?)?;
     println!("[demo] SRPO");
     let r = run_rl(

@@ -2,6 +2,7 @@
 //! semantic-ID index, the SFT curriculum, a byte-level BPE tokenizer trained on the dataset's own
 //! text with the ID tokens added as special tokens, and a small randomly initialised Qwen3.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -10,7 +11,10 @@ use grrm_model::hf::{
 };
 use grrm_model::tokenizer::{build_tiny_tokenizer, TINY_CORPUS};
 use grrm_recsys::index::{all_index_tokens, index_folder, IndexConfig, IndexReport, TfidfEmbedder};
-use grrm_recsys::tasks::sft::{build_sft, write_jsonl, SftConfig as CurriculumSettings};
+use grrm_recsys::tasks::align::Task;
+use grrm_recsys::tasks::sft::{
+    build_sft, write_jsonl, RationaleStyle, SftConfig as CurriculumSettings,
+};
 use grrm_recsys::{io, synth, SynthConfig};
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +36,18 @@ pub struct PrepareConfig {
     pub head_dim: usize,
     pub ffn: usize,
     pub max_positions: usize,
-    /// Cap on alignment samples per task in the curriculum.
+    /// Cap on examples per interaction task (seqrec, fusionseqrec) and round.
     pub max_per_task: usize,
+    /// Per-task caps overriding `max_per_task`, e.g. `{ seqrec = 800 }`.
+    pub task_caps: BTreeMap<Task, usize>,
+    /// The alignment tasks in the curriculum.
+    pub tasks: Vec<Task>,
+    /// Times every alignment task is rendered (fresh templates each round).
+    pub align_rounds: usize,
     /// Reasoning (chain-of-thought) samples in the curriculum.
     pub reasoning_examples: usize,
+    /// Length of the offline rationales in the reasoning samples.
+    pub rationale: RationaleStyle,
     /// Items of history shown in every prompt (SPEC's 20 makes prompts too long for a CPU demo);
     /// the demo applies it to the curriculum, the RL prompts and the evaluation alike.
     pub history_cap: usize,
@@ -58,7 +70,11 @@ impl Default for PrepareConfig {
             ffn: 384,
             max_positions: 1024,
             max_per_task: 400,
+            task_caps: BTreeMap::new(),
+            tasks: CurriculumSettings::default().tasks,
+            align_rounds: CurriculumSettings::default().align_rounds,
             reasoning_examples: 256,
+            rationale: RationaleStyle::Full,
             history_cap: 20,
         }
     }
@@ -97,9 +113,13 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path) -> Result<Prepared> {
     let mut scfg = CurriculumSettings {
         seed: cfg.seed,
         max_examples_per_task: Some(cfg.max_per_task),
+        task_caps: cfg.task_caps.clone(),
+        tasks: cfg.tasks.clone(),
+        align_rounds: cfg.align_rounds,
         ..Default::default()
     };
     scfg.reasoning.examples = cfg.reasoning_examples;
+    scfg.reasoning.style = cfg.rationale;
     scfg.history_cap = cfg.history_cap;
     let (samples, _report) = build_sft(&ds, &scfg)?;
     write_jsonl(&curriculum, &samples)?;

@@ -272,3 +272,40 @@ pub fn offline_rationale(
     s3 += ".";
     format!("Step 1: {s1}\nStep 2: {s2}\nStep 3: {s3}")
 }
+
+/// A one-line-per-step rationale from the same evidence (top category, brand loyalty or price
+/// band, the most recent item's subcategory and brand), naming no item: a few dozen tokens
+/// instead of a few hundred, for small models and CPU runs where every generated token counts.
+pub fn brief_rationale(ds: &Dataset, history: &[u32]) -> String {
+    let meta = |i: u32| &ds.items[i as usize];
+    let n = history.len();
+    let tops = ranked(
+        history
+            .iter()
+            .filter_map(|&i| meta(i).categories.first().map(String::as_str)),
+    );
+    let s1 = match tops.first() {
+        Some((top, c)) => format!("{n} items, mostly {top} ({c})."),
+        None => format!("{n} items of unknown category."),
+    };
+    let brands = ranked(history.iter().filter_map(|&i| meta(i).brand.as_deref()));
+    let mut prices: Vec<f64> = history.iter().filter_map(|&i| meta(i).price).collect();
+    prices.sort_by(f64::total_cmp);
+    let mut s2 = match brands.first() {
+        Some((b, c)) if *c >= 2 => format!("Loyal to {b}."),
+        _ => "No favourite brand.".to_string(),
+    };
+    if let Some(med) = prices.get(prices.len() / 2) {
+        s2 += &format!(" Median price {}.", money(*med));
+    }
+    let it = intent(ds, history);
+    let mut s3 = format!(
+        "Next need: {}",
+        list(&it.leaves.iter().cloned().collect::<Vec<_>>())
+    );
+    if let Some(b) = &it.brand {
+        s3 += &format!(", maybe {b}");
+    }
+    s3 += ".";
+    format!("Step 1: {s1}\nStep 2: {s2}\nStep 3: {s3}")
+}

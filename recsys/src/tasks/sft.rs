@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::align::{Ctx, Task};
 use super::byo::{read_byo, ByoRole, ByoSource};
-use super::rationale::{denoise, intent, offline_rationale};
+use super::rationale::{brief_rationale, denoise, intent, offline_rationale};
 use super::reasoning::{leaks_target, reasoning_sample};
 use super::teacher::{Teacher, TeacherConfig, TeacherStats};
 use super::templates::{render, SEQREC};
@@ -40,6 +40,18 @@ pub struct ReasoningConfig {
     pub fallback_offline: bool,
     /// Rewrite the history without items unrelated to the inferred intent (else copy it).
     pub denoise: bool,
+    /// Length of the offline rationale (the teacher's is its own).
+    pub style: RationaleStyle,
+}
+
+/// `full`: several sentences per step, naming recent items (the reference's shape); `brief`:
+/// one short line per step naming no item, for small models and CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RationaleStyle {
+    #[default]
+    Full,
+    Brief,
 }
 
 impl Default for ReasoningConfig {
@@ -50,6 +62,7 @@ impl Default for ReasoningConfig {
             teacher: None,
             fallback_offline: true,
             denoise: true,
+            style: RationaleStyle::Full,
         }
     }
 }
@@ -62,6 +75,8 @@ pub struct SftConfig {
     pub align_rounds: usize,
     /// Cap on training examples per interaction task and round (seeded subset); None = all.
     pub max_examples_per_task: Option<usize>,
+    /// Per-task caps overriding `max_examples_per_task` (e.g. `seqrec = 800`).
+    pub task_caps: BTreeMap<Task, usize>,
     pub history_cap: usize,
     pub max_description_chars: usize,
     /// JSON `{"user_idx": "text"}`; enables itemsearch and preferenceobtain.
@@ -85,6 +100,7 @@ impl Default for SftConfig {
             ],
             align_rounds: 3,
             max_examples_per_task: None,
+            task_caps: BTreeMap::new(),
             history_cap: HISTORY_CAP,
             max_description_chars: 300,
             preferences: None,
@@ -160,15 +176,20 @@ fn alignment(
     for round in 0..cfg.align_rounds {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (0x5eed_0000 + round as u64));
         for &task in &cfg.tasks {
+            let cap = cfg
+                .task_caps
+                .get(&task)
+                .copied()
+                .or(cfg.max_examples_per_task);
             let samples = match task {
                 Task::Seqrec => {
-                    let ex = subset(&examples, cfg.max_examples_per_task, &mut rng);
+                    let ex = subset(&examples, cap, &mut rng);
                     ctx.seqrec(&ex, &mut rng)
                 }
                 Task::Item2index => ctx.item2index(&mut rng),
                 Task::Index2item => ctx.index2item(&mut rng),
                 Task::Fusionseqrec => {
-                    let ex = subset(&examples, cfg.max_examples_per_task, &mut rng);
+                    let ex = subset(&examples, cap, &mut rng);
                     ctx.fusionseqrec(&ex, &mut rng)
                 }
                 Task::Itemsearch => ctx.itemsearch(&last, prefs, &mut rng),
@@ -225,6 +246,9 @@ fn reasoning(
         }
         let (steps, source) = match from_teacher {
             Some(s) => (s, "teacher"),
+            None if cfg.style == RationaleStyle::Brief => {
+                (brief_rationale(ds, &e.history), "offline")
+            }
             None => {
                 let s = offline_rationale(ds, &e.history, e.target, true, &mut rng);
                 let s = if leaks_target(ds, &s, e.target, target_id) {
