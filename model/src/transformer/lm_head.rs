@@ -44,7 +44,7 @@ enum HeadMode<'a> {
 impl Transformer {
     /// Rows per LM-head chunk: the chunk's logits must fit one binding and stay under 256 MiB;
     /// a multiple of 64 rows keeps every row window 256-byte aligned.
-    fn head_chunk_rows(&self, n: usize) -> usize {
+    pub fn head_chunk_rows(&self, n: usize) -> usize {
         let v = self.cfg.vocab_size.max(1) as u64;
         let budget = self.ctx.max_binding_bytes().min(256 << 20);
         let rows = (budget / (v * 4)) as usize;

@@ -3,9 +3,11 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use crate::hf::ModelConfig;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemoryPlan {
     pub params: u64,
     pub grads: u64,
