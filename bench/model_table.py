@@ -127,8 +127,9 @@ def page(g, t, runs, card, driver, date):
         ("beam search peak, nvidia-smi over idle (MiB)",
          smi_delta(runs, "grrm-beam"), smi_delta(runs, "torch-beam"), "-"),
     ]
+    grrm_col = "grrm (WGSL, f32" + (", recomputed activations" if gt and gt.get("recompute") else "") + ")"
     lines += [
-        "| measurement | grrm (WGSL, f32) | transformers bf16 | transformers fp32 |",
+        f"| measurement | {grrm_col} | transformers bf16 | transformers fp32 |",
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]

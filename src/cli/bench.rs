@@ -72,6 +72,9 @@ pub struct ModelArgs {
     pub seq: Option<usize>,
     #[arg(long)]
     pub warmup_steps: Option<usize>,
+    /// Training: recompute each layer's activations in the backward (keeps only layer inputs).
+    #[arg(long)]
+    pub recompute: bool,
     /// Training: timed steps.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -141,6 +144,7 @@ impl ModelArgs {
         set(&mut o.train.seq, self.seq);
         set(&mut o.train.warmup_steps, self.warmup_steps);
         set(&mut o.train.steps, self.steps);
+        o.train.recompute = self.recompute;
         set(&mut o.sample.prompts, self.gen_prompts);
         set(&mut o.sample.prompt_len, self.gen_prompt_len);
         set(&mut o.sample.new_tokens, self.gen_new_tokens);

@@ -81,6 +81,7 @@ impl ModelBenchOpts {
                 seq: 1024,
                 warmup_steps: 1,
                 steps: 3,
+                recompute: false,
             },
             sample: SampleOpts {
                 prompts: 64,
@@ -111,8 +112,8 @@ impl ModelBenchOpts {
             train: TrainOpts {
                 batch: 2,
                 seq: 64,
-                warmup_steps: 1,
                 steps: 2,
+                ..full.train
             },
             sample: SampleOpts {
                 prompts: 4,
@@ -177,7 +178,10 @@ pub fn run_model_bench(
         o.shape.describe()
     ));
     let start = Instant::now();
-    let model = o.shape.build(ctx, o.seed, o.max_positions())?;
+    let model = o
+        .shape
+        .build(ctx, o.seed, o.max_positions())?
+        .with_recompute(o.train.recompute);
     ctx.wait_idle()?;
     let build_seconds = start.elapsed().as_secs_f64();
     let parameters = model.params.num_parameters();

@@ -22,6 +22,8 @@ pub struct TrainOpts {
     pub seq: usize,
     pub warmup_steps: usize,
     pub steps: usize,
+    /// Activation recomputation (`Transformer::recompute_activations`).
+    pub recompute: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -29,6 +31,7 @@ pub struct TrainResult {
     pub batch: usize,
     pub seq: usize,
     pub dtype: &'static str,
+    pub recompute: bool,
     pub warmup_steps: usize,
     pub steps: usize,
     /// Wall time of each timed step.
@@ -59,7 +62,13 @@ pub fn run(
     let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
     let batch = TokenBatch::right_padded(&refs, 0);
     let n = batch.tokens();
-    let plan = MemoryPlan::training(&model.cfg, n, model.head_chunk_rows(n));
+    let plan = MemoryPlan::for_training(&model.cfg, n, model.head_chunk_rows(n), o.recompute);
+    if model.recompute_activations != o.recompute {
+        return Err(crate::GpuError::shape(
+            "bench model train",
+            "the model was built without the requested recomputation setting",
+        ));
+    }
     progress(&format!("train: batch {} x {}; {plan}", o.batch, o.seq));
     let targets = next_token_targets(&batch, &vec![1; n]);
     let counted = targets
@@ -110,6 +119,7 @@ pub fn run(
         batch: o.batch,
         seq: o.seq,
         dtype: "f32",
+        recompute: o.recompute,
         warmup_steps: o.warmup_steps,
         steps: o.steps,
         median_step_seconds: median(&step_seconds),
