@@ -276,14 +276,8 @@ impl MlpActs {
 }
 
 impl Transformer {
-    /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3), into new tensors.
-    pub(crate) fn qkv(&self, rec: &mut Recorder, l: &Layer, x: &Tensor) -> Result<QkvActs> {
-        let acts = QkvActs::alloc(self, x.shape()[0])?;
-        self.qkv_into(rec, l, x, &acts)?;
-        Ok(acts)
-    }
-
-    /// The same into `acts` (shared by training and inference).
+    /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3), into `acts`
+    /// (shared by training and inference).
     pub(crate) fn qkv_into(
         &self,
         rec: &mut Recorder,
@@ -323,22 +317,8 @@ impl Transformer {
         Ok(())
     }
 
-    /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into new tensors.
-    pub(crate) fn mlp(
-        &self,
-        rec: &mut Recorder,
-        l: &Layer,
-        x_mid: &Tensor,
-    ) -> Result<(MlpActs, Tensor)> {
-        let n = x_mid.shape()[0];
-        let acts = MlpActs::alloc(self, n)?;
-        let down = f32_zeros(self, &[n, self.cfg.hidden_size])?;
-        let out = f32_zeros(self, &[n, self.cfg.hidden_size])?;
-        self.mlp_into(rec, l, x_mid, &acts, &down, &out)?;
-        Ok((acts, out))
-    }
-
-    /// The same into `acts`, with `down` as scratch (shared by training and inference).
+    /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into `acts` with `down`
+    /// as scratch (shared by training and inference).
     pub(crate) fn mlp_into(
         &self,
         rec: &mut Recorder,
