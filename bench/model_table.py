@@ -3,7 +3,8 @@
 phase or one for all) and the nvidia-smi peaks that bench/run_model.sh polled into one markdown
 page. Standard library only.
 
-Usage: model_table.py --grrm a.json [b.json ...] --torch c.json [...] [--smi smi.tsv]
+Usage: model_table.py --grrm a.json [b.json ...] [--grrm-recompute r.json] --torch c.json [...]
+                      [--smi smi.tsv]
                       [--card NAME] [--driver VER] [--date D] [--out page.md]
 smi.tsv lines: <run name> <exit code> <idle MiB> <peak MiB> <seconds>.
 """
@@ -65,8 +66,9 @@ def cell(phase, fmt):
     return fmt(phase)
 
 
-def page(g, t, runs, card, driver, date):
+def page(g, t, runs, card, driver, date, recompute=None):
     gt, gg, gb = g.get("train"), g.get("generate"), g.get("beam")
+    gr = (recompute or {}).get("train")
     tb, tf, tg, tbeam = t.get("train_bf16"), t.get("train_fp32"), t.get("generate"), t.get("beam")
     shape = g.get("shape") or t.get("shape") or {}
     lines = [
@@ -112,6 +114,14 @@ def page(g, t, runs, card, driver, date):
          smi_delta(runs, "grrm-train"), smi_delta(runs, "torch-train_bf16"), smi_delta(runs, "torch-train_fp32")),
         ("training memory plan, grrm MemoryPlan (MiB)",
          cell(gt, lambda p: mib(p["plan_bytes"])), "-", "-"),
+        ("training tokens/s, grrm with recomputed activations",
+         cell(gr, lambda p: f"{p['tokens_per_s']:,.0f}"), "-", "-"),
+        ("training peak with recomputation, engine's count (MiB)",
+         cell(gr, lambda p: mib(p["peak_bytes"])), "-", "-"),
+        ("training peak with recomputation, nvidia-smi over idle (MiB)",
+         smi_delta(runs, "grrm-train_recompute"), "-", "-"),
+        ("training memory plan with recomputation (MiB)",
+         cell(gr, lambda p: mib(p["plan_bytes"])), "-", "-"),
         ("sampled generation new tokens/s (" + gen_work + ")",
          cell(gg, lambda p: f"{p['tokens_per_s']:,.1f}"),
          cell(tg, lambda p: f"{p['tokens_per_s']:,.1f}"), "-"),
@@ -147,19 +157,18 @@ def page(g, t, runs, card, driver, date):
         lines += ["| run | exit code | wall (s) | idle MiB | peak MiB |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {n} | {r['rc']} | {r['seconds']} | {r['idle']} | {r['peak']} |" for n, r in runs.items()]
         lines.append("")
-    if gt and "plan" in gt:
-        plan = gt["plan"]
-        lines.append(
-            "grrm training memory plan (MiB): "
-            + ", ".join(f"{k} {mib(v)}" for k, v in plan.items() if isinstance(v, (int, float)))
-        )
-        lines.append("")
+    for label, tr in (("", gt), (" with recomputation", gr)):
+        if tr and "plan" in tr:
+            parts = [f"{k} {mib(v)}" for k, v in tr["plan"].items() if isinstance(v, int) and not isinstance(v, bool)]
+            lines.append(f"grrm training memory plan{label} (MiB): " + ", ".join(parts))
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--grrm", nargs="*", default=[])
+    ap.add_argument("--grrm-recompute", help="grrm's training report with --recompute")
     ap.add_argument("--torch", nargs="*", default=[])
     ap.add_argument("--smi")
     ap.add_argument("--card", default="unknown card")
@@ -167,7 +176,10 @@ def main():
     ap.add_argument("--date", default="")
     ap.add_argument("--out")
     args = ap.parse_args()
-    text = page(merge(args.grrm), merge(args.torch), read_smi(args.smi), args.card, args.driver, args.date)
+    recompute = merge([args.grrm_recompute]) if args.grrm_recompute else None
+    text = page(
+        merge(args.grrm), merge(args.torch), read_smi(args.smi), args.card, args.driver, args.date, recompute
+    )
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

@@ -295,7 +295,11 @@ def main():
         sys.exit(f"unknown phase(s) {unknown}; choose from {PHASES}")
     if not torch.cuda.is_available():
         sys.exit("CUDA is not available to torch")
-    import transformers
+    try:
+        import transformers
+        from transformers import Qwen3Config  # noqa: F401 (Qwen3 needs transformers >= 4.51)
+    except ImportError as e:
+        sys.exit(f"transformers with Qwen3 is not available: {e}")
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

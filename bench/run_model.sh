@@ -4,7 +4,8 @@
 # shape and the same inputs, one process per phase so nvidia-smi's peak is per phase. Writes
 # bench/model-<card>-<date>.md (side by side) and bench/model-<card>-<date>.json (all reports).
 #
-# Usage: bench/run_model.sh [--quick] [extra grrm bench model flags, e.g. --recompute]
+# grrm trains twice: with every activation kept, then with --recompute.
+# Usage: bench/run_model.sh [--quick] [extra grrm bench model flags, e.g. --seed 1]
 # Env: GRRM (grrm binary; default ./grrm, then target/release/grrm), PYTHON (default python3),
 #      BUDGET_S (wall-clock budget for all phases, default 540), GPU_INDEX (default 0).
 # Each phase has its own time limit, shortened to what is left of the budget, so the whole
@@ -73,6 +74,7 @@ fi
 measure grrm-train 200 "$grrm" bench model "${quick[@]}" --phases train --out "$tmp/grrm-train.json" "${extra[@]}"
 measure torch-train_bf16 120 "$py" "$here/model_transformers.py" "${quick[@]}" --phases train_bf16 --out "$tmp/torch-train_bf16.json"
 measure torch-train_fp32 120 "$py" "$here/model_transformers.py" "${quick[@]}" --phases train_fp32 --out "$tmp/torch-train_fp32.json"
+measure grrm-train_recompute 200 "$grrm" bench model "${quick[@]}" --phases train --recompute --out "$tmp/grrm_recompute-train.json" "${extra[@]}"
 measure grrm-beam 120 "$grrm" bench model "${quick[@]}" --phases beam --out "$tmp/grrm-beam.json" "${extra[@]}"
 measure torch-beam 120 "$py" "$here/model_transformers.py" "${quick[@]}" --phases beam --out "$tmp/torch-beam.json"
 measure grrm-generate 240 "$grrm" bench model "${quick[@]}" --phases generate --out "$tmp/grrm-generate.json" "${extra[@]}"
@@ -92,7 +94,8 @@ slug="$(echo "$card" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '-' | sed 's/^-//; s/-$/
 suffix=""
 [[ ${#quick[@]} -gt 0 ]] && suffix="-quick"
 out="$here/model-$slug-$date$suffix.md"
-python3 "$here/model_table.py" --grrm "$tmp"/grrm-*.json --torch "$tmp"/torch-*.json --smi "$tmp/smi.tsv" \
+python3 "$here/model_table.py" --grrm "$tmp"/grrm-*.json --grrm-recompute "$tmp/grrm_recompute-train.json" \
+    --torch "$tmp"/torch-*.json --smi "$tmp/smi.tsv" \
     --card "$card" --driver "$driver" --date "$date" --out "$out" >/dev/null
 # Every raw report in one JSON file next to the table.
 python3 - "$tmp" "$here/model-$slug-$date$suffix.json" <<'EOF'
