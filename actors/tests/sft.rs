@@ -460,3 +460,38 @@ fn config_defaults_and_errors() {
     assert!(e.contains("line 1") && e.contains("cut-off of 8"), "{e}");
     assert!(fixture().samples >= 40);
 }
+
+#[test]
+fn recomputed_activations_give_the_same_gradients_with_a_smaller_plan() {
+    let c = ctx();
+    let kept = SftConfig {
+        micro_batch_size: 2,
+        ..base_config()
+    };
+    let redone = SftConfig {
+        recompute_activations: true,
+        ..kept.clone()
+    };
+    let mut out = Vec::new();
+    for cfg in [&kept, &redone] {
+        let t = SftTrainer::new(cfg, &c, None).unwrap();
+        assert_eq!(t.model.recompute_activations, cfg.recompute_activations);
+        let acc = t.accumulate(0).unwrap();
+        out.push((acc.loss, t.gradients().unwrap(), t.memory.plan.clone()));
+    }
+    assert!(
+        (out[0].0 - out[1].0).abs() <= 1e-9 * out[0].0.abs(),
+        "loss {} vs {}",
+        out[0].0,
+        out[1].0
+    );
+    let (dg, sg) = max_diff(&out[0].1, &out[1].1);
+    assert!(dg <= 1e-6 * sg, "gradients differ by {dg:e} (scale {sg:e})");
+    assert!(out[1].2.recompute_activations);
+    assert!(
+        out[1].2.activations < out[0].2.activations,
+        "{} vs {}",
+        out[1].2,
+        out[0].2
+    );
+}

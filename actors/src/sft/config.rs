@@ -158,6 +158,10 @@ pub struct SftConfig {
     /// Micro-batches per optimizer step.
     pub grad_accum_steps: usize,
     pub batching: Batching,
+    /// Keep only each layer's input during the forward and recompute the layer inside the
+    /// backward: the activation memory of one layer instead of all of them, for about one
+    /// more forward per step. Gradients are the same.
+    pub recompute_activations: bool,
     pub optimizer: SftOptimizer,
     /// Reshuffle each epoch with `seed`. Off by default: SPEC.md section 3 trains the
     /// curriculum in its order.
@@ -190,6 +194,7 @@ impl Default for SftConfig {
             micro_batch_size: 4,
             grad_accum_steps: 1,
             batching: Batching::Padding,
+            recompute_activations: false,
             optimizer: SftOptimizer::default(),
             shuffle: false,
             seed: 42,

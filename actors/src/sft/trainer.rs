@@ -112,13 +112,15 @@ pub fn memory_report(
     mc: &ModelConfig,
     micro_batch_tokens: usize,
     worst_tokens: usize,
+    recompute: bool,
 ) -> Result<MemoryReport> {
     let n = micro_batch_tokens;
-    let plan = MemoryPlan::training(mc, n, head_chunk_rows(ctx, mc.vocab_size, n));
-    let worst = MemoryPlan::training(
+    let plan = MemoryPlan::for_training(mc, n, head_chunk_rows(ctx, mc.vocab_size, n), recompute);
+    let worst = MemoryPlan::for_training(
         mc,
         worst_tokens,
         head_chunk_rows(ctx, mc.vocab_size, worst_tokens),
+        recompute,
     );
     let report = MemoryReport {
         plan,
@@ -201,9 +203,16 @@ impl SftTrainer {
             .max()
             .unwrap_or(1);
         let worst = cfg.micro_batch_size * cfg.cutoff_len.min(mc.max_position_embeddings);
-        let memory = memory_report(ctx, &mc, micro_batch_tokens, worst)?;
+        let memory = memory_report(
+            ctx,
+            &mc,
+            micro_batch_tokens,
+            worst,
+            cfg.recompute_activations,
+        )?;
 
-        let model = Transformer::new(ctx, &mc, &ckpt.weights, data.max_len)?;
+        let model = Transformer::new(ctx, &mc, &ckpt.weights, data.max_len)?
+            .with_recompute(cfg.recompute_activations);
         let grads = model.params.zeros_like()?;
         let mut opt = Optimizer::new(&model.params, OptimizerConfig::from(&cfg.optimizer))?;
         let schedule = LrSchedule::new(cfg.lr, cfg.warmup_ratio, plan.len(), cfg.schedule);

@@ -2,6 +2,10 @@
 //! decode (S = 1). Sequences keep their own lengths, so prompts of different lengths share a
 //! batch: a right-padded prefill writes junk cache rows past a short prompt's end, which stay
 //! invisible (a query only sees positions up to its own) until decoding overwrites them.
+//!
+//! One set of layer temporaries serves every layer (the recorder keeps whatever a dispatch
+//! binds alive until submit, so per-layer tensors would add up to the whole model's worth for
+//! a long prefill), and the residual stream alternates between two buffers.
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
@@ -11,7 +15,7 @@ use crate::kernels::matmul::{matmul, MatmulOpts};
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::kernels::rope::rope;
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
-use crate::transformer::Transformer;
+use crate::transformer::{MlpActs, QkvActs, Transformer};
 use crate::{DType, GpuError};
 
 /// The KV caches of every layer for a batch of sequences, and how long each sequence is.
@@ -100,10 +104,13 @@ impl Transformer {
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
 
         let mut rec = Recorder::new(ctx, "infer");
+        let scratch = InferScratch::alloc(self, n)?;
         let mut x = zeros(self, &[n, c.hidden_size])?;
+        let mut spare = zeros(self, &[n, c.hidden_size])?;
         embedding(&mut rec, &self.params.embed_tokens, &ids_t, &x)?;
         for (l, cache) in self.params.layers.iter().zip(&state.caches) {
-            x = self.layer_infer(&mut rec, l, cache, &pos_t, &start_t, &x)?;
+            self.layer_infer(&mut rec, l, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
+            std::mem::swap(&mut x, &mut spare);
         }
         // The final norm and LM head only at each sequence's last real token.
         let last: Vec<u32> = (0..b).map(|i| (i * s + real[i] - 1) as u32).collect();
@@ -138,6 +145,8 @@ impl Transformer {
         logp.to_f32_vec()
     }
 
+    /// One layer from `x` into `out` (a different buffer), appending to the layer's cache.
+    #[allow(clippy::too_many_arguments)]
     fn layer_infer(
         &self,
         rec: &mut Recorder,
@@ -146,32 +155,50 @@ impl Transformer {
         pos: &Tensor,
         start: &Tensor,
         x: &Tensor,
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
-        let n = x.shape()[0];
-        let (h, qd) = (c.hidden_size, c.q_dim());
+        s: &InferScratch,
+        out: &Tensor,
+    ) -> Result<()> {
         let a = &l.self_attn;
         // The shared input block; inference keeps nothing, so rotate its tensors in place.
-        let qkv = self.qkv(rec, l, x)?;
-        let (q, k) = qkv.q_k();
-        let v = &qkv.v;
+        self.qkv_into(rec, l, x, &s.qkv)?;
+        let (q, k) = s.qkv.q_k();
         rope(rec, &self.rope, q, pos, None, false)?;
         rope(rec, &self.rope, k, pos, None, false)?;
-        kv_cache_append(rec, cache, k, v, start)?;
-        let attn = zeros(self, &[n, qd])?;
-        attention_decode(rec, &self.heads, cache, q, start, None, &attn)?;
-        let o = zeros(self, &[n, h])?;
+        kv_cache_append(rec, cache, k, &s.qkv.v, start)?;
+        attention_decode(rec, &self.heads, cache, q, start, None, &s.attn)?;
         matmul(
             rec,
-            &attn,
+            &s.attn,
             &a.o_proj.weight,
             a.o_proj.bias.as_ref(),
-            &o,
+            &s.o,
             MatmulOpts::nt(),
         )?;
-        let x_mid = zeros(self, &[n, h])?;
-        add(rec, x, &o, &x_mid)?;
-        let (_, out) = self.mlp(rec, l, &x_mid)?;
-        Ok(out)
+        add(rec, x, &s.o, &s.x_mid)?;
+        self.mlp_into(rec, l, &s.x_mid, &s.mlp, &s.down, out)
+    }
+}
+
+/// The temporaries of one layer for `n` tokens, shared by all layers of one `infer` call.
+struct InferScratch {
+    qkv: QkvActs,
+    attn: Tensor,
+    o: Tensor,
+    x_mid: Tensor,
+    mlp: MlpActs,
+    down: Tensor,
+}
+
+impl InferScratch {
+    fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let (h, qd) = (t.cfg.hidden_size, t.cfg.q_dim());
+        Ok(InferScratch {
+            qkv: QkvActs::alloc(t, n)?,
+            attn: zeros(t, &[n, qd])?,
+            o: zeros(t, &[n, h])?,
+            x_mid: zeros(t, &[n, h])?,
+            mlp: MlpActs::alloc(t, n)?,
+            down: zeros(t, &[n, h])?,
+        })
     }
 }

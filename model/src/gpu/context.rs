@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterSelector, Capabilities};
 use super::error::{GpuError, Result};
+use super::memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 use super::pipeline::PipelineCache;
 use super::recorder::Binding;
 
@@ -26,7 +27,9 @@ pub(crate) struct Inner {
     /// Errors wgpu reports asynchronously; drained and returned by the next flush or readback.
     pub errors: Arc<Mutex<Vec<String>>>,
     /// Bound where a kernel's optional input (a bias, a mask) is absent.
-    pub unused_buffer: Arc<wgpu::Buffer>,
+    pub unused_buffer: Arc<TrackedBuffer>,
+    /// Bytes of tensor buffers alive now and at peak.
+    pub memory: Arc<MemoryCounter>,
 }
 
 impl GpuContext {
@@ -69,12 +72,16 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().expect("error sink").push(e.to_string());
         }));
-        let unused_buffer = Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("unused-binding"),
-            size: 256,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        }));
+        let memory = Arc::new(MemoryCounter::default());
+        let unused_buffer = Arc::new(TrackedBuffer::new(
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("unused-binding"),
+                size: 256,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
+            memory.clone(),
+        ));
         tracing::info!(adapter = %info.name, backend = ?info.backend, "opened GPU device");
         Ok(GpuContext {
             binding_limit: limits.max_storage_buffer_binding_size as u64,
@@ -88,6 +95,7 @@ impl GpuContext {
                 pipelines: PipelineCache::default(),
                 errors,
                 unused_buffer,
+                memory,
             }),
         })
     }
@@ -133,6 +141,21 @@ impl GpuContext {
     /// Number of compiled pipelines (each costs 0.3-1.9 s on a cold lavapipe cache).
     pub fn pipeline_count(&self) -> usize {
         self.inner.pipelines.len()
+    }
+
+    /// grrm's own count of tensor-buffer bytes on this device: live now and the peak since the
+    /// context opened or since the last `reset_memory_peak` (shared by every clone).
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.inner.memory.stats()
+    }
+
+    /// Starts a new peak window at the bytes live now.
+    pub fn reset_memory_peak(&self) {
+        self.inner.memory.reset_peak()
+    }
+
+    pub(crate) fn memory_counter(&self) -> &Arc<MemoryCounter> {
+        &self.inner.memory
     }
 
     /// A small read-only binding for a kernel's absent optional input.

@@ -4,6 +4,7 @@
 mod adapter;
 mod context;
 mod error;
+mod memory;
 mod pipeline;
 mod recorder;
 mod tensor;
@@ -11,6 +12,7 @@ mod tensor;
 pub use adapter::{list_adapters, AdapterReport, AdapterSelector, Capabilities};
 pub use context::GpuContext;
 pub use error::{GpuError, Result};
+pub use memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 pub use pipeline::{Access, KernelEntry, ShaderSource};
 pub use recorder::{grid_1d, Binding, Recorder};
 pub use tensor::{DType, Tensor};

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
+use super::memory::TrackedBuffer;
 use super::pipeline::{Compiled, KernelEntry, PARAM_SLOT};
 
 /// A byte range of a buffer bound to one storage slot.
 #[derive(Clone, Debug)]
 pub struct Binding {
-    pub buffer: Arc<wgpu::Buffer>,
+    pub buffer: Arc<TrackedBuffer>,
     pub offset: u64,
     pub size: u64,
 }

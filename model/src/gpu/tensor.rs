@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
+use super::memory::TrackedBuffer;
 use super::recorder::Binding;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,7 +29,7 @@ impl DType {
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) ctx: GpuContext,
-    pub(crate) buffer: Arc<wgpu::Buffer>,
+    pub(crate) buffer: Arc<TrackedBuffer>,
     shape: Vec<usize>,
     dtype: DType,
     /// First element of this tensor in `buffer` (non-zero for views such as a window of rows).
@@ -72,7 +73,7 @@ impl Tensor {
         });
         Ok(Tensor {
             ctx: ctx.clone(),
-            buffer: Arc::new(buffer),
+            buffer: Arc::new(TrackedBuffer::new(buffer, ctx.memory_counter().clone())),
             shape: shape.to_vec(),
             dtype,
             offset: 0,

@@ -1,6 +1,10 @@
 //! Backward through the decoder: from d_hidden (the LM head's gradient w.r.t. the final-norm
 //! output) to every parameter's gradient, accumulated into `grads` (zero them per step; leave
-//! them to accumulate over micro-batches).
+//! them to accumulate over micro-batches). With recomputed activations each layer below the
+//! top one is first run forward again from its saved input.
+//!
+//! The per-layer gradient temporaries are one set reused by every layer (each is fully
+//! rewritten before it is read), so they cost one layer's worth of memory, not the model's.
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_backward, AttentionGrads, AttentionInputs};
@@ -14,6 +18,7 @@ use crate::kernels::swiglu::swiglu_backward;
 use super::forward::{f32_zeros, Activations, LayerActs};
 use super::params::{Layer, Linear, Params};
 use super::Transformer;
+use crate::hf::ModelConfig;
 
 impl Transformer {
     /// Accumulates parameter gradients of the loss whose gradient w.r.t. the final hidden
@@ -27,6 +32,7 @@ impl Transformer {
     ) -> Result<()> {
         let n = acts.batch.tokens();
         let ones = crate::Tensor::from_f32(&self.ctx, &[1, n], &vec![1.0; n])?;
+        let scratch = BackwardScratch::alloc(self, n)?;
         // dx: gradient w.r.t. the residual stream, flowing from the top layer down.
         let dx = f32_zeros(self, acts.x_final.shape())?;
         rmsnorm_backward(
@@ -39,15 +45,21 @@ impl Transformer {
             &grads.norm,
             true,
         )?;
-        for ((layer, la), g) in self
+        let top = self.params.layers.len().saturating_sub(1);
+        for (i, ((layer, la), g)) in self
             .params
             .layers
             .iter()
             .zip(&acts.layers)
             .zip(&grads.layers)
+            .enumerate()
             .rev()
         {
-            self.layer_backward(rec, layer, la, acts, &dx, g, &ones)?;
+            // The shared workspace still holds the top layer from the forward.
+            if acts.recomputed && i != top {
+                self.recompute_layer(rec, layer, acts, la)?;
+            }
+            self.layer_backward(rec, layer, la, acts, &dx, g, &ones, &scratch)?;
         }
         embedding_backward(rec, &acts.batch.ids, &dx, &grads.embed_tokens, true)
     }
@@ -64,100 +76,86 @@ impl Transformer {
         dx: &Tensor,
         g: &Layer,
         ones: &Tensor,
+        s: &BackwardScratch,
     ) -> Result<()> {
         let c = &self.cfg;
         let n = acts.batch.tokens();
-        let (h, qd, kvd, f, d) = (
-            c.hidden_size,
-            c.q_dim(),
-            c.kv_dim(),
-            c.intermediate_size,
-            c.head_dim,
-        );
+        let d = c.head_dim;
+        let (q, m) = (&la.qkv, &la.mlp);
 
         // MLP: out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid).
-        let d_act = f32_zeros(self, &[n, f])?;
+        let d_act = &s.d_act;
         linear_backward(
             rec,
-            &la.act,
+            &m.act,
             &l.mlp.down_proj,
             dx,
-            &d_act,
+            d_act,
             &g.mlp.down_proj,
             ones,
             false,
         )?;
-        let d_gate = f32_zeros(self, &[n, f])?;
-        let d_up = f32_zeros(self, &[n, f])?;
-        swiglu_backward(rec, &la.gate, &la.up, &d_act, &d_gate, &d_up)?;
-        let dh2 = f32_zeros(self, &[n, h])?;
+        let (d_gate, d_up, dh2) = (&s.d_gate, &s.d_up, &s.dh);
+        swiglu_backward(rec, &m.gate, &m.up, d_act, d_gate, d_up)?;
         linear_backward(
             rec,
-            &la.h2,
+            &m.h2,
             &l.mlp.gate_proj,
-            &d_gate,
-            &dh2,
+            d_gate,
+            dh2,
             &g.mlp.gate_proj,
             ones,
             false,
         )?;
         linear_backward(
             rec,
-            &la.h2,
+            &m.h2,
             &l.mlp.up_proj,
-            &d_up,
-            &dh2,
+            d_up,
+            dh2,
             &g.mlp.up_proj,
             ones,
             true,
         )?;
-        let dxn = f32_zeros(self, &[n, h])?;
+        let dxn = &s.dxn;
         rmsnorm_backward(
             rec,
             &la.x_mid,
             &l.post_attention_layernorm,
-            &la.rstd2,
-            &dh2,
-            &dxn,
+            &m.rstd2,
+            dh2,
+            dxn,
             &g.post_attention_layernorm,
             true,
         )?;
-        axpy(rec, 1.0, &dxn, dx)?; // dx is now d(x_mid)
+        axpy(rec, 1.0, dxn, dx)?; // dx is now d(x_mid)
 
         // Attention: x_mid = x_in + o_proj(attn(rope(norm_qk(q(h1))), ...)), h1 = norm(x_in).
         let a = &l.self_attn;
         let ga = &g.self_attn;
-        let d_attn = f32_zeros(self, &[n, qd])?;
+        let d_attn = &s.d_attn;
         linear_backward(
-            rec, &la.attn, &a.o_proj, dx, &d_attn, &ga.o_proj, ones, false,
+            rec, &la.attn, &a.o_proj, dx, d_attn, &ga.o_proj, ones, false,
         )?;
-        let dq = f32_zeros(self, &[n, qd])?;
-        let dk = f32_zeros(self, &[n, kvd])?;
-        let dv = f32_zeros(self, &[n, kvd])?;
+        let (dq, dk, dv) = (&s.dq, &s.dk, &s.dv);
         let inputs = AttentionInputs {
             batch: acts.batch.batch,
             q: &la.q,
             k: &la.k,
-            v: &la.v,
+            v: &q.v,
             mask: Some(&acts.tensors.mask),
         };
-        let ag = AttentionGrads {
-            dq: &dq,
-            dk: &dk,
-            dv: &dv,
-        };
-        attention_backward(rec, &self.heads, &inputs, &la.attn, &la.lse, &d_attn, &ag)?;
+        let ag = AttentionGrads { dq, dk, dv };
+        attention_backward(rec, &self.heads, &inputs, &la.attn, &la.lse, d_attn, &ag)?;
         // RoPE is a rotation: its backward rotates the gradient back.
-        rope(rec, &self.rope, &dq, &acts.tensors.positions, None, true)?;
-        rope(rec, &self.rope, &dk, &acts.tensors.positions, None, true)?;
-        let (dq_lin, dk_lin) = match (&la.qk_norm, &a.q_norm, &a.k_norm) {
-            (Some(qa), Some(qw), Some(kw)) => {
+        rope(rec, &self.rope, dq, &acts.tensors.positions, None, true)?;
+        rope(rec, &self.rope, dk, &acts.tensors.positions, None, true)?;
+        let (dq_lin, dk_lin) = match (&q.qk_norm, &a.q_norm, &a.k_norm, &s.qk) {
+            (Some(qa), Some(qw), Some(kw), Some((dq_lin, dk_lin))) => {
                 let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
-                let dq_lin = f32_zeros(self, &[n, qd])?;
-                let dk_lin = f32_zeros(self, &[n, kvd])?;
                 rmsnorm_backward(
                     rec,
-                    &la.q_lin.reshape(&[n * hq, d])?,
+                    &q.q_lin.reshape(&[n * hq, d])?,
                     qw,
                     &qa.rstd_q,
                     &dq.reshape(&[n * hq, d])?,
@@ -167,7 +165,7 @@ impl Transformer {
                 )?;
                 rmsnorm_backward(
                     rec,
-                    &la.k_lin.reshape(&[n * hkv, d])?,
+                    &q.k_lin.reshape(&[n * hkv, d])?,
                     kw,
                     &qa.rstd_k,
                     &dk.reshape(&[n * hkv, d])?,
@@ -179,26 +177,62 @@ impl Transformer {
             }
             _ => (dq, dk),
         };
-        let dh1 = f32_zeros(self, &[n, h])?;
-        linear_backward(
-            rec, &la.h1, &a.q_proj, &dq_lin, &dh1, &ga.q_proj, ones, false,
-        )?;
-        linear_backward(
-            rec, &la.h1, &a.k_proj, &dk_lin, &dh1, &ga.k_proj, ones, true,
-        )?;
-        linear_backward(rec, &la.h1, &a.v_proj, &dv, &dh1, &ga.v_proj, ones, true)?;
-        let dxn = f32_zeros(self, &[n, h])?;
+        // dh2's buffer is free again: reuse it for dh1.
+        let dh1 = &s.dh;
+        linear_backward(rec, &q.h1, &a.q_proj, dq_lin, dh1, &ga.q_proj, ones, false)?;
+        linear_backward(rec, &q.h1, &a.k_proj, dk_lin, dh1, &ga.k_proj, ones, true)?;
+        linear_backward(rec, &q.h1, &a.v_proj, dv, dh1, &ga.v_proj, ones, true)?;
         rmsnorm_backward(
             rec,
             &la.x_in,
             &l.input_layernorm,
-            &la.rstd1,
-            &dh1,
-            &dxn,
+            &q.rstd1,
+            dh1,
+            dxn,
             &g.input_layernorm,
             true,
         )?;
-        axpy(rec, 1.0, &dxn, dx) // dx is now d(x_in)
+        axpy(rec, 1.0, dxn, dx) // dx is now d(x_in)
+    }
+}
+
+/// The gradient temporaries of one layer, reused by every layer.
+struct BackwardScratch {
+    d_act: Tensor,
+    d_gate: Tensor,
+    d_up: Tensor,
+    /// d(h2) in the MLP half, then d(h1) in the attention half.
+    dh: Tensor,
+    dxn: Tensor,
+    d_attn: Tensor,
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
+    /// Gradients before the per-head q/k norm (Qwen3).
+    qk: Option<(Tensor, Tensor)>,
+}
+
+impl BackwardScratch {
+    fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let c: &ModelConfig = &t.cfg;
+        let (h, qd, kvd, f) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+        let z = |cols: usize| f32_zeros(t, &[n, cols]);
+        Ok(BackwardScratch {
+            d_act: z(f)?,
+            d_gate: z(f)?,
+            d_up: z(f)?,
+            dh: z(h)?,
+            dxn: z(h)?,
+            d_attn: z(qd)?,
+            dq: z(qd)?,
+            dk: z(kvd)?,
+            dv: z(kvd)?,
+            qk: if c.qk_norm() {
+                Some((z(qd)?, z(kvd)?))
+            } else {
+                None
+            },
+        })
     }
 }
 

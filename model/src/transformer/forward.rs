@@ -1,6 +1,12 @@
 //! Training forward: embeddings, decoder layers, final norm. Every activation the backward
-//! needs is kept in `Activations` (`MemoryPlan::training` sizes them up front). Activation
-//! recomputation is not implemented yet.
+//! needs is kept in `Activations` (`MemoryPlan::training` sizes them up front). With
+//! `Transformer::recompute_activations` only each layer's input is kept: every layer writes its
+//! activations into one shared workspace, and the backward recomputes a layer's forward there
+//! from the saved input just before differentiating it.
+//!
+//! Tensors that live only until the step's submission (o and down projections) come from one
+//! scratch set shared by all layers: the recorder keeps whatever a dispatch binds alive until
+//! submit, so per-layer temporaries would add up over the whole model.
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_forward, AttentionInputs};
@@ -20,27 +26,18 @@ use super::Transformer;
 pub struct LayerActs {
     /// Residual stream entering the layer `[N, H]`.
     pub x_in: Tensor,
-    pub h1: Tensor,
-    pub rstd1: Tensor,
-    /// q/k projections before the per-head norm (Qwen3) `[N, Hq*D]`, `[N, Hkv*D]`.
-    pub q_lin: Tensor,
-    pub k_lin: Tensor,
-    /// Per-head RMSNorm outputs and their rstd `[N*H]` (Qwen3 only).
-    pub qk_norm: Option<QkNormActs>,
-    /// Rotated q, k and v: the attention inputs.
+    /// Pre-norm, q/k/v projections and per-head q/k norm.
+    pub qkv: QkvActs,
+    /// Rotated q and k: with `qkv.v`, the attention inputs.
     pub q: Tensor,
     pub k: Tensor,
-    pub v: Tensor,
     pub attn: Tensor,
     pub lse: Tensor,
     pub x_mid: Tensor,
-    pub h2: Tensor,
-    pub rstd2: Tensor,
-    pub gate: Tensor,
-    pub up: Tensor,
-    pub act: Tensor,
+    pub mlp: MlpActs,
 }
 
+#[derive(Clone)]
 pub struct QkNormActs {
     pub q: Tensor,
     pub rstd_q: Tensor,
@@ -51,11 +48,67 @@ pub struct QkNormActs {
 pub struct Activations {
     pub batch: TokenBatch,
     pub tensors: BatchTensors,
+    /// One per layer. With recomputation every layer's tensors except `x_in` are the same
+    /// shared workspace, holding the last layer computed.
     pub layers: Vec<LayerActs>,
     /// Residual stream after the last layer, and the final-norm output fed to the LM head.
     pub x_final: Tensor,
     pub hidden: Tensor,
     pub rstd_final: Tensor,
+    /// Whether the backward must recompute each layer (below the top one) from its input.
+    pub recomputed: bool,
+    pub(crate) scratch: LayerScratch,
+}
+
+/// Per-layer temporaries shared by all layers (each is dead once its layer is done).
+pub(crate) struct LayerScratch {
+    pub o: Tensor,
+    pub down: Tensor,
+    /// Where a recomputed layer writes its (already saved) output.
+    pub out: Tensor,
+}
+
+impl LayerScratch {
+    fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let h = t.cfg.hidden_size;
+        Ok(LayerScratch {
+            o: f32_zeros(t, &[n, h])?,
+            down: f32_zeros(t, &[n, h])?,
+            out: f32_zeros(t, &[n, h])?,
+        })
+    }
+}
+
+impl LayerActs {
+    /// Every saved tensor of one layer for `n` tokens in `batch` sequences.
+    fn alloc(t: &Transformer, n: usize, batch: usize, x_in: Tensor) -> Result<Self> {
+        let c = &t.cfg;
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        Ok(LayerActs {
+            x_in,
+            qkv: QkvActs::alloc(t, n)?,
+            q: f32_zeros(t, &[n, qd])?,
+            k: f32_zeros(t, &[n, kvd])?,
+            attn: f32_zeros(t, &[n, qd])?,
+            lse: f32_zeros(t, &[batch, c.num_attention_heads, n / batch.max(1)])?,
+            x_mid: f32_zeros(t, &[n, c.hidden_size])?,
+            mlp: MlpActs::alloc(t, n)?,
+        })
+    }
+
+    /// The same tensors (shared buffers) with another input.
+    fn with_input(&self, x_in: Tensor) -> Self {
+        LayerActs {
+            x_in,
+            qkv: self.qkv.clone(),
+            q: self.q.clone(),
+            k: self.k.clone(),
+            attn: self.attn.clone(),
+            lse: self.lse.clone(),
+            x_mid: self.x_mid.clone(),
+            mlp: self.mlp.clone(),
+        }
+    }
 }
 
 pub(crate) fn f32_zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
@@ -75,9 +128,20 @@ impl Transformer {
         let tensors = BatchTensors::upload(&self.ctx, batch)?;
         let mut x = f32_zeros(self, &[n, h])?;
         embedding(rec, &self.params.embed_tokens, &tensors.ids, &x)?;
+        let scratch = LayerScratch::alloc(self, n)?;
+        let shared = if self.recompute_activations {
+            Some(LayerActs::alloc(self, n, batch.batch, x.clone())?)
+        } else {
+            None
+        };
         let mut layers = Vec::with_capacity(self.params.layers.len());
         for layer in &self.params.layers {
-            let (acts, out) = self.layer_forward(rec, layer, batch.batch, &tensors, x)?;
+            let acts = match &shared {
+                Some(work) => work.with_input(x.clone()),
+                None => LayerActs::alloc(self, n, batch.batch, x.clone())?,
+            };
+            let out = f32_zeros(self, &[n, h])?;
+            self.layer_forward(rec, layer, batch.batch, &tensors, &acts, &scratch, &out)?;
             layers.push(acts);
             x = out;
         }
@@ -91,89 +155,59 @@ impl Transformer {
             x_final: x,
             hidden,
             rstd_final,
+            recomputed: shared.is_some(),
+            scratch,
         })
     }
 
-    /// One decoder layer: pre-norm attention and pre-norm SwiGLU MLP, each added to the
-    /// residual stream. Returns what the backward needs and the layer's output.
-    fn layer_forward(
+    /// One decoder layer from `acts.x_in`: pre-norm attention and pre-norm SwiGLU MLP, each
+    /// added to the residual stream. Writes what the backward needs into `acts` and the
+    /// layer's output into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn layer_forward(
         &self,
         rec: &mut Recorder,
         l: &Layer,
         batch: usize,
         bt: &BatchTensors,
-        x_in: Tensor,
-    ) -> Result<(LayerActs, Tensor)> {
-        let c = &self.cfg;
-        let n = x_in.shape()[0];
-        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
-        let a = &l.self_attn;
-
-        let qkv = self.qkv(rec, l, &x_in)?;
-        let (q_src, k_src) = qkv.q_k();
-        let q = f32_zeros(self, &[n, qd])?;
-        let k = f32_zeros(self, &[n, kvd])?;
-        rope(rec, &self.rope, q_src, &bt.positions, Some(&q), false)?;
-        rope(rec, &self.rope, k_src, &bt.positions, Some(&k), false)?;
-
-        let attn = f32_zeros(self, &[n, qd])?;
-        let lse = f32_zeros(self, &[batch, c.num_attention_heads, n / batch.max(1)])?;
+        acts: &LayerActs,
+        scratch: &LayerScratch,
+        out: &Tensor,
+    ) -> Result<()> {
+        self.qkv_into(rec, l, &acts.x_in, &acts.qkv)?;
+        let (q_src, k_src) = acts.qkv.q_k();
+        rope(rec, &self.rope, q_src, &bt.positions, Some(&acts.q), false)?;
+        rope(rec, &self.rope, k_src, &bt.positions, Some(&acts.k), false)?;
         let inputs = AttentionInputs {
             batch,
-            q: &q,
-            k: &k,
-            v: &qkv.v,
+            q: &acts.q,
+            k: &acts.k,
+            v: &acts.qkv.v,
             mask: Some(&bt.mask),
         };
-        attention_forward(rec, &self.heads, &inputs, &attn, &lse)?;
-        let o = f32_zeros(self, &[n, h])?;
-        linear(rec, &attn, &a.o_proj, &o)?;
-        let x_mid = f32_zeros(self, &[n, h])?;
-        add(rec, &x_in, &o, &x_mid)?;
+        attention_forward(rec, &self.heads, &inputs, &acts.attn, &acts.lse)?;
+        linear(rec, &acts.attn, &l.self_attn.o_proj, &scratch.o)?;
+        add(rec, &acts.x_in, &scratch.o, &acts.x_mid)?;
+        self.mlp_into(rec, l, &acts.x_mid, &acts.mlp, &scratch.down, out)
+    }
 
-        let (
-            MlpActs {
-                h2,
-                rstd2,
-                gate,
-                up,
-                act,
-            },
-            out,
-        ) = self.mlp(rec, l, &x_mid)?;
-        let QkvActs {
-            h1,
-            rstd1,
-            q_lin,
-            k_lin,
-            v,
-            qk_norm,
-        } = qkv;
-        let acts = LayerActs {
-            x_in,
-            h1,
-            rstd1,
-            q_lin,
-            k_lin,
-            qk_norm,
-            q,
-            k,
-            v,
-            attn,
-            lse,
-            x_mid,
-            h2,
-            rstd2,
-            gate,
-            up,
-            act,
-        };
-        Ok((acts, out))
+    /// Recomputes the layer behind `acts` (recomputation mode) from its saved input; the
+    /// output, already saved as the next layer's input, goes to scratch.
+    pub(crate) fn recompute_layer(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        acts: &Activations,
+        la: &LayerActs,
+    ) -> Result<()> {
+        let s = &acts.scratch;
+        self.layer_forward(rec, l, acts.batch.batch, &acts.tensors, la, s, &s.out)
     }
 }
 
 /// The attention block's input side: pre-norm, q/k/v projections, and Qwen3's per-head q/k norm.
-pub(crate) struct QkvActs {
+#[derive(Clone)]
+pub struct QkvActs {
     pub h1: Tensor,
     pub rstd1: Tensor,
     pub q_lin: Tensor,
@@ -193,7 +227,8 @@ impl QkvActs {
 }
 
 /// The MLP block's saved activations.
-pub(crate) struct MlpActs {
+#[derive(Clone)]
+pub struct MlpActs {
     pub h2: Tensor,
     pub rstd2: Tensor,
     pub gate: Tensor,
@@ -201,104 +236,110 @@ pub(crate) struct MlpActs {
     pub act: Tensor,
 }
 
-impl Transformer {
-    /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3). Shared by training
-    /// and inference.
-    pub(crate) fn qkv(&self, rec: &mut Recorder, l: &Layer, x: &Tensor) -> Result<QkvActs> {
-        let c = &self.cfg;
-        let n = x.shape()[0];
-        let (h, qd, kvd, d) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);
+impl QkvActs {
+    pub(crate) fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let c = &t.cfg;
+        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
-        let eps = self.eps();
-        let a = &l.self_attn;
-        let h1 = f32_zeros(self, &[n, h])?;
-        let rstd1 = f32_zeros(self, &[n])?;
-        rmsnorm(rec, x, &l.input_layernorm, eps, &h1, &rstd1)?;
-        let q_lin = f32_zeros(self, &[n, qd])?;
-        let k_lin = f32_zeros(self, &[n, kvd])?;
-        let v = f32_zeros(self, &[n, kvd])?;
-        linear(rec, &h1, &a.q_proj, &q_lin)?;
-        linear(rec, &h1, &a.k_proj, &k_lin)?;
-        linear(rec, &h1, &a.v_proj, &v)?;
-        let qk_norm = match (&a.q_norm, &a.k_norm) {
-            (Some(qw), Some(kw)) => {
-                let acts = QkNormActs {
-                    q: f32_zeros(self, &[n, qd])?,
-                    rstd_q: f32_zeros(self, &[n * hq])?,
-                    k: f32_zeros(self, &[n, kvd])?,
-                    rstd_k: f32_zeros(self, &[n * hkv])?,
-                };
-                let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
-                rmsnorm(
-                    rec,
-                    &heads(&q_lin, hq)?,
-                    qw,
-                    eps,
-                    &heads(&acts.q, hq)?,
-                    &acts.rstd_q,
-                )?;
-                rmsnorm(
-                    rec,
-                    &heads(&k_lin, hkv)?,
-                    kw,
-                    eps,
-                    &heads(&acts.k, hkv)?,
-                    &acts.rstd_k,
-                )?;
-                Some(acts)
-            }
-            _ => None,
+        let qk_norm = if c.qk_norm() {
+            Some(QkNormActs {
+                q: f32_zeros(t, &[n, qd])?,
+                rstd_q: f32_zeros(t, &[n * hq])?,
+                k: f32_zeros(t, &[n, kvd])?,
+                rstd_k: f32_zeros(t, &[n * hkv])?,
+            })
+        } else {
+            None
         };
         Ok(QkvActs {
-            h1,
-            rstd1,
-            q_lin,
-            k_lin,
-            v,
+            h1: f32_zeros(t, &[n, h])?,
+            rstd1: f32_zeros(t, &[n])?,
+            q_lin: f32_zeros(t, &[n, qd])?,
+            k_lin: f32_zeros(t, &[n, kvd])?,
+            v: f32_zeros(t, &[n, kvd])?,
             qk_norm,
         })
     }
+}
 
-    /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid). Shared by training and
-    /// inference.
-    pub(crate) fn mlp(
+impl MlpActs {
+    pub(crate) fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let (h, f) = (t.cfg.hidden_size, t.cfg.intermediate_size);
+        Ok(MlpActs {
+            h2: f32_zeros(t, &[n, h])?,
+            rstd2: f32_zeros(t, &[n])?,
+            gate: f32_zeros(t, &[n, f])?,
+            up: f32_zeros(t, &[n, f])?,
+            act: f32_zeros(t, &[n, f])?,
+        })
+    }
+}
+
+impl Transformer {
+    /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3), into `acts`
+    /// (shared by training and inference).
+    pub(crate) fn qkv_into(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        x: &Tensor,
+        acts: &QkvActs,
+    ) -> Result<()> {
+        let c = &self.cfg;
+        let n = x.shape()[0];
+        let d = c.head_dim;
+        let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
+        let eps = self.eps();
+        let a = &l.self_attn;
+        rmsnorm(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
+        linear(rec, &acts.h1, &a.q_proj, &acts.q_lin)?;
+        linear(rec, &acts.h1, &a.k_proj, &acts.k_lin)?;
+        linear(rec, &acts.h1, &a.v_proj, &acts.v)?;
+        if let (Some(qw), Some(kw), Some(qk)) = (&a.q_norm, &a.k_norm, &acts.qk_norm) {
+            let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
+            rmsnorm(
+                rec,
+                &heads(&acts.q_lin, hq)?,
+                qw,
+                eps,
+                &heads(&qk.q, hq)?,
+                &qk.rstd_q,
+            )?;
+            rmsnorm(
+                rec,
+                &heads(&acts.k_lin, hkv)?,
+                kw,
+                eps,
+                &heads(&qk.k, hkv)?,
+                &qk.rstd_k,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into `acts` with `down`
+    /// as scratch (shared by training and inference).
+    pub(crate) fn mlp_into(
         &self,
         rec: &mut Recorder,
         l: &Layer,
         x_mid: &Tensor,
-    ) -> Result<(MlpActs, Tensor)> {
-        let c = &self.cfg;
-        let n = x_mid.shape()[0];
-        let (h, f) = (c.hidden_size, c.intermediate_size);
-        let h2 = f32_zeros(self, &[n, h])?;
-        let rstd2 = f32_zeros(self, &[n])?;
+        acts: &MlpActs,
+        down: &Tensor,
+        out: &Tensor,
+    ) -> Result<()> {
         rmsnorm(
             rec,
             x_mid,
             &l.post_attention_layernorm,
             self.eps(),
-            &h2,
-            &rstd2,
+            &acts.h2,
+            &acts.rstd2,
         )?;
-        let gate = f32_zeros(self, &[n, f])?;
-        let up = f32_zeros(self, &[n, f])?;
-        linear(rec, &h2, &l.mlp.gate_proj, &gate)?;
-        linear(rec, &h2, &l.mlp.up_proj, &up)?;
-        let act = f32_zeros(self, &[n, f])?;
-        swiglu(rec, &gate, &up, &act)?;
-        let down = f32_zeros(self, &[n, h])?;
-        linear(rec, &act, &l.mlp.down_proj, &down)?;
-        let out = f32_zeros(self, &[n, h])?;
-        add(rec, x_mid, &down, &out)?;
-        Ok((
-            MlpActs {
-                h2,
-                rstd2,
-                gate,
-                up,
-                act,
-            },
-            out,
-        ))
+        linear(rec, &acts.h2, &l.mlp.gate_proj, &acts.gate)?;
+        linear(rec, &acts.h2, &l.mlp.up_proj, &acts.up)?;
+        swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
+        linear(rec, &acts.act, &l.mlp.down_proj, down)?;
+        add(rec, x_mid, down, out)
     }
 }

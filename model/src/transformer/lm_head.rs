@@ -44,7 +44,7 @@ enum HeadMode<'a> {
 impl Transformer {
     /// Rows per LM-head chunk: the chunk's logits must fit one binding and stay under 256 MiB;
     /// a multiple of 64 rows keeps every row window 256-byte aligned.
-    fn head_chunk_rows(&self, n: usize) -> usize {
+    pub fn head_chunk_rows(&self, n: usize) -> usize {
         let v = self.cfg.vocab_size.max(1) as u64;
         let budget = self.ctx.max_binding_bytes().min(256 << 20);
         let rows = (budget / (v * 4)) as usize;
@@ -148,6 +148,9 @@ impl Transformer {
         let v = self.cfg.vocab_size;
         let w_out = self.params.output_embedding();
         let rows = self.head_chunk_rows(n);
+        // One logits buffer for every chunk: the recorder would keep a buffer per chunk alive
+        // until submit, i.e. the whole [N, V] logits this loop exists to avoid.
+        let chunk_logits = f32_zeros(self, &[rows.min(n).max(1), v])?;
         for r0 in (0..n).step_by(rows.max(1)) {
             let rc = rows.min(n - r0);
             let hidden = acts.hidden.rows(r0, rc)?;
@@ -158,7 +161,7 @@ impl Transformer {
                 loss: stats.loss.rows(r0, rc)?,
                 entropy: stats.entropy.rows(r0, rc)?,
             };
-            let logits = f32_zeros(self, &[rc, v])?;
+            let logits = chunk_logits.rows(0, rc)?;
             matmul(rec, &hidden, w_out, None, &logits, MatmulOpts::nt())?;
             match &mode {
                 HeadMode::Stats => {

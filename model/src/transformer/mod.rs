@@ -5,7 +5,7 @@
 //! ```text
 //! batch.rs     TokenBatch: flattened ids, key-padding mask, positions
 //! params.rs    Params: GPU tensors named like the checkpoint's; grads/moments share the shape
-//! forward.rs   embeddings -> layers (saved activations) -> final norm
+//! forward.rs   embeddings -> layers (saved or recomputed activations) -> final norm
 //! lm_head.rs   logits in row chunks, per-token log-probs / loss / entropy, head backward
 //! backward.rs  layers in reverse, parameter gradients accumulated
 //! optim.rs     global-norm clipping and AdamW
@@ -23,7 +23,7 @@ mod params;
 mod train;
 
 pub use batch::{BatchTensors, TokenBatch};
-pub use forward::{Activations, LayerActs};
+pub use forward::{Activations, LayerActs, MlpActs, QkNormActs, QkvActs};
 pub use lm_head::HeadOutputs;
 pub use memory::MemoryPlan;
 pub use optim::{Optimizer, OptimizerConfig};
@@ -41,6 +41,9 @@ pub struct Transformer {
     pub(crate) ctx: GpuContext,
     pub(crate) rope: RopeTable,
     pub(crate) heads: AttentionHeads,
+    /// Training forwards keep only each layer's input and the backward recomputes the layer
+    /// (less activation memory for about one more forward per step). Off by default.
+    pub recompute_activations: bool,
 }
 
 impl Transformer {
@@ -68,7 +71,14 @@ impl Transformer {
                 cfg.num_key_value_heads,
                 cfg.head_dim,
             ),
+            recompute_activations: false,
         })
+    }
+
+    /// Switches activation recomputation for later training forwards.
+    pub fn with_recompute(mut self, on: bool) -> Self {
+        self.recompute_activations = on;
+        self
     }
 
     pub fn ctx(&self) -> &GpuContext {

@@ -1,0 +1,81 @@
+//! grrm's own account of device memory: every tensor buffer adds its size to a per-context
+//! counter when created and subtracts it when its last handle (a tensor, a view, or a binding
+//! a recorder holds until submit) is dropped. The peak is what benchmarks report per phase.
+//!
+//! This counts what grrm asks for, not what the driver reserves: wgpu frees a dropped buffer
+//! once the GPU has finished the submissions using it, and allocators round sizes up, so the
+//! driver's figure (e.g. nvidia-smi) runs somewhat higher.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Live and peak bytes of the tensor buffers of one device.
+#[derive(Debug, Default)]
+pub struct MemoryCounter {
+    live: AtomicU64,
+    peak: AtomicU64,
+    /// Buffers ever created (a sanity check that allocations are being counted).
+    buffers: AtomicU64,
+}
+
+/// A snapshot of the counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub live_bytes: u64,
+    pub peak_bytes: u64,
+    pub buffers_created: u64,
+}
+
+impl MemoryCounter {
+    fn allocated(&self, bytes: u64) {
+        let live = self.live.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        self.peak.fetch_max(live, Ordering::SeqCst);
+        self.buffers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn freed(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    pub fn stats(&self) -> MemoryStats {
+        MemoryStats {
+            live_bytes: self.live.load(Ordering::SeqCst),
+            peak_bytes: self.peak.load(Ordering::SeqCst),
+            buffers_created: self.buffers.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Starts a new peak window at the bytes live now (e.g. at the start of a benchmark phase).
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.live.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// A wgpu buffer whose size stays on its context's counter for as long as it exists.
+#[derive(Debug)]
+pub struct TrackedBuffer {
+    buffer: wgpu::Buffer,
+    counter: Arc<MemoryCounter>,
+}
+
+impl TrackedBuffer {
+    pub(crate) fn new(buffer: wgpu::Buffer, counter: Arc<MemoryCounter>) -> Self {
+        counter.allocated(buffer.size());
+        TrackedBuffer { buffer, counter }
+    }
+}
+
+impl Deref for TrackedBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for TrackedBuffer {
+    fn drop(&mut self) {
+        self.counter.freed(self.buffer.size());
+    }
+}
