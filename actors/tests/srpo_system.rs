@@ -21,9 +21,12 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-/// Every span opened in this test binary: name and fields.
+/// A span's name and fields.
+type SpanRecord = (String, BTreeMap<String, String>);
+
+/// Every span opened in this test binary.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<SpanRecord>>>);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 

@@ -163,7 +163,8 @@ pub fn run_rl(cfg: &RlConfig, run: &RunDir, opts: RunOptions) -> Result<RlSummar
         trainer.state_mut().initial_eval = Some(e);
     }
     let before = trainer.state().initial_eval.expect("set above");
-    let due = |step: u64| cfg.rl_eval_every > 0 && step > 0 && step % cfg.rl_eval_every == 0;
+    let due =
+        |step: u64| cfg.rl_eval_every > 0 && step > 0 && step.is_multiple_of(cfg.rl_eval_every);
     let resumed_at = trainer.state().step;
     // A kill while the checkpoint step's evaluation ran lost it; its weights are these.
     if latest.is_some() && due(resumed_at) && !logged_in(&run.metrics_path(), resumed_at)? {

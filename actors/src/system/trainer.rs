@@ -145,6 +145,19 @@ impl ActorTrainer {
     pub fn evals_in_flight(&self) -> usize {
         self.evals.in_flight()
     }
+
+    /// The published weights, which are the learner's current ones between steps.
+    fn current_weights(&self) -> Result<Arc<super::publish::Snapshot>> {
+        let w = self.shared.published()?;
+        if w.version != self.state.version {
+            anyhow::bail!(
+                "published version {} is not the learner's {}",
+                w.version,
+                self.state.version
+            );
+        }
+        Ok(w)
+    }
 }
 
 impl Trainer for ActorTrainer {
@@ -189,21 +202,6 @@ impl Trainer for ActorTrainer {
 
     fn state_mut(&mut self) -> &mut TrainState {
         &mut self.state
-    }
-}
-
-impl ActorTrainer {
-    /// The published weights, which are the learner's current ones between steps.
-    fn current_weights(&self) -> Result<Arc<super::publish::Snapshot>> {
-        let w = self.shared.published()?;
-        if w.version != self.state.version {
-            anyhow::bail!(
-                "published version {} is not the learner's {}",
-                w.version,
-                self.state.version
-            );
-        }
-        Ok(w)
     }
 }
 
