@@ -1,5 +1,5 @@
-//! Supervision: rollout, reward and reference actors that panic (and a reward plug-in that
-//! fails) are restarted and their work re-queued; the step's numbers and every count equal
+//! Supervision: rollout, reward, reference and evaluator actors that panic (and a reward
+//! plug-in that fails) are restarted and their work re-queued; the step's numbers and every count equal
 //! those of a run without faults (nothing lost, nothing counted twice).
 
 mod rl_common;
@@ -97,6 +97,10 @@ fn faults_are_restarted_and_requeued_with_exact_counts() {
             actor: "reference".into(),
             on_message: 1,
         },
+        FaultConfig {
+            actor: "evaluator".into(),
+            on_message: 1,
+        },
     ];
     let calls = Arc::new(AtomicU64::new(0));
     // The plug-in dies on the 20th response it scores.
@@ -156,4 +160,13 @@ fn faults_are_restarted_and_requeued_with_exact_counts() {
         c1.counts.responses_trained + c2.counts.responses_trained
     );
     assert!(faulty.shared.in_flight.is_empty());
+
+    // The evaluator panics on its first evaluation: restarted, the evaluation sent again, the
+    // same result as without the fault.
+    assert_eq!(faulty.evaluate().unwrap(), clean.evaluate().unwrap());
+    let get = |k: &str| faulty.shared.counter(k);
+    assert_eq!(get("evaluator.panics"), 1);
+    assert_eq!(get("evaluator.requeued"), 1);
+    assert_eq!(get("evaluator.starts"), 2);
+    assert_eq!(get("evaluator.handled"), 1);
 }

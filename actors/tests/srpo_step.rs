@@ -96,14 +96,20 @@ fn step_accounts_for_every_sample_and_actors_match_the_engine() {
         counter(&actors, "coordinator.responses_trained"),
         c.responses_trained
     );
-    assert_eq!(counter(&actors, "learner.published"), 1);
+    // The starting weights and step 1's.
+    assert_eq!(counter(&actors, "learner.published"), 2);
     assert!(actors.shared.in_flight.is_empty());
     // Second step: rollouts pick up version 1; both paths still agree.
     let r2 = engine.step().unwrap();
     let a2 = actors.step().unwrap();
     assert_eq!(without_time(&a2.metrics), without_time(&r2.metrics));
-    assert_eq!(a2.metrics["staleness"], 0.0);
-    assert!(counter(&actors, "rollout.weight_loads") >= 1);
+    assert_eq!(a2.metrics["staleness_max"], 0.0);
+    assert_eq!(a2.metrics["staleness_mean"], 0.0);
+    // Version 1 reached the rollouts by copies on the device, nothing through the host.
+    assert!(counter(&actors, "rollout.versions_adopted") >= 2);
+    assert_eq!(counter(&actors, "learner.published"), 3);
+    assert!(counter(&actors, "publish.gpu_bytes") > 0);
+    assert_eq!(counter(&actors, "publish.host_bytes"), 0);
 }
 
 #[test]

@@ -71,8 +71,12 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Events carry their span context (`rollout{actor=1 step=3 version=3}: ...`), and each
+    // actor's message handler logs one line when it ends (its span with fields and busy
+    // time), so `-v` / `RUST_LOG=grrm=debug` show which actor did what for which step.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -148,10 +148,19 @@ pub struct SystemConfig {
     pub reward_workers: usize,
     /// Jobs in flight per stage (bounded queues: the coordinator waits when full).
     pub queue_capacity: usize,
-    /// Policy versions a rollout may lag behind the learner (0 = on-policy).
+    /// Policy versions a consumed group may lag behind the learner (0 = strictly on-policy,
+    /// SPEC's setting). >= 1 lets step k+1's first sampling round run with version k's weights
+    /// while the learner trains step k (the clipped PPO ratio against the recorded behaviour
+    /// log-probs corrects it); staleness is logged per step.
     pub max_staleness: u64,
     /// Restarts of one job before the step fails.
     pub max_retries: usize,
+    /// Held-out evaluations running at once beside training (the next waits).
+    pub pending_evals: usize,
+    /// GPU adapter of the rollout actors (name substring or index); default: the learner's
+    /// device, where new weights are published by on-device copies. Rollouts on another device
+    /// (even another device of the same adapter) receive each version through the host.
+    pub rollout_adapter: Option<String>,
     /// Fault injection for tests: an actor kind panics on its k-th message.
     pub faults: Vec<FaultConfig>,
 }
@@ -165,13 +174,15 @@ impl Default for SystemConfig {
             queue_capacity: 64,
             max_staleness: 0,
             max_retries: 3,
+            pending_evals: 2,
+            rollout_adapter: None,
             faults: Vec::new(),
         }
     }
 }
 
-/// Panic in actor kind `actor` (`rollout`, `reward`, `reference`) while handling its
-/// `on_message`-th message (1-based, counted over all actors of that kind).
+/// Panic in actor kind `actor` (`rollout`, `reward`, `reference`, `evaluator`) while handling
+/// its `on_message`-th message (1-based, counted over all actors of that kind).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
@@ -250,6 +261,7 @@ impl RlConfig {
             ("system.rollout_workers", self.system.rollout_workers),
             ("system.reward_workers", self.system.reward_workers),
             ("system.queue_capacity", self.system.queue_capacity),
+            ("system.pending_evals", self.system.pending_evals),
         ] {
             if v == 0 {
                 return bad(k, "must be >= 1");
@@ -276,10 +288,10 @@ impl RlConfig {
             }
         }
         for (i, f) in self.system.faults.iter().enumerate() {
-            if !["rollout", "reward", "reference"].contains(&f.actor.as_str()) {
+            if !["rollout", "reward", "reference", "evaluator"].contains(&f.actor.as_str()) {
                 bail!(
-                    "rl config: key `system.faults[{i}].actor`: {:?} is not rollout, reward or \
-                     reference",
+                    "rl config: key `system.faults[{i}].actor`: {:?} is not rollout, reward, \
+                     reference or evaluator",
                     f.actor
                 );
             }

@@ -110,11 +110,16 @@ impl RunContext {
             .map_err(|e| anyhow::anyhow!("rl config: key `rewards`: {e}"))
     }
 
-    /// A fresh copy of the starting model (rollout copies, the frozen reference).
+    /// A fresh copy of the starting model (published versions, the frozen reference).
     pub fn model_copy(&self) -> Result<Transformer> {
+        self.model_copy_on(&self.ctx)
+    }
+
+    /// A fresh copy of the starting model on `ctx` (rollouts on another adapter).
+    pub fn model_copy_on(&self, ctx: &GpuContext) -> Result<Transformer> {
         let max_pos = self.cfg.max_prompt_tokens + self.cfg.max_response_tokens + 1;
         Ok(Transformer::new(
-            &self.ctx,
+            ctx,
             &self.base.config,
             &self.base.weights,
             max_pos,

@@ -8,16 +8,18 @@
 //! step.rs    rounds -> zero-variance filter -> kept groups; sample accounting; step metrics
 //! engine.rs  RunContext (shared), RlEngine (synchronous), checkpoints
 //! run.rs     run_rl: the training loop with logging, evaluation, checkpoints, resume
+//! held_out.rs held-out evaluations of a run: started, logged with step/version, awaited
 //! ```
 
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod held_out;
 pub mod pieces;
 pub mod run;
 pub mod step;
 
 pub use config::{FaultConfig, RlConfig, SystemConfig};
 pub use engine::{EvalReport, RlEngine, RunContext, StepReport, TrainState};
-pub use run::{run_rl, RlSummary, RunOptions};
+pub use run::{run_rl, RlSummary, RunOptions, TaggedEval};
 pub use step::Counts;

@@ -1,7 +1,7 @@
 //! `run_rl`: the SRPO training loop around a trainer (the actor system or the synchronous
-//! engine): held-out evaluation before, every `rl_eval_every` steps and after; metrics JSONL and
-//! the summary line per step; checkpoints every `checkpoint_every` steps and at the end;
-//! `--resume` from the newest checkpoint.
+//! engine): held-out evaluation before, every `rl_eval_every` steps (beside training with the
+//! actors) and after; metrics JSONL and the summary line per step; checkpoints every
+//! `checkpoint_every` steps and at the end; `--resume` from the newest checkpoint.
 
 use std::time::Instant;
 
@@ -12,15 +12,40 @@ use grrm_rewards::Registry;
 
 use super::config::RlConfig;
 use super::engine::{EvalReport, RlEngine, RunContext, StepReport, TrainState};
+use super::held_out::{eval_record, logged_in, HeldOut};
 use crate::checkpoints::CheckpointDir;
-use crate::metrics_log::{phases, MetricsWriter, Record};
+use crate::metrics_log::{phases, Record};
 use crate::run_dir::RunDir;
 use crate::summary::StepSummary;
+
+/// A held-out evaluation of the policy after `step` steps (policy `version`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaggedEval {
+    pub step: u64,
+    pub version: u64,
+    pub report: EvalReport,
+}
 
 /// What drives the steps: the synchronous engine or the actor system.
 pub trait Trainer {
     fn step(&mut self) -> Result<StepReport>;
+    /// Held-out evaluation of the current weights, waited for.
     fn evaluate(&mut self) -> Result<EvalReport>;
+    /// Starts a held-out evaluation of the current weights. A trainer without an evaluator
+    /// evaluates now and returns it; the actor system returns `None` and goes on.
+    fn start_eval(&mut self) -> Result<Option<TaggedEval>> {
+        let report = self.evaluate()?;
+        Ok(Some(TaggedEval {
+            step: self.state().step,
+            version: self.state().version,
+            report,
+        }))
+    }
+    /// Evaluations finished since the last call, after waiting for every one started for a
+    /// step <= `wait_through`.
+    fn finished_evals(&mut self, _wait_through: Option<u64>) -> Result<Vec<TaggedEval>> {
+        Ok(Vec::new())
+    }
     fn save(&mut self, dir: &CheckpointDir, keep_last: Option<usize>) -> Result<()>;
     fn state(&self) -> &TrainState;
     fn state_mut(&mut self) -> &mut TrainState;
@@ -120,16 +145,15 @@ pub fn run_rl(cfg: &RlConfig, run: &RunDir, opts: RunOptions) -> Result<RlSummar
         tracing::info!("resuming from {} (step {})", c.path.display(), c.step);
     }
     let (mut log, _) = run.metrics_writer()?;
-    let log_eval = |log: &mut MetricsWriter, step: u64, e: &EvalReport| -> Result<()> {
-        log.append(
-            &Record::new(step, phases::EVAL)
-                .with("eval_reward_mean", e.reward_mean)
-                .with("eval_hit_rate", e.hit_rate),
-        )
-    };
+    let mut held = HeldOut::default();
     if trainer.state().initial_eval.is_none() {
         let e = trainer.evaluate()?;
-        log_eval(&mut log, trainer.state().step, &e)?;
+        let st = trainer.state();
+        log.append(&eval_record(&TaggedEval {
+            step: st.step,
+            version: st.version,
+            report: e,
+        }))?;
         if opts.print {
             println!(
                 "held-out before training: reward {:.4} | hit {:.4} ({} prompts x {})",
@@ -139,8 +163,14 @@ pub fn run_rl(cfg: &RlConfig, run: &RunDir, opts: RunOptions) -> Result<RlSummar
         trainer.state_mut().initial_eval = Some(e);
     }
     let before = trainer.state().initial_eval.expect("set above");
+    let due =
+        |step: u64| cfg.rl_eval_every > 0 && step > 0 && step.is_multiple_of(cfg.rl_eval_every);
+    let resumed_at = trainer.state().step;
+    // A kill while the checkpoint step's evaluation ran lost it; its weights are these.
+    if latest.is_some() && due(resumed_at) && !logged_in(&run.metrics_path(), resumed_at)? {
+        held.start(trainer.as_mut(), &mut log)?;
+    }
     let keep = (cfg.keep_checkpoints > 0).then_some(cfg.keep_checkpoints);
-    let mut last_eval = None;
     let mut step_secs = Vec::new();
     let mut done_here = 0;
     while trainer.state().step < cfg.steps && opts.max_steps_this_call.is_none_or(|m| done_here < m)
@@ -154,25 +184,24 @@ pub fn run_rl(cfg: &RlConfig, run: &RunDir, opts: RunOptions) -> Result<RlSummar
         if opts.print {
             println!("{}", StepSummary::from_record(&rec, Some(cfg.steps)));
         }
-        last_eval = None;
-        if cfg.rl_eval_every > 0 && r.step % cfg.rl_eval_every == 0 {
-            let e = trainer.evaluate()?;
-            log_eval(&mut log, r.step, &e)?;
-            last_eval = Some(e);
+        if due(r.step) {
+            held.start(trainer.as_mut(), &mut log)?;
         }
+        held.collect(trainer.as_mut(), &mut log, None)?;
         let last = r.step == cfg.steps;
         if last || (cfg.checkpoint_every > 0 && r.step % cfg.checkpoint_every == 0) {
+            // Earlier steps' evaluations are in the log before the checkpoint that follows
+            // them; this step's, if running, is redone by a resume from this checkpoint.
+            held.collect(trainer.as_mut(), &mut log, Some(r.step - 1))?;
             trainer.save(run.checkpoints(), keep)?;
         }
     }
-    let after = match last_eval {
-        Some(e) => e,
-        None => {
-            let e = trainer.evaluate()?;
-            log_eval(&mut log, trainer.state().step, &e)?;
-            e
-        }
-    };
+    let final_step = trainer.state().step;
+    if held.started() != Some(final_step) {
+        held.start(trainer.as_mut(), &mut log)?;
+    }
+    held.collect(trainer.as_mut(), &mut log, Some(u64::MAX))?;
+    let after = held.result(final_step)?;
     if opts.print {
         println!(
             "held-out after {} steps: reward {:.4} (before {:.4}) | hit {:.4} (before {:.4})",

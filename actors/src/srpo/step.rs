@@ -100,7 +100,9 @@ pub struct StepBuilder {
     rewards: Vec<f64>,
     exact: u64,
     groups_scored: u64,
-    max_staleness_seen: u64,
+    /// Staleness (learner version minus sampling version) summed and maxed over the groups.
+    staleness_sum: u64,
+    staleness_max: u64,
 }
 
 impl StepBuilder {
@@ -114,7 +116,8 @@ impl StepBuilder {
             rewards: Vec::new(),
             exact: 0,
             groups_scored: 0,
-            max_staleness_seen: 0,
+            staleness_sum: 0,
+            staleness_max: 0,
         }
     }
 
@@ -157,7 +160,8 @@ impl StepBuilder {
                     cfg.system.max_staleness
                 );
             }
-            self.max_staleness_seen = self.max_staleness_seen.max(stale);
+            self.staleness_sum += stale;
+            self.staleness_max = self.staleness_max.max(stale);
             self.counts.prompts_issued += 1;
             self.counts.responses_generated += n;
             match &g.scores {
@@ -250,7 +254,10 @@ impl StepBuilder {
         put("lr", up.lr);
         put("optimizer_steps", up.optimizer_steps as f64);
         put("sample_rounds", self.rounds as f64);
-        put("staleness", self.max_staleness_seen as f64);
+        // Over every group the step consumed (filtered or trained).
+        let groups = self.counts.prompts_issued.max(1) as f64;
+        put("staleness_mean", self.staleness_sum as f64 / groups);
+        put("staleness_max", self.staleness_max as f64);
         put(names::STEP_SECONDS, seconds);
         for (k, v) in self.counts.as_pairs() {
             put(k, v as f64);

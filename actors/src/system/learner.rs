@@ -1,24 +1,25 @@
 //! The learner actor: owns the policy being trained and its optimizer; computes group
 //! advantages for each sampling round, runs the PPO update, publishes the new weights with
-//! their version, evaluates, and writes checkpoints. One sync thread (GPU work off the async
-//! arbiters).
+//! their version (copies on the device, `publish`), and writes checkpoints. One sync thread
+//! (GPU work off the async arbiters). Evaluation is the evaluator actor's, on a published
+//! version, so it never holds the learner up.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use actix::prelude::*;
 use anyhow::Result;
-use grrm_rewards::RewardSet;
 
 use super::shared::Shared;
+use super::timeline::Activity;
 use crate::checkpoints::CheckpointDir;
-use crate::srpo::engine::{save_checkpoint, EvalReport, TrainState};
+use crate::srpo::engine::{save_checkpoint, TrainState};
 use crate::srpo::pieces::{ppo_update, Learner, TrainSample, UpdateMetrics};
 use crate::srpo::step::{GroupResult, StepBuilder};
 
 pub struct LearnerActor {
     shared: Arc<Shared>,
     learner: Learner,
-    rewards: RewardSet,
 }
 
 impl LearnerActor {
@@ -27,11 +28,10 @@ impl LearnerActor {
     pub fn factory(
         shared: Arc<Shared>,
         learner: Learner,
-        rewards: RewardSet,
     ) -> impl Fn() -> LearnerActor + Send + Sync + 'static {
-        let slot = Mutex::new(Some((learner, rewards)));
+        let slot = Mutex::new(Some(learner));
         move || {
-            let (learner, rewards) = slot
+            let learner = slot
                 .lock()
                 .expect("learner slot")
                 .take()
@@ -39,7 +39,6 @@ impl LearnerActor {
             LearnerActor {
                 shared: shared.clone(),
                 learner,
-                rewards,
             }
         }
     }
@@ -53,6 +52,7 @@ impl Actor for LearnerActor {
 #[derive(Message)]
 #[rtype(result = "Result<StepBuilder>")]
 pub struct AddRound {
+    pub step: u64,
     pub builder: StepBuilder,
     pub round: Vec<GroupResult>,
     pub learner_version: u64,
@@ -61,6 +61,15 @@ pub struct AddRound {
 impl Handler<AddRound> for LearnerActor {
     type Result = Result<StepBuilder>;
     fn handle(&mut self, mut msg: AddRound, _: &mut SyncContext<Self>) -> Self::Result {
+        let _span = tracing::info_span!(
+            "learner",
+            actor = 0,
+            step = msg.step,
+            version = msg.learner_version,
+            round = msg.builder.rounds + 1,
+            groups = msg.round.len()
+        )
+        .entered();
         let run = &self.shared.run;
         msg.builder
             .add_round(&run.ctx, &run.cfg, msg.round, msg.learner_version)?;
@@ -68,10 +77,11 @@ impl Handler<AddRound> for LearnerActor {
     }
 }
 
-/// The PPO update; on success the weights are published as `new_version`.
+/// The PPO update of step `step`; on success the weights are published as `new_version`.
 #[derive(Message)]
 #[rtype(result = "Result<UpdateMetrics>")]
 pub struct Train {
+    pub step: u64,
     pub groups: Vec<Vec<TrainSample>>,
     pub new_version: u64,
 }
@@ -79,26 +89,33 @@ pub struct Train {
 impl Handler<Train> for LearnerActor {
     type Result = Result<UpdateMetrics>;
     fn handle(&mut self, msg: Train, _: &mut SyncContext<Self>) -> Self::Result {
-        let _span = tracing::debug_span!("learner", version = msg.new_version).entered();
+        let _span = tracing::info_span!(
+            "learner",
+            actor = 0,
+            step = msg.step,
+            version = msg.new_version,
+            groups = msg.groups.len()
+        )
+        .entered();
         if msg.groups.is_empty() {
+            tracing::warn!("step {}: no informative group; no update", msg.step + 1);
             return Ok(UpdateMetrics::default());
         }
+        let start = Instant::now();
         let up = ppo_update(&mut self.learner, &msg.groups, &self.shared.run.cfg)?;
         self.shared.bump("learner.updates", 1);
         self.shared
-            .publish(msg.new_version, self.learner.weights()?);
+            .publish(msg.new_version, &self.learner.model.params)?;
+        self.shared.timeline.record(Activity {
+            actor: "learner",
+            id: 0,
+            step: msg.step,
+            version: msg.new_version,
+            start,
+            end: Instant::now(),
+        });
+        tracing::debug!(loss = up.loss, kl = up.kl, "updated and published");
         Ok(up)
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "Result<EvalReport>")]
-pub struct Evaluate;
-
-impl Handler<Evaluate> for LearnerActor {
-    type Result = Result<EvalReport>;
-    fn handle(&mut self, _: Evaluate, _: &mut SyncContext<Self>) -> Self::Result {
-        self.shared.run.evaluate(&self.learner.model, &self.rewards)
     }
 }
 
@@ -113,6 +130,14 @@ pub struct Save {
 impl Handler<Save> for LearnerActor {
     type Result = Result<()>;
     fn handle(&mut self, msg: Save, _: &mut SyncContext<Self>) -> Self::Result {
+        let _span = tracing::info_span!(
+            "learner",
+            actor = 0,
+            step = msg.state.step,
+            version = msg.state.version,
+            checkpoint = true
+        )
+        .entered();
         save_checkpoint(
             &msg.dir,
             msg.keep_last,

@@ -1,20 +1,18 @@
-//! State shared by the actors: the run context, the published policy weights with their
-//! version, counters (DashMap), the in-flight registry and the fault injector.
+//! State shared by the actors: the run context, the published weights (`WeightBank`), the
+//! rollouts' device, counters (DashMap), the in-flight registry, actor ids, the activity
+//! timeline and the fault injector.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use anyhow::Result;
 use dashmap::DashMap;
-use grrm_model::hf::Weights;
+use grrm_model::transformer::{Params, Transformer};
+use grrm_model::GpuContext;
 
+use super::publish::{Snapshot, WeightBank};
+use super::timeline::Timeline;
 use crate::srpo::{FaultConfig, RunContext};
-
-/// Weights the learner published.
-pub struct Published {
-    pub version: u64,
-    /// `None` for version 0: the starting model every copy is built from.
-    pub weights: Option<Arc<Weights>>,
-}
 
 /// A unit of work in flight (kept until its result is in: a restarted actor's job is sent again
 /// from here, so nothing is lost).
@@ -27,28 +25,33 @@ pub struct JobKey {
 
 pub struct Shared {
     pub run: RunContext,
-    published: RwLock<Arc<Published>>,
-    /// Named counters (`rollout.handled`, `reward.restarts`, ...).
+    /// The rollout actors' device: the learner's (`run.ctx`) unless `system.rollout_adapter`
+    /// names another.
+    pub rollout_ctx: GpuContext,
+    weights: WeightBank,
+    /// Named counters (`rollout.handled`, `reward.restarts`, `publish.host_bytes`, ...).
     pub counters: DashMap<String, u64>,
     /// Job -> attempts so far.
     pub in_flight: DashMap<JobKey, u64>,
+    pub timeline: Timeline,
     faults: Vec<FaultConfig>,
     messages: DashMap<&'static str, AtomicU64>,
+    ids: DashMap<&'static str, AtomicU64>,
 }
 
 impl Shared {
-    pub fn new(run: RunContext) -> Arc<Self> {
+    pub fn new(run: RunContext, rollout_ctx: GpuContext) -> Arc<Self> {
         let faults = run.cfg.system.faults.clone();
         Arc::new(Shared {
             run,
-            published: RwLock::new(Arc::new(Published {
-                version: 0,
-                weights: None,
-            })),
+            rollout_ctx,
+            weights: WeightBank::default(),
             counters: DashMap::new(),
             in_flight: DashMap::new(),
+            timeline: Timeline::default(),
             faults,
             messages: DashMap::new(),
+            ids: DashMap::new(),
         })
     }
 
@@ -60,18 +63,37 @@ impl Shared {
         self.counters.get(name).map_or(0, |v| *v)
     }
 
-    pub fn publish(&self, version: u64, weights: Weights) {
-        let mut p = self.published.write().expect("publish lock");
-        *p = Arc::new(Published {
-            version,
-            weights: Some(Arc::new(weights)),
-        });
-        drop(p);
-        self.bump("learner.published", 1);
+    /// A fresh id for a new actor instance of `kind` (0, 1, ...; restarts count on).
+    pub fn next_id(&self, kind: &'static str) -> u64 {
+        self.ids
+            .entry(kind)
+            .or_insert_with(|| AtomicU64::new(0))
+            .fetch_add(1, Ordering::SeqCst)
     }
 
-    pub fn published(&self) -> Arc<Published> {
-        self.published.read().expect("publish lock").clone()
+    /// Publishes the learner's `params` as `version` by copies on the device.
+    pub fn publish(&self, version: u64, params: &Params) -> Result<()> {
+        let bytes = self
+            .weights
+            .publish(version, params, || self.run.model_copy())?;
+        self.bump("learner.published", 1);
+        self.bump("publish.gpu_bytes", bytes);
+        Ok(())
+    }
+
+    /// The newest published weights.
+    pub fn published(&self) -> Result<Arc<Snapshot>> {
+        self.weights.current()
+    }
+
+    /// Writes `snap` into `model` (a copy on another device) through the host.
+    pub fn pull_through_host(&self, snap: &Snapshot, model: &Transformer) -> Result<()> {
+        let read = self
+            .weights
+            .pull_through_host(snap, &self.run.base.weights, model)?;
+        self.bump("publish.host_bytes", read);
+        self.bump("publish.host_pulls", 1);
+        Ok(())
     }
 
     /// Counts a message of actor kind `kind`; panics when the fault plan says so.
