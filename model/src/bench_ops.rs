@@ -7,7 +7,8 @@ use crate::bench::{data, Case, Launch};
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::adamw::{adamw_step, AdamWConfig, AdamWState};
 use crate::kernels::attention::{
-    attention_backward, attention_forward, AttentionGrads, AttentionHeads, AttentionInputs,
+    attention_backward, attention_decode, attention_forward, kv_cache_append, AttentionGrads,
+    AttentionHeads, AttentionInputs, AttentionKernel, KvCache,
 };
 use crate::kernels::cross_entropy::{cross_entropy_fused, CeStats};
 use crate::kernels::elementwise::add;
@@ -156,48 +157,25 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
             launch(move |rec| cross_entropy_fused(rec, &x, &tgt, &coef, &st, 1.0))
         },
     ));
-    // Causal attention: half of the T x T scores, 2 matmuls of D per score.
-    let attn_flops = 2.0 * 2.0 * (b * hq * t * t * d) as f64 / 2.0;
-    let attn_bytes = f * (b * t * (2 * hq * d + 2 * hkv * d)) as f64;
-    v.push(Case::new(
-        "attention fwd",
-        format!("B{b} T{t} H{hq}/{hkv} D{d}"),
-        attn_flops,
-        attn_bytes,
-        5,
-        move |ctx| {
-            let a = AttnBench::new(ctx, b, t, hq, hkv, d)?;
-            launch(move |rec| a.forward(rec))
-        },
-    ));
-    v.push(Case::new(
-        "attention bwd",
-        format!("B{b} T{t} H{hq}/{hkv} D{d}"),
-        2.5 * attn_flops,
-        2.0 * attn_bytes,
-        3,
-        move |ctx| {
-            let a = AttnBench::new(ctx, b, t, hq, hkv, d)?;
-            let dout = f32t(ctx, a.q.shape(), 15)?;
-            let (dq, dk, dv) = (
-                Tensor::zeros(ctx, a.q.shape(), DType::F32)?,
-                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
-                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
-            );
-            // The backward reads the forward's output and logsumexp: compute them once.
-            let mut rec = Recorder::new(ctx, "bench-attn-fwd");
-            a.forward(&mut rec)?;
-            rec.submit()?;
-            launch(move |rec| {
-                let g = AttentionGrads {
-                    dq: &dq,
-                    dk: &dk,
-                    dv: &dv,
-                };
-                attention_backward(rec, &a.heads, &a.inputs(), &a.out, &a.lse, &dout, &g)
-            })
-        },
-    ));
+    // Causal attention through each kernel family, at the main shape and (quick) the demo's
+    // SFT shape, and decode of one token per sequence against a cache.
+    let mut shapes = vec![(b, t, hq, hkv, d)];
+    if quick {
+        shapes.push((8, 100, 4, 2, 32));
+    }
+    for (b, t, hq, hkv, d) in shapes {
+        for kernel in [AttentionKernel::Workgroup, AttentionKernel::Rows] {
+            v.extend(attention_cases(b, t, hq, hkv, d, kernel));
+        }
+    }
+    let (db, len, tmax) = if quick {
+        (8, 100, 128)
+    } else {
+        (64, 1024, 2048)
+    };
+    for kernel in [AttentionKernel::Workgroup, AttentionKernel::Rows] {
+        v.push(decode_case(db, len, tmax, hq, hkv, d, kernel));
+    }
     let np = params;
     v.push(Case::new(
         "adamw",
@@ -219,6 +197,110 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
     v
 }
 
+fn kernel_name(kernel: AttentionKernel) -> &'static str {
+    match kernel {
+        AttentionKernel::Auto => "auto",
+        AttentionKernel::Workgroup => "workgroup",
+        AttentionKernel::Rows => "rows",
+    }
+}
+
+/// Training forward and backward rows of one shape and kernel family.
+fn attention_cases(
+    b: usize,
+    t: usize,
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    kernel: AttentionKernel,
+) -> [Case; 2] {
+    // Causal: half of the T x T scores, 2 matmuls of D per score.
+    let flops = 2.0 * 2.0 * (b * hq * t * t * d) as f64 / 2.0;
+    let bytes = 4.0 * (b * t * (2 * hq * d + 2 * hkv * d)) as f64;
+    let name = kernel_name(kernel);
+    let shape = format!("B{b} T{t} H{hq}/{hkv} D{d}");
+    let fwd = Case::new(
+        format!("attention fwd {name}"),
+        shape.clone(),
+        flops,
+        bytes,
+        5,
+        move |ctx| {
+            let a = AttnBench::new(ctx, b, t, hq, hkv, d, kernel)?;
+            launch(move |rec| a.forward(rec))
+        },
+    );
+    let bwd = Case::new(
+        format!("attention bwd {name}"),
+        shape,
+        2.5 * flops,
+        2.0 * bytes,
+        3,
+        move |ctx| {
+            let a = AttnBench::new(ctx, b, t, hq, hkv, d, kernel)?;
+            let dout = f32t(ctx, a.q.shape(), 15)?;
+            let (dq, dk, dv) = (
+                Tensor::zeros(ctx, a.q.shape(), DType::F32)?,
+                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
+                Tensor::zeros(ctx, a.k.shape(), DType::F32)?,
+            );
+            // The backward reads the forward's output and logsumexp: compute them once.
+            let mut rec = Recorder::new(ctx, "bench-attn-fwd");
+            a.forward(&mut rec)?;
+            rec.submit()?;
+            launch(move |rec| {
+                let g = AttentionGrads {
+                    dq: &dq,
+                    dk: &dk,
+                    dv: &dv,
+                };
+                attention_backward(rec, &a.heads, &a.inputs(), &a.out, &a.lse, &dout, &g)
+            })
+        },
+    );
+    [fwd, bwd]
+}
+
+/// One new token per sequence attending to `len` cached positions (plus its own).
+fn decode_case(
+    b: usize,
+    len: usize,
+    tmax: usize,
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    kernel: AttentionKernel,
+) -> Case {
+    let keys = len + 1;
+    Case::new(
+        format!("attention decode {}", kernel_name(kernel)),
+        format!("B{b} len {len} H{hq}/{hkv} D{d}"),
+        4.0 * (b * hq * keys * d) as f64,
+        4.0 * (2 * b * hkv * keys * d + 2 * b * hq * d) as f64,
+        20,
+        move |ctx| {
+            let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
+            let cache = KvCache::new(ctx, b, hkv, tmax, d)?;
+            let start = Tensor::from_u32(ctx, &[b], &vec![len as u32; b])?;
+            let (q, k, v) = (
+                f32t(ctx, &[b, hq * d], 18)?,
+                f32t(ctx, &[b, hkv * d], 19)?,
+                f32t(ctx, &[b, hkv * d], 20)?,
+            );
+            // Earlier positions hold data, not zeros: fill the cache once.
+            let fill_k = f32t(ctx, &[b * tmax, hkv * d], 21)?;
+            let fill_v = f32t(ctx, &[b * tmax, hkv * d], 22)?;
+            let zero = Tensor::from_u32(ctx, &[b], &vec![0; b])?;
+            let mut rec = Recorder::new(ctx, "bench-decode-fill");
+            kv_cache_append(&mut rec, &cache, &fill_k, &fill_v, &zero)?;
+            kv_cache_append(&mut rec, &cache, &k, &v, &start)?;
+            rec.submit()?;
+            let out = Tensor::zeros(ctx, &[b, hq * d], DType::F32)?;
+            launch(move |rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out))
+        },
+    )
+}
+
 /// Random q, k, v and the forward's outputs for one attention benchmark shape.
 struct AttnBench {
     heads: AttentionHeads,
@@ -231,9 +313,17 @@ struct AttnBench {
 }
 
 impl AttnBench {
-    fn new(ctx: &GpuContext, b: usize, t: usize, hq: usize, hkv: usize, d: usize) -> Result<Self> {
+    fn new(
+        ctx: &GpuContext,
+        b: usize,
+        t: usize,
+        hq: usize,
+        hkv: usize,
+        d: usize,
+        kernel: AttentionKernel,
+    ) -> Result<Self> {
         Ok(AttnBench {
-            heads: AttentionHeads::new(hq, hkv, d),
+            heads: AttentionHeads::new(hq, hkv, d).with_kernel(kernel),
             batch: b,
             q: f32t(ctx, &[b * t, hq * d], 12)?,
             k: f32t(ctx, &[b * t, hkv * d], 13)?,

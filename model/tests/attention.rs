@@ -2,7 +2,9 @@
 //! right padding, fully padded sequences, odd sizes), the backward against the analytic
 //! reference gradient and a finite-difference check of the GPU forward, decode against a KV
 //! cache (equal to the training forward's rows; ragged lengths; capacity overflow), cache
-//! append and beam gather, and shape errors.
+//! append and beam gather, and shape errors. Every attention case runs through both kernel
+//! families (`Workgroup` and `Rows`), with sizes that give the Rows kernel several workgroups
+//! per sequence and head (GQA groups 1, 2, 3 and 8; T 260 > its 256 key rows per workgroup).
 //!
 //! Tolerances (inputs uniform in [-1, 1], f32 arithmetic, sums over at most 33 keys x D <= 256):
 //! - forward out: |err| <= 1e-5 (a convex combination of values in [-1, 1]; the softmax
@@ -19,8 +21,10 @@ mod common;
 use common::*;
 use grrm_model::kernels::attention::{
     attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    AttentionGrads, AttentionHeads, AttentionInputs, KvCache,
+    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache,
 };
+
+const KERNELS: [AttentionKernel; 2] = [AttentionKernel::Workgroup, AttentionKernel::Rows];
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -31,11 +35,17 @@ struct Dims {
     hkv: usize,
     d: usize,
     scale: f64,
+    kernel: AttentionKernel,
 }
 
 impl Dims {
     fn heads(&self) -> AttentionHeads {
-        AttentionHeads::new(self.hq, self.hkv, self.d).with_scale(self.scale as f32)
+        AttentionHeads::new(self.hq, self.hkv, self.d)
+            .with_scale(self.scale as f32)
+            .with_kernel(self.kernel)
+    }
+    fn on(self, kernel: AttentionKernel) -> Self {
+        Dims { kernel, ..self }
     }
     fn qi(&self, b: usize, i: usize, h: usize) -> usize {
         (b * self.t + i) * self.hq * self.d + h * self.d
@@ -270,24 +280,37 @@ fn dims(b: usize, t: usize, hq: usize, hkv: usize, d: usize) -> Dims {
         hkv,
         d,
         scale: 1.0 / (d as f64).sqrt(),
+        kernel: AttentionKernel::Auto,
     }
 }
 
 #[test]
 fn forward_matches_reference_with_gqa_and_padding() {
     let ctx = ctx();
-    let mut seed = 10;
-    for t in [1, 7, 33] {
-        for d in [8, 16] {
-            check_forward(&ctx, &Problem::random(dims(2, t, 4, 2, d), true, seed));
+    for kernel in KERNELS {
+        let mut seed = 10;
+        for t in [1, 7, 33] {
+            for d in [8, 16] {
+                let x = dims(2, t, 4, 2, d).on(kernel);
+                check_forward(&ctx, &Problem::random(x, true, seed));
+                seed += 1;
+            }
+        }
+        // More keys than one block of 64, multi-head attention without a mask, the largest
+        // head dimension, an odd one, a GQA group of 8 over several Rows workgroups, and more
+        // rows than one Rows workgroup holds.
+        let cases = [
+            (dims(1, 70, 2, 2, 8), false),
+            (dims(2, 5, 2, 1, 256), true),
+            (dims(1, 9, 3, 1, 67), true),
+            (dims(2, 70, 8, 1, 4), true),
+            (dims(2, 260, 2, 2, 4), true),
+        ];
+        for (x, masked) in cases {
+            check_forward(&ctx, &Problem::random(x.on(kernel), masked, seed));
             seed += 1;
         }
     }
-    // More keys than one block of 64, multi-head attention without a mask, the largest head
-    // dimension, and an odd one.
-    check_forward(&ctx, &Problem::random(dims(1, 70, 2, 2, 8), false, 20));
-    check_forward(&ctx, &Problem::random(dims(2, 5, 2, 1, 256), true, 21));
-    check_forward(&ctx, &Problem::random(dims(1, 9, 3, 1, 67), true, 22));
 }
 
 #[test]
@@ -295,6 +318,28 @@ fn forward_default_scale_is_inverse_sqrt_head_dim() {
     let h = AttentionHeads::new(4, 2, 16);
     assert_eq!(h.scale(), 0.25);
     assert_eq!(h.with_scale(0.5).scale(), 0.5);
+}
+
+#[test]
+fn auto_kernel_is_rows_on_cpu_adapters_and_workgroup_elsewhere() {
+    let ctx = ctx();
+    let cpu = matches!(
+        ctx.info().device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+    );
+    let h = AttentionHeads::new(4, 2, 16);
+    assert_eq!(h.kernel, AttentionKernel::Auto);
+    let want = if cpu {
+        AttentionKernel::Rows
+    } else {
+        AttentionKernel::Workgroup
+    };
+    assert_eq!(h.resolved_kernel(&ctx), want);
+    // A GQA group wider than one Rows workgroup falls back to Workgroup.
+    let wide = AttentionHeads::new(65, 1, 8);
+    assert_eq!(wide.resolved_kernel(&ctx), AttentionKernel::Workgroup);
+    let forced = h.with_kernel(AttentionKernel::Workgroup);
+    assert_eq!(forced.resolved_kernel(&ctx), AttentionKernel::Workgroup);
 }
 
 fn gpu_backward(ctx: &GpuContext, pb: &Problem, dout: &[f32]) -> [Vec<f32>; 3] {
@@ -334,8 +379,13 @@ fn backward_matches_analytic_reference() {
         (dims(1, 70, 2, 1, 8), false),
         (dims(2, 5, 2, 1, 256), true),
         (dims(1, 9, 3, 3, 67), true),
+        (dims(2, 70, 8, 1, 4), true),
+        (dims(2, 260, 2, 2, 4), true),
     ];
-    for (n, (x, masked)) in cases.into_iter().enumerate() {
+    let cases = KERNELS
+        .iter()
+        .flat_map(|&k| cases.iter().map(move |&(x, masked)| (x.on(k), masked)));
+    for (n, (x, masked)) in cases.enumerate() {
         let pb = Problem::random(x, masked, 40 + n as u64);
         let dout = randn(&mut rng(60 + n as u64), pb.q.len());
         let got = gpu_backward(&ctx, &pb, &dout);
@@ -349,6 +399,12 @@ fn backward_matches_analytic_reference() {
 
 #[test]
 fn backward_matches_finite_differences_of_forward() {
+    for kernel in KERNELS {
+        finite_differences(kernel);
+    }
+}
+
+fn finite_differences(kernel: AttentionKernel) {
     let ctx = ctx();
     let x = Dims {
         b: 2,
@@ -357,6 +413,7 @@ fn backward_matches_finite_differences_of_forward() {
         hkv: 2,
         d: 8,
         scale: 0.6,
+        kernel,
     };
     let pb = Problem::random(x, true, 80);
     let w = randn(&mut rng(81), pb.q.len());
@@ -385,10 +442,10 @@ fn backward_matches_finite_differences_of_forward() {
         };
         let fd = (loss(&shifted(1.0)) - loss(&shifted(-1.0))) / (2.0 * eps as f64);
         let tol = 2e-3 + 1e-2 * analytic.abs();
-        eprintln!("direction {dir}: fd {fd:.6}, analytic {analytic:.6}");
+        eprintln!("{kernel:?} direction {dir}: fd {fd:.6}, analytic {analytic:.6}");
         assert!(
             (fd - analytic).abs() <= tol,
-            "direction {dir}: fd {fd} vs analytic {analytic}"
+            "{kernel:?} direction {dir}: fd {fd} vs analytic {analytic}"
         );
     }
     // Padded query rows of sequence 1 get exactly zero gradient.
@@ -397,12 +454,12 @@ fn backward_matches_finite_differences_of_forward() {
         let row = &grads[0][x.qi(1, i, 0)..x.qi(1, i + 1, 0)];
         assert!(
             row.iter().all(|&g| g == 0.0),
-            "dq of padded query {i}: {row:?}"
+            "{kernel:?}: dq of padded query {i}: {row:?}"
         );
         let krow = &grads[1][x.ki(1, i, 0)..x.ki(1, i + 1, 0)];
         assert!(
             krow.iter().all(|&g| g == 0.0),
-            "dk of padded key {i}: {krow:?}"
+            "{kernel:?}: dk of padded key {i}: {krow:?}"
         );
     }
 }
@@ -424,12 +481,19 @@ fn poisoned_cache(ctx: &GpuContext, b: usize, hkv: usize, tmax: usize, d: usize)
 
 #[test]
 fn decode_after_prefill_equals_training_rows() {
+    for kernel in KERNELS {
+        // Prefill chunks then single tokens; a GQA group of 8 makes the 19-row chunk span
+        // several Rows workgroups.
+        decode_matches_training(dims(2, 12, 4, 2, 16).on(kernel), &[5, 4, 1, 1, 1], 16);
+        decode_matches_training(dims(2, 20, 8, 1, 8).on(kernel), &[19, 1], 24);
+    }
+}
+
+fn decode_matches_training(x: Dims, chunks: &[usize], tmax: usize) {
     let ctx = ctx();
-    let x = dims(2, 12, 4, 2, 16);
     let pb = Problem::random(x, true, 100);
     let t = pb.upload(&ctx);
     let train = gpu_forward(&ctx, &pb, &t).0.to_f32_vec().unwrap();
-    let tmax = 16;
     // Unwritten cache positions stay NaN: reading one would poison the output.
     let cache = poisoned_cache(&ctx, x.b, x.hkv, tmax, x.d);
     let m = pb.mask_or_ones();
@@ -442,7 +506,7 @@ fn decode_after_prefill_equals_training_rows() {
     let mut rec = Recorder::new(&ctx, "decode-test");
     let mut outs = Vec::new();
     let mut p0 = 0;
-    for s in [5, 4, 1, 1, 1] {
+    for &s in chunks {
         let up = |a: &[f32], w: usize| {
             Tensor::from_f32(&ctx, &[x.b * s, w], &chunk_rows(a, x.b, x.t, w, p0, s)).unwrap()
         };
@@ -471,7 +535,7 @@ fn decode_after_prefill_equals_training_rows() {
             .collect();
         let got = out.to_f32_vec().unwrap();
         assert_close(
-            &format!("decode chunk at {p0} of {s}"),
+            &format!("{:?} decode chunk at {p0} of {s}", x.kernel),
             &got,
             &want,
             1e-6,
@@ -483,9 +547,15 @@ fn decode_after_prefill_equals_training_rows() {
 
 #[test]
 fn decode_ragged_lengths_against_reference_and_append_contents() {
+    for kernel in KERNELS {
+        decode_ragged(kernel);
+    }
+}
+
+fn decode_ragged(kernel: AttentionKernel) {
     let ctx = ctx();
     let (b, hq, hkv, d, tmax, s) = (3, 4, 1, 8, 20, 3);
-    let heads = AttentionHeads::new(hq, hkv, d);
+    let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
     let scale = heads.scale() as f64;
     // Sequence 2 starts two rows before the capacity: its third new row is dropped and its
     // query gets a zero row. Sequence 1 starts empty. Sequence 0 has left padding.
@@ -581,7 +651,7 @@ fn decode_ragged_lengths_against_reference_and_append_contents() {
         }
     }
     assert_close(
-        "decode ragged",
+        &format!("{kernel:?} decode ragged"),
         &out.to_f32_vec().unwrap(),
         &want,
         1e-5,
@@ -647,6 +717,13 @@ fn shape_errors_name_the_op_and_shapes() {
     let e = msg(attention_forward(&mut rec, &bad_heads, &x, &out, &lse).unwrap_err());
     assert!(
         e.starts_with("attention_forward:") && e.contains("Hq 3, Hkv 2"),
+        "{e}"
+    );
+
+    let wide = AttentionHeads::new(130, 2, 8).with_kernel(AttentionKernel::Rows);
+    let e = msg(attention_forward(&mut rec, &wide, &x, &out, &lse).unwrap_err());
+    assert!(
+        e.starts_with("attention_forward:") && e.contains("Rows kernel holds at most 64"),
         "{e}"
     );
 
@@ -753,6 +830,7 @@ fn timing_qwen3_shapes() {
             hkv,
             d,
             scale: heads.scale() as f64,
+            kernel: AttentionKernel::Auto,
         };
         let pb = Problem::random(x, true, 7);
         let tt = pb.upload(&ctx);

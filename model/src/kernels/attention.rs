@@ -1,6 +1,22 @@
-//! Causal grouped-query attention (shaders/attention.wgsl) and KV-cache maintenance
-//! (shaders/kv_cache.wgsl): training forward and backward, decode against a cache, cache append
-//! and beam gather. Five pipelines in all.
+//! Causal grouped-query attention and KV-cache maintenance (shaders/kv_cache.wgsl): training
+//! forward and backward, decode against a cache, cache append and beam gather.
+//!
+//! Two kernel families compute the same attention ([`AttentionKernel`]); `Auto` picks by adapter:
+//! - `Workgroup` (shaders/attention.wgsl), for GPUs: a workgroup of 64 per (query row, head), each
+//!   invocation owning D/64 output dimensions, so head dims up to 256 stay in registers. Three
+//!   pipelines.
+//! - `Rows` (shaders/attention_rows.wgsl), for CPU adapters (lavapipe): an invocation owns four
+//!   query (or key) rows, accumulates them in place in their output buffers and streams the
+//!   other side in blocks of 8 rows; no workgroup memory, no barriers. Four pipelines (decode
+//!   runs one row per invocation); Mesa compiles them in about 3.3 s of CPU on a cold shader
+//!   cache, `Workgroup`'s three in about 2.8 s. On GPUs its per-lane rows make uncoalesced
+//!   global read-modify-writes and few workgroups, so it is not the default there.
+//!
+//! `grrm bench kernels --quick --filter attention` times both families. Release build, 2-core
+//! lavapipe machine (Mesa 25.0.7) shared with other jobs, fastest of 8 runs, 4/2 heads, D 32,
+//! `Workgroup` -> `Rows`: B2 T128 forward 34.8 -> 1.7 ms, backward 65.9 -> 3.4 ms; B8 T100 (the
+//! demo's SFT step) forward 90 -> 2.7 ms, backward 166 -> 9.5 ms; decode of one token per
+//! sequence against 100 positions, B8: 1.7 -> 0.3 ms.
 //!
 //! Layouts: q/out/dout/dq `[B*T, Hq*D]`, k/v/dk/dv `[B*T, Hkv*D]` (heads interleaved in the
 //! features), key-padding mask u32 `[B*T]` (1 = real token), row logsumexp `[B, Hq, T]`.
@@ -11,12 +27,13 @@
 //! Every tensor must fit one storage binding (128 MiB on lavapipe, 2 GiB on NVIDIA); larger
 //! ones are reported as `TooLarge` naming the op.
 //!
-//! Measured on an NVIDIA H200 through Vulkan (test `timing_qwen3_shapes`, Hq 16, Hkv 8, D 128,
-//! 2026-11): forward B2 x T2048 30 ms (1.15 TFLOP/s), backward 114 ms (0.76 TFLOP/s); decode
-//! of one token per sequence against 1024 cached positions, B 64: 1.6 ms (333 GB/s of K+V);
-//! B 8 x 2000 positions 2.6 ms (50 GB/s: only B*Hq workgroups walk the keys, no split over
-//! keys); beam gather 2.6 TB/s. Next steps for GPUs: several query rows (or the query heads of
-//! a GQA group) per workgroup to share K/V loads, vec4 loads, a split-K decode.
+//! `Workgroup` measured on an NVIDIA H200 through Vulkan (test `timing_qwen3_shapes`, Hq 16,
+//! Hkv 8, D 128, 2026-11): forward B2 x T2048 30 ms (1.15 TFLOP/s), backward 114 ms
+//! (0.76 TFLOP/s); decode of one token per sequence against 1024 cached positions, B 64:
+//! 1.6 ms (333 GB/s of K+V); B 8 x 2000 positions 2.6 ms (50 GB/s: only B*Hq workgroups walk
+//! the keys, no split over keys); beam gather 2.6 TB/s. Next steps for GPUs: several query
+//! rows (or the query heads of a GQA group) per workgroup to share K/V loads, vec4 loads, a
+//! split-K decode.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -44,6 +61,22 @@ static ATTN_BWD_DKDV: KernelEntry = KernelEntry {
     entry: "attn_bwd_dkdv",
     bindings: &[R, R, R, R, R, R, W, W],
 };
+static ROWS_SRC: ShaderSource = crate::shader!("attention_rows.wgsl");
+static ROWS_FWD: KernelEntry = KernelEntry {
+    source: &ROWS_SRC,
+    entry: "attn_rows_fwd",
+    bindings: &[R, R, R, R, R, W, W],
+};
+static ROWS_BWD_DQ: KernelEntry = KernelEntry {
+    source: &ROWS_SRC,
+    entry: "attn_rows_bwd_dq",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
+static ROWS_BWD_DKDV: KernelEntry = KernelEntry {
+    source: &ROWS_SRC,
+    entry: "attn_rows_bwd_dkdv",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
 static KV_APPEND: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_append",
@@ -55,8 +88,15 @@ static KV_GATHER: KernelEntry = KernelEntry {
     bindings: &[R, R, R, W, W],
 };
 
-/// Largest head dimension the kernels hold (64 invocations x 4 dimensions each).
+/// Largest head dimension (the Workgroup kernel's 64 invocations x 4 dimensions each; the Rows
+/// kernel has no limit of its own).
 pub const MAX_HEAD_DIM: usize = 256;
+
+/// Rows kernel geometry (attention_rows.wgsl): invocations per workgroup, the SIMD width the
+/// lanes are arranged for, and rows per invocation in training (decode runs 1).
+const ROWS_WG: usize = 64;
+const ROWS_SIMD: usize = 8;
+const ROWS_PER_LANE: usize = 4;
 
 const HAS_MASK: u32 = 1;
 const HAS_START: u32 = 2;
@@ -79,7 +119,9 @@ struct AttnParams {
     keys: u32,
     n_wg: u32,
     n_stat: u32,
-    _p: [u32; 2],
+    /// Rows kernel: workgroups per (sequence, kv head).
+    n_blk: u32,
+    _p: u32,
 }
 
 #[repr(C)]
@@ -94,6 +136,23 @@ struct CacheParams {
     _p: [u32; 2],
 }
 
+/// Which kernel family runs an attention call. Both compute the same function (the tests run
+/// every case through each); they differ in speed per adapter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `Rows` on CPU adapters (lavapipe) when Hq/Hkv <= 64, `Workgroup` otherwise.
+    #[default]
+    Auto,
+    /// One workgroup per (query row, head) with shared-memory score blocks: GPUs.
+    Workgroup,
+    /// Four rows per invocation accumulated in place, no barriers: CPU adapters. Needs
+    /// Hq/Hkv <= 64.
+    Rows,
+}
+
+/// Largest GQA group (Hq/Hkv) the Rows kernel spreads over one workgroup.
+const ROWS_MAX_GROUP: usize = ROWS_WG;
+
 /// Head layout shared by every attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionHeads {
@@ -104,6 +163,8 @@ pub struct AttentionHeads {
     pub head_dim: usize,
     /// Score scale; `None` means 1/sqrt(D).
     pub scale: Option<f32>,
+    /// Kernel family; `Auto` by default.
+    pub kernel: AttentionKernel,
 }
 
 impl AttentionHeads {
@@ -113,12 +174,41 @@ impl AttentionHeads {
             kv_heads,
             head_dim,
             scale: None,
+            kernel: AttentionKernel::Auto,
         }
     }
 
     pub fn with_scale(mut self, scale: f32) -> Self {
         self.scale = Some(scale);
         self
+    }
+
+    pub fn with_kernel(mut self, kernel: AttentionKernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The kernel family that runs on `ctx`: `Auto` resolved (see [`AttentionKernel`]).
+    pub fn resolved_kernel(&self, ctx: &GpuContext) -> AttentionKernel {
+        match self.kernel {
+            AttentionKernel::Auto => {
+                let cpu = matches!(
+                    ctx.info().device_type,
+                    wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+                );
+                if cpu && self.group() <= ROWS_MAX_GROUP {
+                    AttentionKernel::Rows
+                } else {
+                    AttentionKernel::Workgroup
+                }
+            }
+            k => k,
+        }
+    }
+
+    /// Query heads per kv head (Hq/Hkv); 0 on a malformed layout, which `check` rejects.
+    fn group(&self) -> usize {
+        self.q_heads.checked_div(self.kv_heads).unwrap_or(0)
     }
 
     /// The scale applied to q.k.
@@ -138,8 +228,93 @@ impl AttentionHeads {
                 ),
             ));
         }
+        if self.kernel == AttentionKernel::Rows && q / kv > ROWS_MAX_GROUP {
+            return Err(GpuError::shape(
+                op,
+                format!(
+                    "heads Hq {q}, Hkv {kv}: the Rows kernel holds at most {ROWS_MAX_GROUP} \
+                     query heads per kv head"
+                ),
+            ));
+        }
         Ok(())
     }
+}
+
+/// Workgroups per (sequence, kv head) of the Rows kernel's query-row passes (forward, dq) over
+/// `rows` rows at `per_lane` rows per invocation; mirrors `query_lane` in attention_rows.wgsl.
+fn rows_query_blocks(h: &AttentionHeads, rows: usize, per_lane: usize) -> usize {
+    let group = h.group();
+    let vw = (ROWS_SIMD / group).max(1);
+    let slots = (ROWS_WG / group) / vw * vw;
+    rows.div_ceil(slots * per_lane)
+}
+
+/// The passes the attention ops record.
+#[derive(Clone, Copy)]
+enum Pass {
+    Forward,
+    Decode,
+    Dq,
+    Dkdv,
+}
+
+/// Entry point, override constants and grid of one pass of the resolved kernel family over
+/// `batch` sequences of `rows` query rows (key rows for dk/dv) each.
+struct Plan {
+    entry: &'static KernelEntry,
+    constants: &'static [(&'static str, f64)],
+    n_wg: usize,
+    n_blk: usize,
+}
+
+fn plan(
+    kernel: AttentionKernel,
+    pass: Pass,
+    h: &AttentionHeads,
+    batch: usize,
+    rows: usize,
+) -> Plan {
+    let fixed = |entry, n_wg| Plan {
+        entry,
+        constants: &[],
+        n_wg,
+        n_blk: 0,
+    };
+    if kernel != AttentionKernel::Rows {
+        return match pass {
+            Pass::Forward | Pass::Decode => fixed(&ATTN_FWD, batch * rows * h.q_heads),
+            Pass::Dq => fixed(&ATTN_BWD_DQ, batch * rows * h.q_heads),
+            Pass::Dkdv => fixed(&ATTN_BWD_DKDV, batch * rows * h.kv_heads),
+        };
+    }
+    let (entry, constants, n_blk): (_, &'static [(&'static str, f64)], _) = match pass {
+        Pass::Forward => (&ROWS_FWD, &[], rows_query_blocks(h, rows, ROWS_PER_LANE)),
+        // One query row per sequence and head: rows per invocation would sit idle.
+        Pass::Decode => (&ROWS_FWD, &[("ROWS", 1.0)], rows_query_blocks(h, rows, 1)),
+        Pass::Dq => (&ROWS_BWD_DQ, &[], rows_query_blocks(h, rows, ROWS_PER_LANE)),
+        Pass::Dkdv => (&ROWS_BWD_DKDV, &[], rows.div_ceil(ROWS_WG * ROWS_PER_LANE)),
+    };
+    Plan {
+        entry,
+        constants,
+        n_wg: batch * h.kv_heads * n_blk,
+        n_blk,
+    }
+}
+
+/// Records one planned pass with its grid in `p`.
+fn dispatch(
+    rec: &mut Recorder,
+    op: &'static str,
+    plan: Plan,
+    p: &mut AttnParams,
+    binds: Vec<crate::gpu::Binding>,
+) -> Result<()> {
+    p.n_wg = u32_of(op, plan.n_wg)?;
+    p.n_blk = u32_of(op, plan.n_blk)?;
+    let groups = grid_1d(p.n_wg, rec.max_groups());
+    rec.dispatch(plan.entry, plan.constants, &*p, binds, groups)
 }
 
 /// The inputs of a training attention call: `batch` sequences of T = rows/batch tokens.
@@ -279,7 +454,7 @@ fn optional(ctx: &GpuContext, op: &'static str, t: Option<&Tensor>) -> Result<cr
 
 /// Training forward: `out = softmax(scale * q k^T + causal/padding mask) v` per query head,
 /// and the row logsumexp `lse [B, Hq, T]` that [`attention_backward`] needs. `out` is
-/// `[B*T, Hq*D]`. One workgroup per (query row, query head).
+/// `[B*T, Hq*D]`.
 pub fn attention_forward(
     rec: &mut Recorder,
     h: &AttentionHeads,
@@ -299,12 +474,11 @@ pub fn attention_forward(
             ("lse", lse, vec![x.batch, h.q_heads, rows / b]),
         ],
     )?;
-    let n_wg = u32_of(OP, rows * h.q_heads)?;
     u32_of(OP, x.q.numel())?;
     let mut p = training_params(h, x.batch, t, x.mask.is_some());
     p.flags |= WRITE_LSE;
-    p.n_wg = n_wg;
     let ctx = rec.ctx().clone();
+    let plan = plan(h.resolved_kernel(&ctx), Pass::Forward, h, x.batch, t);
     let mask = optional(&ctx, OP, x.mask)?;
     let binds = vec![
         x.q.binding(OP)?,
@@ -315,8 +489,7 @@ pub fn attention_forward(
         out.binding(OP)?,
         lse.binding(OP)?,
     ];
-    let groups = grid_1d(n_wg, rec.max_groups());
-    rec.dispatch(&ATTN_FWD, &[], &p, binds, groups)
+    dispatch(rec, OP, plan, &mut p, binds)
 }
 
 /// Training backward from the forward's `out` and `lse` and the output gradient `dout`
@@ -364,8 +537,8 @@ pub fn attention_backward(
     p.n_stat = u32_of(OP, n_stat)?;
     u32_of(OP, x.q.numel())?;
     let mask = optional(&ctx, OP, x.mask)?;
+    let kernel = h.resolved_kernel(&ctx);
 
-    p.n_wg = u32_of(OP, n_stat)?;
     let binds = vec![
         x.q.binding(OP)?,
         x.k.binding(OP)?,
@@ -376,15 +549,9 @@ pub fn attention_backward(
         stats.binding(OP)?,
         grads.dq.binding(OP)?,
     ];
-    rec.dispatch(
-        &ATTN_BWD_DQ,
-        &[],
-        &p,
-        binds,
-        grid_1d(p.n_wg, rec.max_groups()),
-    )?;
+    let dq = plan(kernel, Pass::Dq, h, x.batch, t);
+    dispatch(rec, OP, dq, &mut p, binds)?;
 
-    p.n_wg = u32_of(OP, rows * h.kv_heads)?;
     let binds = vec![
         x.q.binding(OP)?,
         x.k.binding(OP)?,
@@ -395,13 +562,8 @@ pub fn attention_backward(
         grads.dk.binding(OP)?,
         grads.dv.binding(OP)?,
     ];
-    rec.dispatch(
-        &ATTN_BWD_DKDV,
-        &[],
-        &p,
-        binds,
-        grid_1d(p.n_wg, rec.max_groups()),
-    )
+    let dkdv = plan(kernel, Pass::Dkdv, h, x.batch, t);
+    dispatch(rec, OP, dkdv, &mut p, binds)
 }
 
 /// Key and value caches of `batch` sequences, each f32 `[B, Hkv, Tmax, D]`: one head's keys
@@ -555,8 +717,8 @@ pub fn attention_decode(
         &named,
     )?;
     u32_of(OP, cache.k.numel())?;
-    let n_wg = u32_of(OP, rows * h.q_heads)?;
-    let p = AttnParams {
+    u32_of(OP, rows * h.q_heads * h.head_dim)?;
+    let mut p = AttnParams {
         batch: b as u32,
         rows: (rows / b) as u32,
         hq: h.q_heads as u32,
@@ -569,10 +731,10 @@ pub fn attention_decode(
         k_hs: (tmax * d) as u32,
         k_rs: d as u32,
         keys: tmax as u32,
-        n_wg,
         ..Default::default()
     };
     let ctx = rec.ctx().clone();
+    let plan = plan(h.resolved_kernel(&ctx), Pass::Decode, h, b, rows / b);
     // The lse slot is read_write; it cannot share the read-only unused binding.
     let no_lse = Tensor::zeros(&ctx, &[1], DType::F32)?;
     let binds = vec![
@@ -584,7 +746,7 @@ pub fn attention_decode(
         out.binding(OP)?,
         no_lse.binding(OP)?,
     ];
-    rec.dispatch(&ATTN_FWD, &[], &p, binds, grid_1d(n_wg, rec.max_groups()))
+    dispatch(rec, OP, plan, &mut p, binds)
 }
 
 /// Beam reordering: `dst[b] = src[src_index[b]]` for keys and values (`src_index` u32
