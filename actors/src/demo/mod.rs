@@ -67,6 +67,8 @@ pub struct DemoResults {
     pub table: Vec<crate::eval::TableRow>,
     pub sft_first_loss: f64,
     pub sft_last_loss: f64,
+    /// Mean loss over the last 5% of SFT steps (one step's loss swings with the task mix).
+    pub sft_final_loss_mean: f64,
     pub rl_reward_before: f64,
     pub rl_reward_after: f64,
     pub stage_seconds: Vec<(String, f64)>,
@@ -190,6 +192,7 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
         table,
         sft_first_loss: s.first_loss,
         sft_last_loss: s.last_loss,
+        sft_final_loss_mean: s.final_loss_mean,
         rl_reward_before: r.reward_before,
         rl_reward_after: r.reward_after,
         stage_seconds: stages,
@@ -198,9 +201,10 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
     };
     crate::atomic::write_json_atomic(&out.join("results.json"), &results)?;
     println!(
-        "[demo] SFT loss {:.3} -> {:.3}; SRPO held-out mean reward {:.3} -> {:.3}; {:.0} s on {}",
+        "[demo] SFT loss {:.3} -> {:.3} (mean of the last 5% of steps); SRPO held-out mean reward \
+         {:.3} -> {:.3}; {:.0} s on {}",
         results.sft_first_loss,
-        results.sft_last_loss,
+        results.sft_final_loss_mean,
         results.rl_reward_before,
         results.rl_reward_after,
         results.total_seconds,

@@ -63,6 +63,10 @@ pub mod names {
 pub struct SftSummary {
     pub first_loss: f64,
     pub last_loss: f64,
+    /// Mean loss of the last 5% of the steps (at least one) taken by this process: one step's
+    /// loss is one micro-batch's and swings with the curriculum's task mix.
+    #[serde(default)]
+    pub final_loss_mean: f64,
     /// Steps done (over every process of the run) and planned.
     pub steps: u64,
     pub total_steps: u64,
@@ -163,6 +167,8 @@ pub fn run_sft(cfg: &SftConfig, run: &RunDir, opts: &SftOptions) -> Result<SftSu
     let (mut metrics, _) = run.metrics_writer()?;
     let n_samples = trainer.data.samples.len().max(1) as f64;
     let process_start = Instant::now();
+    let tail_len = (total as usize).div_ceil(20).max(1);
+    let mut tail: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
     while !trainer.finished() {
         if opts.stop_after.is_some_and(|s| trainer.state.step >= s) {
             break;
@@ -170,6 +176,10 @@ pub fn run_sft(cfg: &SftConfig, run: &RunDir, opts: &SftOptions) -> Result<SftSu
         let step_span = tracing::debug_span!("sft_step", step = trainer.state.step + 1);
         let s = step_span.in_scope(|| trainer.train_step())?;
         let tokens_per_s = s.tokens as f64 / s.seconds.max(1e-9);
+        if tail.len() == tail_len {
+            tail.pop_front();
+        }
+        tail.push_back(s.loss);
         if s.step % cfg.log_every as u64 == 0 || s.step == total {
             let pad_frac = 1.0 - s.tokens as f64 / s.padded_tokens.max(1) as f64;
             metrics.log(
@@ -229,6 +239,11 @@ pub fn run_sft(cfg: &SftConfig, run: &RunDir, opts: &SftOptions) -> Result<SftSu
     let summary = SftSummary {
         first_loss: st.first_loss.unwrap_or(f64::NAN),
         last_loss: st.last_loss.unwrap_or(f64::NAN),
+        final_loss_mean: if tail.is_empty() {
+            f64::NAN
+        } else {
+            tail.iter().sum::<f64>() / tail.len() as f64
+        },
         steps: st.step,
         total_steps: total,
         samples: st.samples_consumed,
