@@ -1,5 +1,6 @@
-//! Choosing the next token from a row of log-probabilities: greedy, or sampling with
-//! temperature (applied on the GPU before the log-softmax), top-k and top-p, from a seeded RNG.
+//! Sampling parameters, the per-sequence RNG streams, and the host reference of the token choice
+//! (greedy, or sampling with temperature — applied on the GPU before the log-softmax — top-k and
+//! top-p). `kernels::sample` implements the same rule on the GPU; generation uses that one.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
