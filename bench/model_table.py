@@ -149,8 +149,8 @@ def page(g, t, runs, card, driver, date, recompute=None):
         "`max_memory_allocated`. Both include the weights and reset per phase. nvidia-smi: the card's",
         "`memory.used` polled every 200 ms while the phase's process ran, minus its value before the",
         "process started (so it includes the CUDA context or Vulkan driver and allocator caches).",
-        "grrm's sampling and beam search pick tokens on the host from log-softmax rows read back each",
-        "step (with top-p < 1 each vocabulary-wide row is sorted on one CPU core).",
+        "grrm's sampling chooses tokens on the GPU (kernels::sample: only token ids and log-probs are",
+        "read back each step); beam search still reads log-softmax rows back to the host.",
         "",
     ]
     if runs:

@@ -2,7 +2,9 @@
 //! completions (reasoning), turned into per-user records.
 
 use anyhow::{Context, Result};
-use grrm_model::generate::{beam_search, generate, AnswerConstraint, FinishReason, SamplingParams};
+use grrm_model::generate::{
+    beam_search, generate_groups, AnswerConstraint, FinishReason, SamplingParams, SeedStreams,
+};
 use grrm_model::tokenizer::Tokenizer;
 use grrm_model::transformer::Transformer;
 
@@ -62,10 +64,7 @@ pub fn decode_reasoning(
 ) -> Result<Vec<UserRecord>> {
     let r = &cfg.reasoning;
     let n = r.num_samples;
-    let flat: Vec<Vec<u32>> = batch
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(p.ids.clone(), n))
-        .collect();
+    let prompts: Vec<&[u32]> = batch.iter().map(|p| p.ids.as_slice()).collect();
     let params = SamplingParams {
         temperature: r.temperature,
         top_k: r.top_k,
@@ -83,10 +82,20 @@ pub fn decode_reasoning(
     } else {
         None
     };
-    let samples =
-        generate(model, &flat, &params, &stop, constraint.as_ref()).context("sampling")?;
+    // Each prompt prefilled once for its n samples; sample j of user i draws from stream
+    // i * n + j of the batch seed.
+    let groups = generate_groups(
+        model,
+        &prompts,
+        n,
+        SeedStreams::Flat,
+        &params,
+        &stop,
+        constraint.as_ref(),
+    )
+    .context("sampling")?;
     let mut out = Vec::with_capacity(batch.len());
-    for (p, group) in batch.iter().zip(samples.chunks(n)) {
+    for (p, group) in batch.iter().zip(&groups) {
         let completions = group
             .iter()
             .map(|s| {

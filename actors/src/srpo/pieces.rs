@@ -3,9 +3,7 @@
 //! zero-variance filter (GPU), reference log-probs, and the PPO update.
 
 use anyhow::{bail, Context, Result};
-use grrm_model::generate::{
-    choose, sequence_rng, DecodeState, FinishReason, Sample, SamplingParams,
-};
+use grrm_model::generate::{generate_groups, Sample, SamplingParams, SeedStreams};
 use grrm_model::hf::Weights;
 use grrm_model::kernels::cross_entropy::IGNORE_INDEX;
 use grrm_model::kernels::elementwise::scale;
@@ -42,9 +40,10 @@ pub struct Draw {
     pub prompt: usize,
 }
 
-/// `n` responses to each of `prompts` in one batch: each prompt is prefilled once and its KV
-/// cache fanned out to its n samples; sample j of prompt i draws from stream j of `seeds[i]`
-/// (`generate::sequence_rng`), so a response depends on its prompt and seed only.
+/// `n` responses to each of `prompts` in one batch (`generate::generate_groups`: each prompt
+/// is prefilled once and its KV cache fanned out to its n samples); sample j of prompt i draws
+/// from stream j of `seeds[i]` (`generate::sequence_rng`), so a response depends on its prompt
+/// and seed only.
 pub fn sample_groups(
     model: &Transformer,
     prompts: &[&[u32]],
@@ -54,11 +53,8 @@ pub fn sample_groups(
     temperature: f32,
     stop: &[u32],
 ) -> Result<Vec<Vec<Sample>>> {
-    let g = prompts.len();
-    if g == 0 {
-        return Ok(Vec::new());
-    }
-    if seeds.len() != g || prompts.iter().any(|p| p.is_empty()) {
+    if seeds.len() != prompts.len() || prompts.iter().any(|p| p.is_empty()) {
+        let g = prompts.len();
         bail!("sample_groups: {g} prompts (none empty) need {g} seeds");
     }
     let params = SamplingParams {
@@ -68,65 +64,15 @@ pub fn sample_groups(
         max_new_tokens: cfg.max_response_tokens,
         seed: 0,
     };
-    let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(1);
-    let mut state = DecodeState::new(model, g, longest + params.max_new_tokens)?;
-    let chunk: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| {
-            let mut c = p.to_vec();
-            c.resize(longest, 0);
-            c
-        })
-        .collect();
-    let real: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
-    let first = model.infer(&mut state, &chunk, &real, temperature)?;
-    let v = model.cfg.vocab_size;
-    let src: Vec<u32> = (0..g as u32)
-        .flat_map(|i| std::iter::repeat_n(i, n))
-        .collect();
-    let mut state = state.gather(model, &src)?;
-    let b = src.len();
-    let mut logp: Vec<f32> = src
-        .iter()
-        .flat_map(|&i| first[i as usize * v..(i as usize + 1) * v].iter().copied())
-        .collect();
-    let mut rngs: Vec<_> = (0..b).map(|r| sequence_rng(seeds[r / n], r % n)).collect();
-    let mut out: Vec<Sample> = (0..b)
-        .map(|_| Sample {
-            tokens: Vec::new(),
-            logprobs: Vec::new(),
-            finish: FinishReason::Length,
-        })
-        .collect();
-    let mut done = vec![false; b];
-    for t in 0..params.max_new_tokens {
-        let mut next = vec![0u32; b];
-        for r in 0..b {
-            if done[r] {
-                continue;
-            }
-            let row = &logp[r * v..(r + 1) * v];
-            let tok = choose(row, None, &params, &mut rngs[r]);
-            out[r].tokens.push(tok);
-            out[r].logprobs.push(row[tok as usize]);
-            next[r] = tok;
-            if stop.contains(&tok) {
-                done[r] = true;
-                out[r].finish = FinishReason::Stop;
-            }
-        }
-        if done.iter().all(|&d| d) || t + 1 == params.max_new_tokens {
-            break;
-        }
-        let chunk: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
-        logp = model.infer(&mut state, &chunk, &vec![1; b], temperature)?;
-    }
-    let mut groups = Vec::with_capacity(g);
-    let mut it = out.into_iter();
-    for _ in 0..g {
-        groups.push(it.by_ref().take(n).collect());
-    }
-    Ok(groups)
+    Ok(generate_groups(
+        model,
+        prompts,
+        n,
+        SeedStreams::PerPrompt(seeds),
+        &params,
+        stop,
+        None,
+    )?)
 }
 
 /// Scores of one response.

@@ -45,13 +45,25 @@ impl DecodeState {
     /// A new state whose row `i` is a copy of row `src[i]` of this one (beam reordering, or
     /// fanning a prompt out to several samples).
     pub fn gather(&self, t: &Transformer, src: &[u32]) -> Result<DecodeState> {
+        let mut rec = Recorder::new(t.ctx(), "cache-gather");
+        let out = self.record_gather(&mut rec, t, src)?;
+        rec.submit()?;
+        Ok(out)
+    }
+
+    /// `gather`, recorded into `rec` (the copy happens when `rec` is submitted, after whatever
+    /// `rec` recorded before it).
+    pub fn record_gather(
+        &self,
+        rec: &mut Recorder,
+        t: &Transformer,
+        src: &[u32],
+    ) -> Result<DecodeState> {
         let mut out = DecodeState::new(t, src.len(), self.max_len)?;
         let idx = Tensor::from_u32(t.ctx(), &[src.len()], src)?;
-        let mut rec = Recorder::new(t.ctx(), "cache-gather");
         for (s, d) in self.caches.iter().zip(&out.caches) {
-            kv_cache_gather(&mut rec, s, &idx, d)?;
+            kv_cache_gather(rec, s, &idx, d)?;
         }
-        rec.submit()?;
         out.lengths = src.iter().map(|&i| self.lengths[i as usize]).collect();
         Ok(out)
     }
@@ -72,6 +84,26 @@ impl Transformer {
         real: &[usize],
         temperature: f32,
     ) -> Result<Vec<f32>> {
+        let mut rec = Recorder::new(self.ctx(), "infer");
+        let logp = self.record_infer(&mut rec, state, chunk, real, temperature, 1)?;
+        rec.submit()?;
+        logp.to_f32_vec()
+    }
+
+    /// `infer` recorded into `rec` without reading anything back: returns the log-softmax rows
+    /// as a tensor `[B * repeat, V]` in which rows `b * repeat ..< (b + 1) * repeat` all belong
+    /// to sequence b (`repeat` > 1 fans a prefill out to several samples per prompt; the LM head
+    /// runs once per output row, so each row is computed exactly as a separate sequence's would
+    /// be). The lengths are updated now; the caches when `rec` is submitted.
+    pub fn record_infer(
+        &self,
+        rec: &mut Recorder,
+        state: &mut DecodeState,
+        chunk: &[Vec<u32>],
+        real: &[usize],
+        temperature: f32,
+        repeat: usize,
+    ) -> Result<Tensor> {
         let b = state.batch();
         let s = chunk.first().map_or(0, |c| c.len());
         if chunk.len() != b || real.len() != b || s == 0 || chunk.iter().any(|c| c.len() != s) {
@@ -79,6 +111,9 @@ impl Transformer {
                 "infer",
                 format!("{b} sequences need {b} equal-length non-empty chunks"),
             ));
+        }
+        if repeat == 0 {
+            return Err(GpuError::shape("infer", "repeat must be at least 1"));
         }
         if let Some(i) = (0..b)
             .find(|&i| state.lengths[i] + real[i] > state.max_len || real[i] == 0 || real[i] > s)
@@ -103,46 +138,51 @@ impl Transformer {
         let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
 
-        let mut rec = Recorder::new(ctx, "infer");
         let scratch = InferScratch::alloc(self, n)?;
         let mut x = zeros(self, &[n, c.hidden_size])?;
         let mut spare = zeros(self, &[n, c.hidden_size])?;
-        embedding(&mut rec, &self.params.embed_tokens, &ids_t, &x)?;
+        embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
         for (l, cache) in self.params.layers.iter().zip(&state.caches) {
-            self.layer_infer(&mut rec, l, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
+            self.layer_infer(rec, l, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
             std::mem::swap(&mut x, &mut spare);
         }
-        // The final norm and LM head only at each sequence's last real token.
-        let last: Vec<u32> = (0..b).map(|i| (i * s + real[i] - 1) as u32).collect();
-        let last_t = Tensor::from_u32(ctx, &[b], &last)?;
-        let x_last = zeros(self, &[b, c.hidden_size])?;
-        embedding(&mut rec, &x, &last_t, &x_last)?;
-        let hidden = zeros(self, &[b, c.hidden_size])?;
+        // The final norm and LM head only at each sequence's last real token (once per
+        // output row).
+        let rows = b * repeat;
+        let last: Vec<u32> = (0..rows)
+            .map(|r| {
+                let i = r / repeat;
+                (i * s + real[i] - 1) as u32
+            })
+            .collect();
+        let last_t = Tensor::from_u32(ctx, &[rows], &last)?;
+        let x_last = zeros(self, &[rows, c.hidden_size])?;
+        embedding(rec, &x, &last_t, &x_last)?;
+        let hidden = zeros(self, &[rows, c.hidden_size])?;
         rmsnorm(
-            &mut rec,
+            rec,
             &x_last,
             &self.params.norm,
             self.eps(),
             &hidden,
-            &zeros(self, &[b])?,
+            &zeros(self, &[rows])?,
         )?;
-        let logits = zeros(self, &[b, c.vocab_size])?;
+        let logits = zeros(self, &[rows, c.vocab_size])?;
         matmul(
-            &mut rec,
+            rec,
             &hidden,
             self.params.output_embedding(),
             None,
             &logits,
             MatmulOpts::nt(),
         )?;
-        let logp = zeros(self, &[b, c.vocab_size])?;
+        let logp = zeros(self, &[rows, c.vocab_size])?;
         let t = if temperature > 0.0 { temperature } else { 1.0 };
-        softmax(&mut rec, &logits, &logp, SoftmaxOpts::log().temperature(t))?;
-        rec.submit()?;
+        softmax(rec, &logits, &logp, SoftmaxOpts::log().temperature(t))?;
         for (len, r) in state.lengths.iter_mut().zip(real) {
             *len += r;
         }
-        logp.to_f32_vec()
+        Ok(logp)
     }
 
     /// One layer from `x` into `out` (a different buffer), appending to the layer's cache.

@@ -1,5 +1,6 @@
-//! Choosing the next token from a row of log-probabilities: greedy, or sampling with
-//! temperature (applied on the GPU before the log-softmax), top-k and top-p, from a seeded RNG.
+//! Sampling parameters, the per-sequence RNG streams, and the host reference of the token choice
+//! (greedy, or sampling with temperature — applied on the GPU before the log-softmax — top-k and
+//! top-p). `kernels::sample` implements the same rule on the GPU; generation uses that one.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,69 +39,96 @@ pub fn sequence_rng(seed: u64, index: usize) -> ChaCha8Rng {
     r
 }
 
-/// Picks a token among `candidates` (or the whole row when `None`) of `logp` (a log-softmax
-/// row). Returns the token; the caller reads its log-prob from the row.
+/// Whether choosing among `n` candidates under `p` consumes one uniform from the sequence's
+/// RNG: sampling (not greedy) from a non-empty set. The host and GPU paths draw alike, so a seed
+/// means the same stream of choices on both.
+pub fn draws_uniform(p: &SamplingParams, n: usize) -> bool {
+    p.temperature > 0.0 && n > 0
+}
+
+/// Picks a token among `candidates` (ascending ids; the whole row when `None`) of `logp` (a
+/// log-softmax row at the sampling temperature), drawing its uniform from `rng` when
+/// `draws_uniform`. Returns the token; the caller reads its log-prob from the row.
 pub fn choose(
     logp: &[f32],
     candidates: Option<&[u32]>,
     p: &SamplingParams,
     rng: &mut ChaCha8Rng,
 ) -> u32 {
-    let mut cand: Vec<(u32, f32)> = match candidates {
-        Some(c) => c.iter().map(|&t| (t, logp[t as usize])).collect(),
-        None => logp
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, l))
-            .collect(),
-    };
-    if cand.is_empty() {
-        return 0;
-    }
-    let by_logp_desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if p.temperature <= 0.0 {
-        return cand
-            .iter()
-            .min_by(|a, b| by_logp_desc(a, b))
-            .expect("non-empty")
-            .0;
-    }
-    // Keep the top-k (and, for top-p, enough of the head of the distribution); a partial
-    // selection keeps this O(V) for a 150k vocabulary.
-    let keep = if p.top_k > 0 {
-        p.top_k.min(cand.len())
+    let n = candidates.map_or(logp.len(), <[u32]>::len);
+    let u = if draws_uniform(p, n) {
+        rng.random::<f64>()
     } else {
-        cand.len()
+        0.0
     };
-    if keep < cand.len() {
-        cand.select_nth_unstable_by(keep - 1, by_logp_desc);
-        cand.truncate(keep);
+    choose_with(logp, candidates, p, u)
+}
+
+/// The choice rule of `shaders/sample.wgsl`, in f64 (the GPU sums in f32, so the two agree
+/// except where a cumulative weight lies within rounding of a top-p or inverse-CDF boundary):
+/// - candidates j = 0.. in index order (ascending ids); rank order: log-prob descending by
+///   IEEE total order, then j ascending; no candidates: token 0;
+/// - greedy (temperature <= 0): the first in rank order;
+/// - K = the first `top_k` in rank order (all when 0); w = exp(x - x_max); N = the shortest
+///   rank-order prefix of K with weight >= top_p * W(K) (K when top_p >= 1, the first alone
+///   when top_p <= 0); the token is the first member of N in index order whose cumulative
+///   weight exceeds u * W(N), u in [0, 1).
+pub fn choose_with(logp: &[f32], candidates: Option<&[u32]>, p: &SamplingParams, u: f64) -> u32 {
+    let ids: Vec<u32> = match candidates {
+        Some(c) => c.to_vec(),
+        None => (0..logp.len() as u32).collect(),
+    };
+    let x = |j: usize| logp[ids[j] as usize];
+    let rank = |a: &usize, b: &usize| x(*b).total_cmp(&x(*a)).then(a.cmp(b));
+    let Some(top) = (0..ids.len()).min_by(rank) else {
+        return 0;
+    };
+    if p.temperature <= 0.0 {
+        return ids[top];
     }
-    if p.top_p < 1.0 {
-        cand.sort_unstable_by(by_logp_desc);
-        let total: f64 = cand.iter().map(|c| (c.1 as f64).exp()).sum();
-        let mut acc = 0.0;
-        let mut cut = cand.len();
-        for (i, c) in cand.iter().enumerate() {
-            acc += (c.1 as f64).exp() / total;
-            if acc >= p.top_p as f64 {
-                cut = i + 1;
-                break;
+    let xmax = x(top) as f64;
+    let w = |j: usize| (x(j) as f64 - xmax).exp();
+    let mut keep = vec![true; ids.len()];
+    let k = if p.top_k > 0 {
+        p.top_k.min(ids.len())
+    } else {
+        ids.len()
+    };
+    if k < ids.len() || p.top_p < 1.0 {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_unstable_by(rank);
+        order.truncate(k);
+        let mut cut = order.len();
+        if p.top_p <= 0.0 {
+            cut = 1;
+        } else if p.top_p < 1.0 {
+            let target = p.top_p as f64 * order.iter().map(|&j| w(j)).sum::<f64>();
+            let mut acc = 0.0;
+            for (i, &j) in order.iter().enumerate() {
+                acc += w(j);
+                if acc >= target {
+                    cut = i + 1;
+                    break;
+                }
             }
         }
-        cand.truncate(cut.max(1));
-    }
-    let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();
-    let total: f64 = weights.iter().sum();
-    let mut u = rng.random::<f64>() * total;
-    for (c, w) in cand.iter().zip(&weights) {
-        if u < *w {
-            return c.0;
+        keep.fill(false);
+        for &j in &order[..cut] {
+            keep[j] = true;
         }
-        u -= w;
     }
-    cand.last().expect("non-empty").0
+    let total: f64 = (0..ids.len()).filter(|&j| keep[j]).map(w).sum();
+    let goal = u * total;
+    let mut acc = 0.0;
+    let mut last = top;
+    for j in (0..ids.len()).filter(|&j| keep[j]) {
+        acc += w(j);
+        last = j;
+        if acc > goal {
+            return ids[j];
+        }
+    }
+    ids[last]
 }
 
 #[cfg(test)]

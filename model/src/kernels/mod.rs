@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod reduce;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
 pub mod softmax;
 pub mod srpo;
 pub mod swiglu;

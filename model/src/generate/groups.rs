@@ -1,0 +1,291 @@
+//! The one sampling loop: every prompt is prefilled once and its KV cache fanned out to its n
+//! samples; each step records the decode forward and the token choice in one submission, and
+//! reads back one (token, log-prob) pair per sequence. `generate`, the evaluator's reasoning
+//! sampler and SRPO rollouts all run it.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::answer::{AnswerConstraint, AnswerState};
+use super::infer::DecodeState;
+use super::sampling::{choose, draws_uniform, sequence_rng, SamplingParams};
+use super::{FinishReason, Sample};
+use crate::gpu::{DType, GpuError, Recorder, Result, Tensor};
+use crate::kernels::sample::{read_choices, sample, RowChoice, RowPlan, SampleOpts};
+use crate::transformer::Transformer;
+
+/// Which RNG stream each sequence draws from (`sequence_rng`).
+#[derive(Clone, Copy, Debug)]
+pub enum SeedStreams<'a> {
+    /// Sequence r of the flattened batch (prompt r / n, sample r % n) uses stream r of
+    /// `params.seed`: `generate`'s scheme, so sampling n per prompt here draws exactly what
+    /// `generate` draws on the prompts repeated n times.
+    Flat,
+    /// Sample j of prompt i uses stream j of `seeds[i]` (one seed per prompt).
+    PerPrompt(&'a [u64]),
+}
+
+/// Where tokens are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Sampler {
+    /// `kernels::sample`: only token ids and log-probs are read back.
+    #[default]
+    Gpu,
+    /// `choose` on log-softmax rows read back every step: the reference the GPU path is
+    /// tested against (same choices except at rounding-level ties of a boundary).
+    Host,
+}
+
+/// `n` samples of each prompt (one inner vector per prompt), chosen on the GPU.
+pub fn generate_groups(
+    model: &Transformer,
+    prompts: &[&[u32]],
+    n: usize,
+    seeds: SeedStreams,
+    params: &SamplingParams,
+    stop_tokens: &[u32],
+    constraint: Option<&AnswerConstraint>,
+) -> Result<Vec<Vec<Sample>>> {
+    generate_groups_on(
+        Sampler::Gpu,
+        model,
+        prompts,
+        n,
+        seeds,
+        params,
+        stop_tokens,
+        constraint,
+    )
+}
+
+/// One sequence being generated.
+struct Seq {
+    rng: ChaCha8Rng,
+    sample: Sample,
+    answer: AnswerState,
+    done: bool,
+}
+
+/// What the next token of a sequence may be.
+enum Pick {
+    Skip,
+    Forced(u32),
+    Allowed(Vec<u32>),
+    Free,
+}
+
+/// `generate_groups` with the token choice on `sampler`.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_groups_on(
+    sampler: Sampler,
+    model: &Transformer,
+    prompts: &[&[u32]],
+    n: usize,
+    seeds: SeedStreams,
+    params: &SamplingParams,
+    stop_tokens: &[u32],
+    constraint: Option<&AnswerConstraint>,
+) -> Result<Vec<Vec<Sample>>> {
+    let g = prompts.len();
+    if prompts.iter().any(|p| p.is_empty()) {
+        return Err(GpuError::shape(
+            "generate",
+            "every prompt needs at least one token",
+        ));
+    }
+    if let SeedStreams::PerPrompt(s) = seeds {
+        if s.len() != g {
+            return Err(GpuError::shape(
+                "generate",
+                format!("{g} prompts need {g} seeds, got {}", s.len()),
+            ));
+        }
+    }
+    let b = g * n;
+    let mut seqs: Vec<Seq> = (0..b)
+        .map(|r| Seq {
+            rng: match seeds {
+                SeedStreams::Flat => sequence_rng(params.seed, r),
+                SeedStreams::PerPrompt(s) => sequence_rng(s[r / n], r % n),
+            },
+            sample: Sample {
+                tokens: Vec::new(),
+                logprobs: Vec::new(),
+                finish: FinishReason::Length,
+            },
+            answer: AnswerState::start(prompts[r / n], constraint),
+            done: false,
+        })
+        .collect();
+    if b > 0 && params.max_new_tokens > 0 {
+        decode(
+            sampler,
+            model,
+            prompts,
+            n,
+            params,
+            stop_tokens,
+            constraint,
+            &mut seqs,
+        )?;
+    }
+    let mut it = seqs.into_iter().map(|s| s.sample);
+    Ok((0..g).map(|_| it.by_ref().take(n).collect()).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode(
+    sampler: Sampler,
+    model: &Transformer,
+    prompts: &[&[u32]],
+    n: usize,
+    params: &SamplingParams,
+    stop_tokens: &[u32],
+    constraint: Option<&AnswerConstraint>,
+    seqs: &mut [Seq],
+) -> Result<()> {
+    let b = seqs.len();
+    let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(1);
+    let chunk: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let mut c = p.to_vec();
+            c.resize(longest, 0);
+            c
+        })
+        .collect();
+    let real: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+    let mut rec = Recorder::new(model.ctx(), "generate");
+    let mut prefill = DecodeState::new(model, prompts.len(), longest + params.max_new_tokens)?;
+    let mut logp =
+        model.record_infer(&mut rec, &mut prefill, &chunk, &real, params.temperature, n)?;
+    let mut state = if n == 1 {
+        prefill
+    } else {
+        let src: Vec<u32> = (0..b).map(|r| (r / n) as u32).collect();
+        prefill.record_gather(&mut rec, model, &src)?
+    };
+    for step in 0..params.max_new_tokens {
+        let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
+        let chosen = match sampler {
+            Sampler::Gpu => choose_on_gpu(&mut rec, &logp, &picks, seqs, params)?,
+            Sampler::Host => {
+                rec.submit()?;
+                choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
+            }
+        };
+        for (s, choice) in seqs.iter_mut().zip(chosen) {
+            let Some((tok, lp)) = choice else { continue };
+            s.sample.tokens.push(tok);
+            s.sample.logprobs.push(lp);
+            if let Some(c) = constraint {
+                s.answer = s.answer.advance(c, &s.sample.tokens, tok);
+            }
+            if stop_tokens.contains(&tok) {
+                s.done = true;
+                s.sample.finish = FinishReason::Stop;
+            }
+        }
+        if seqs.iter().all(|s| s.done) || step + 1 == params.max_new_tokens {
+            break;
+        }
+        let next: Vec<Vec<u32>> = seqs
+            .iter()
+            .map(|s| {
+                vec![if s.done {
+                    0
+                } else {
+                    *s.sample.tokens.last().expect("a token")
+                }]
+            })
+            .collect();
+        logp = model.record_infer(
+            &mut rec,
+            &mut state,
+            &next,
+            &vec![1; b],
+            params.temperature,
+            1,
+        )?;
+    }
+    Ok(())
+}
+
+fn pick(s: &Seq, constraint: Option<&AnswerConstraint>) -> Pick {
+    if s.done {
+        return Pick::Skip;
+    }
+    match (s.answer, constraint) {
+        (AnswerState::InTrie(node), Some(c)) => Pick::Allowed(c.trie.allowed(node).collect()),
+        (AnswerState::Closing(k), Some(c)) => Pick::Forced(c.close[k]),
+        _ => Pick::Free,
+    }
+}
+
+/// Records the choice after everything `rec` holds, submits, and reads back (token, log-prob)
+/// per sequence (`None` for finished ones).
+fn choose_on_gpu(
+    rec: &mut Recorder,
+    logp: &Tensor,
+    picks: &[Pick],
+    seqs: &mut [Seq],
+    params: &SamplingParams,
+) -> Result<Vec<Option<(u32, f32)>>> {
+    let v = logp.shape()[1];
+    let mut plan = RowPlan::new();
+    for (p, s) in picks.iter().zip(seqs.iter_mut()) {
+        let mut draw = |n: usize| {
+            if draws_uniform(params, n) {
+                s.rng.random::<f64>()
+            } else {
+                0.0
+            }
+        };
+        match p {
+            Pick::Skip => plan.push(RowChoice::Skip, 0.0),
+            Pick::Forced(t) => plan.push(RowChoice::Allowed(std::slice::from_ref(t)), 0.0),
+            Pick::Allowed(ids) => plan.push(RowChoice::Allowed(ids), draw(ids.len())),
+            Pick::Free => plan.push(RowChoice::Free, draw(v)),
+        }
+    }
+    let ctx = rec.ctx().clone();
+    let rows = plan.upload(&ctx, v)?;
+    let out = Tensor::zeros(&ctx, &[picks.len(), 2], DType::U32)?;
+    let opts = SampleOpts {
+        greedy: params.temperature <= 0.0,
+        top_k: params.top_k,
+        top_p: params.top_p,
+    };
+    sample(rec, logp, &rows, opts, &out)?;
+    rec.submit()?;
+    Ok(read_choices(&out)?
+        .into_iter()
+        .zip(picks)
+        .map(|(c, p)| (!matches!(p, Pick::Skip)).then_some(c))
+        .collect())
+}
+
+/// The host reference: `choose` on every row of `rows` (log-softmax, read back).
+fn choose_on_host(
+    rows: &[f32],
+    picks: &[Pick],
+    seqs: &mut [Seq],
+    params: &SamplingParams,
+) -> Vec<Option<(u32, f32)>> {
+    let v = rows.len() / picks.len().max(1);
+    picks
+        .iter()
+        .zip(seqs.iter_mut())
+        .enumerate()
+        .map(|(r, (p, s))| {
+            let row = &rows[r * v..(r + 1) * v];
+            let tok = match p {
+                Pick::Skip => return None,
+                Pick::Forced(t) => *t,
+                Pick::Allowed(ids) => choose(row, Some(ids), params, &mut s.rng),
+                Pick::Free => choose(row, None, params, &mut s.rng),
+            };
+            Some((tok, row[tok as usize]))
+        })
+        .collect()
+}
