@@ -53,7 +53,7 @@ pub fn generate(
     constraint: Option<&AnswerConstraint>,
 ) -> Result<Vec<Sample>> {
     generate_on(
-        Sampler::Gpu,
+        Sampler::auto(model),
         model,
         prompts,
         params,
