@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use grrm_actors::config::{load_config, ConfigSource};
-use grrm_actors::demo::{run_demo, DemoConfig, EMBEDDED_CONFIG};
+use grrm_actors::demo::{rl_config, run_demo, DemoConfig, EMBEDDED_CONFIG};
 use grrm_actors::metrics_log::MetricsLog;
 use grrm_actors::run_dir::RunDir;
 use grrm_actors::srpo::{run_rl, RunOptions};
@@ -134,11 +134,7 @@ fn demo_pipeline_learns_evaluates_and_resumes_exactly() {
     }
 
     // Interrupt SRPO after step 1 and resume: step 2 equals the uninterrupted run's step 2.
-    let mut rl = cfg.rl.clone();
-    rl.model = out.join("model-sft");
-    rl.data = out.join("data");
-    rl.prompts.history_cap = cfg.prepare.history_cap;
-    rl.prompts.min_history = rl.prompts.min_history.min(cfg.prepare.history_cap);
+    let rl = rl_config(&cfg, &out.join("model-sft"), &out.join("data"));
     let cut = RunDir::create_at(&dir.path().join("cut"), "").unwrap();
     let opts = |resume: bool, max: Option<u64>| RunOptions {
         resume,

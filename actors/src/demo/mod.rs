@@ -97,6 +97,18 @@ fn eval_cfg(
     e
 }
 
+/// The demo's SRPO config: `cfg.rl` on the SFT model and the prepared dataset, with the
+/// prompts' history matched to the curriculum's.
+pub fn rl_config(cfg: &DemoConfig, sft_model: &Path, data_dir: &Path) -> RlConfig {
+    let mut rl = cfg.rl.clone();
+    rl.model = sft_model.to_path_buf();
+    rl.data = data_dir.to_path_buf();
+    rl.prompts.history_cap = cfg.prepare.history_cap;
+    // A demo with short histories still needs RL prompts: they cannot ask for more than it shows.
+    rl.prompts.min_history = rl.prompts.min_history.min(cfg.prepare.history_cap);
+    rl
+}
+
 pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoResults> {
     let t0 = Instant::now();
     let mut stages = Vec::new();
@@ -137,12 +149,7 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path, ctx: &GpuContext) -> Result<DemoRe
         .context("the SFT run saved no final model")?;
     lap("sft", &mut t);
 
-    let mut rl = cfg.rl.clone();
-    rl.model = sft_model.clone();
-    rl.data = p.data_dir.clone();
-    rl.prompts.history_cap = cfg.prepare.history_cap;
-    // A demo with short histories still needs RL prompts: they cannot ask for more than it shows.
-    rl.prompts.min_history = rl.prompts.min_history.min(cfg.prepare.history_cap);
+    let rl = rl_config(cfg, &sft_model, &p.data_dir);
     let rl_run = RunDir::create_at(&out.join("runs/rl"), &toml::to_string(&rl)?)?;
     println!("[demo] SRPO");
     let r = run_rl(
