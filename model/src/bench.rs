@@ -137,6 +137,7 @@ pub fn matmul_layout_case(
     let reps = ((1e12 / flops).round() as usize).clamp(1, 20);
     let name = match kernel {
         MatmulKernel::Portable => "matmul portable f32".to_string(),
+        MatmulKernel::Simd8 => "matmul simd8 f32".to_string(),
         MatmulKernel::Tiled => "matmul tiled f32".to_string(),
         MatmulKernel::TiledGeneral => "matmul tiled f32 general".to_string(),
         MatmulKernel::TiledVariant(v) => format!(
@@ -169,10 +170,15 @@ pub fn matmul_layout_case(
                     Tensor::from_f32(ctx, shape, &v)
                 }
             };
-            let a = upload(&[m, k], 1)?;
-            let b = upload(&[n, k], 2)?;
+            let a = upload(&if trans_a { [k, m] } else { [m, k] }, 1)?;
+            let b = upload(&if trans_b { [n, k] } else { [k, n] }, 2)?;
             let c = Tensor::zeros(ctx, &[m, n], DType::F32)?;
-            let o = MatmulOpts::nt().kernel(kernel);
+            let o = MatmulOpts {
+                trans_a,
+                trans_b,
+                ..Default::default()
+            }
+            .kernel(kernel);
             Ok(Box::new(move |rec: &mut Recorder| {
                 matmul(rec, &a, &b, None, &c, o)
             }))
@@ -197,6 +203,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         }
         v.push(matmul_case(ctx, Portable, 128, 1024, 256));
         v.push(matmul_case(ctx, Tiled, 128, 1024, 256));
+        v.extend(demo_matmul_cases(ctx));
         v.extend(crate::bench_ops::op_cases(true));
         return v;
     }
@@ -238,6 +245,31 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         v.push(matmul_case(ctx, kern, 4096, 153_216, 1024));
     }
     v.extend(crate::bench_ops::op_cases(false));
+    v
+}
+
+/// The `grrm demo` model's matmuls (hidden 128, ffn 384, vocabulary 832, ~777 tokens per
+/// micro-batch) on the kernels that run on a CPU adapter: the forward projections (NT), the
+/// input gradients (NN) and the weight gradients (TN).
+fn demo_matmul_cases(ctx: &GpuContext) -> Vec<Case> {
+    let shapes = [
+        (777, 384, 128, false, true),
+        (777, 832, 128, false, true),
+        (777, 128, 384, false, false),
+        (777, 128, 832, false, false),
+        (384, 128, 777, true, false),
+        (832, 128, 777, true, false),
+    ];
+    let mut v = Vec::new();
+    for (m, n, k, ta, tb) in shapes {
+        for kern in [MatmulKernel::Portable, MatmulKernel::Simd8] {
+            let mut case = matmul_layout_case(ctx, kern, m, n, k, ta, tb);
+            if kern == MatmulKernel::Simd8 && ctx.caps().fixed_subgroup_size() != Some(8) {
+                case.unavailable = Some("subgroups are not exactly 8 wide".into());
+            }
+            v.push(case);
+        }
+    }
     v
 }
 

@@ -1,7 +1,8 @@
 //! matmul against an f64 CPU reference on odd shapes, every transpose combination, batching,
 //! bias, accumulation, and the chunked path for operands larger than one binding; each for the
 //! portable kernel and for the shared-memory tiled kernel forced on whatever adapter runs the
-//! tests (lavapipe in CI), and the cooperative-matrix kernel where the adapter has it.
+//! tests (lavapipe in CI), the subgroup-broadcast `Simd8` kernel where subgroups are exactly 8
+//! wide (lavapipe), and the cooperative-matrix kernel where the adapter has it.
 //! Tolerance: |err| <= 1e-6 + 2e-6 * sqrt(K) * sum_k |a_ik b_kj| (f32 accumulation over K terms;
 //! the f16 kernel's products of f16 values are exact in f32, so the same bound holds against the
 //! reference computed from the f16-rounded inputs).
@@ -9,9 +10,10 @@
 mod common;
 
 use common::*;
-use grrm_model::kernels::matmul::{matmul, MatmulKernel, MatmulOpts, TiledConfig};
+use grrm_model::kernels::matmul::{matmul, planned_shader, MatmulKernel, MatmulOpts, TiledConfig};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
+#[derive(Debug)]
 struct Case {
     batch: usize,
     m: usize,
@@ -20,6 +22,8 @@ struct Case {
     o: MatmulOpts,
     bias: bool,
     b_batched: bool,
+    /// The shader file that must run the case (checked before running it), if any.
+    shader: Option<&'static str>,
 }
 
 fn reference(c: &Case, a: &[f32], b: &[f32], bias: &[f32], c0: &[f32]) -> (Vec<f64>, Vec<f64>) {
@@ -107,6 +111,10 @@ fn run(ctx: &GpuContext, c: &Case, seed: u64) {
         Tensor::poisoned(ctx, &[c.batch, c.m, c.n], DType::F32).unwrap()
     };
     let mut rec = Recorder::new(ctx, "test");
+    if let Some(want) = c.shader {
+        let got = planned_shader(&rec, &ta, &tb, c.bias.then_some(&tbias), &tc, c.o).unwrap();
+        assert_eq!(got, want, "kernel for {c:?}");
+    }
     matmul(&mut rec, &ta, &tb, c.bias.then_some(&tbias), &tc, c.o).unwrap();
     rec.submit().unwrap();
     let got = tc.to_f32_vec().unwrap();
@@ -140,6 +148,7 @@ fn all_layouts(ctx: &GpuContext, kernel: MatmulKernel, shapes: &[(usize, usize, 
                         o,
                         bias: seed % 2 == 0,
                         b_batched: false,
+                        shader: None,
                     },
                     seed,
                 );
@@ -191,6 +200,150 @@ fn matmul_tiled_variants() {
     all_layouts(&ctx, v(false, false, 16), &[(129, 131, 37), (132, 136, 36)]);
     all_layouts(&ctx, v(true, true, 16), &[(128, 256, 48)]);
     all_layouts(&ctx, v(true, false, 16), &[(128, 256, 48), (128, 128, 40)]);
+}
+
+const SIMD8: &str = "matmul_simd8.wgsl";
+const PORTABLE: &str = "matmul.wgsl";
+
+fn simd8_available(ctx: &GpuContext) -> bool {
+    let ok = ctx.caps().fixed_subgroup_size() == Some(8);
+    if !ok {
+        eprintln!("skipped: {} has no subgroups of exactly 8", ctx.info().name);
+    }
+    ok
+}
+
+/// Runs `Simd8` on (m, n, k) in one layout, with bias and accumulation by the seed, checking
+/// that the planned kernel is `shader` (the simd8 kernel where its vec4 loads are aligned, else
+/// the portable fallback).
+#[allow(clippy::too_many_arguments)]
+fn simd8_case(
+    ctx: &GpuContext,
+    (m, n, k): (usize, usize, usize),
+    trans_a: bool,
+    trans_b: bool,
+    batch: usize,
+    b_batched: bool,
+    seed: u64,
+    shader: &'static str,
+) {
+    let o = MatmulOpts {
+        trans_a,
+        trans_b,
+        alpha: 0.75,
+        accumulate: seed.is_multiple_of(3),
+        kernel: MatmulKernel::Simd8,
+    };
+    let case = Case {
+        batch,
+        m,
+        n,
+        k,
+        o,
+        bias: seed.is_multiple_of(2),
+        b_batched,
+        shader: Some(shader),
+    };
+    run(ctx, &case, seed);
+}
+
+/// `Simd8` in every layout on odd sizes (1, 7, 33, 129 along each axis the layout leaves free;
+/// the axes it reads as vec4 runs are multiples of 4): edges of its 32x32 blocks in M and N, a
+/// partial last k slab in TN, and the portable fallback for unaligned shapes.
+#[test]
+fn matmul_simd8_all_layouts_odd_shapes() {
+    let ctx = ctx();
+    if !simd8_available(&ctx) {
+        return;
+    }
+    // (layout, shapes): NT needs K % 4, NN K and N, TN M and N, TT M and K.
+    type Shapes = [(usize, usize, usize); 4];
+    let layouts: [((bool, bool), Shapes); 4] = [
+        (
+            (false, true),
+            [(1, 1, 4), (7, 13, 8), (33, 65, 20), (129, 31, 132)],
+        ),
+        (
+            (false, false),
+            [(1, 4, 4), (7, 12, 8), (33, 68, 20), (129, 36, 132)],
+        ),
+        (
+            (true, false),
+            [(4, 4, 1), (8, 12, 7), (36, 68, 33), (132, 36, 129)],
+        ),
+        (
+            (true, true),
+            [(4, 1, 4), (8, 13, 8), (36, 65, 20), (132, 31, 132)],
+        ),
+    ];
+    let mut seed = 300;
+    for ((ta, tb), shapes) in layouts {
+        for shape in shapes {
+            simd8_case(&ctx, shape, ta, tb, 1, false, seed, SIMD8);
+            seed += 1;
+        }
+    }
+    // Unaligned runs: K odd for NT/NN/TT, M odd for TN; the portable kernel runs them.
+    for (ta, tb) in [(false, true), (false, false), (true, false), (true, true)] {
+        simd8_case(&ctx, (33, 65, 17), ta, tb, 1, false, seed, PORTABLE);
+        seed += 1;
+    }
+}
+
+/// `Simd8` with a batch of A and C against a batched and a broadcast B, in NT and TN.
+#[test]
+fn matmul_simd8_batched_and_broadcast() {
+    let ctx = ctx();
+    if !simd8_available(&ctx) {
+        return;
+    }
+    let mut seed = 400;
+    for b_batched in [true, false] {
+        simd8_case(&ctx, (37, 35, 24), false, true, 3, b_batched, seed, SIMD8);
+        simd8_case(
+            &ctx,
+            (36, 20, 13),
+            true,
+            false,
+            2,
+            b_batched,
+            seed + 1,
+            SIMD8,
+        );
+        seed += 2;
+    }
+}
+
+/// `Simd8` over chunked operands: row windows of A and C, column windows of C and the bias
+/// (B stored [N, K] chunked over N) and K windows (B stored [K, N] chunked over K, A read from
+/// a K offset, partial products accumulated into C).
+#[test]
+fn matmul_simd8_chunks() {
+    if !simd8_available(&ctx()) {
+        return;
+    }
+    chunks(MatmulKernel::Simd8, (150, 300, 132));
+}
+
+/// `Auto` takes `Simd8` on an adapter with subgroups of 8 for 8 rows or more, and the portable
+/// kernel below that or where the operands are not 4-aligned.
+#[test]
+fn matmul_auto_picks_simd8_on_cpu() {
+    let ctx = ctx();
+    let cpu = ctx.info().device_type == wgpu::DeviceType::Cpu;
+    if !cpu || !simd8_available(&ctx) {
+        return;
+    }
+    let plan = |m: usize, k: usize| {
+        let a = Tensor::zeros(&ctx, &[m, k], DType::F32).unwrap();
+        let b = Tensor::zeros(&ctx, &[64, k], DType::F32).unwrap();
+        let c = Tensor::zeros(&ctx, &[m, 64], DType::F32).unwrap();
+        let rec = Recorder::new(&ctx, "test");
+        planned_shader(&rec, &a, &b, None, &c, MatmulOpts::nt()).unwrap()
+    };
+    assert_eq!(plan(8, 32), SIMD8);
+    assert_eq!(plan(7, 32), PORTABLE);
+    assert_eq!(plan(64, 30), PORTABLE);
 }
 
 /// The cooperative-matrix kernel where the adapter has it (f16 operands, f32 accumulation).
@@ -300,6 +453,7 @@ fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel, (m, n, k): (usi
                 o,
                 bias: true,
                 b_batched,
+                shader: None,
             },
             100 + i as u64,
         );
@@ -335,6 +489,7 @@ fn chunks(kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
                 o,
                 bias: true,
                 b_batched: false,
+                shader: None,
             },
             seed,
         );
