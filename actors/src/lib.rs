@@ -9,6 +9,7 @@ pub mod demo;
 pub mod eval;
 pub mod metrics_log;
 pub mod progress;
+pub mod remote;
 pub mod report;
 pub mod run_dir;
 pub mod sft;

@@ -212,7 +212,7 @@ fn publication_copies_on_the_device_and_uses_the_host_only_across_devices() {
             }
         }
     };
-    let shared = Shared::new(run, ctx.clone());
+    let shared = Shared::new(run);
     let bytes: u64 = learner
         .model
         .params
@@ -287,11 +287,30 @@ fn rollouts_on_another_device_get_weights_through_the_host_with_the_same_steps()
     let (same, same_bytes, _) = two_steps(&cfg);
     let mut far_cfg = cfg.clone();
     // The same adapter opened again is another device: the host path.
-    far_cfg.system.rollout_adapter = Some(ctx.info().name.clone());
+    far_cfg.system.rollout_adapters = vec![ctx.info().name.clone()];
     let (far, far_bytes, t) = two_steps(&far_cfg);
     assert_eq!(same_bytes, 0);
     assert!(far_bytes > 0);
     // Versions 0 and 1 each crossed once.
     assert_eq!(counter(&t, "publish.host_pulls"), 2);
     assert_eq!(far, same);
+    drop(t);
+
+    // Two more devices, one pool of rollout actors each: jobs spread over both, each version
+    // is read back once (same bytes as one device) and uploaded once per device that used it.
+    let mut two_cfg = far_cfg.clone();
+    two_cfg.system.rollout_adapters = vec![ctx.info().name.clone(); 2];
+    let (two, two_bytes, t) = two_steps(&two_cfg);
+    assert_eq!(two, same);
+    assert_eq!(two_bytes, far_bytes);
+    let (pool0, pool1) = (
+        counter(&t, "rollout.pool0.jobs"),
+        counter(&t, "rollout.pool1.jobs"),
+    );
+    assert!(pool0 > 0 && pool1 > 0, "jobs per pool: {pool0} and {pool1}");
+    let pulls = counter(&t, "publish.host_pulls");
+    assert!(
+        (3..=4).contains(&pulls),
+        "{pulls} uploads for 2 versions on 2 devices"
+    );
 }

@@ -11,6 +11,7 @@ mod model;
 mod report;
 mod rl;
 mod sft;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -61,6 +62,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// SRPO training (SPEC.md section 4) of a model on a dataset's RL prompts.
     Rl(rl::RlArgs),
+    /// Serve rollouts of an RL run whose config has `[system.remote]`, from any machine that
+    /// reaches its NATS server (JetStream).
+    RolloutWorker(worker::WorkerArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -96,5 +100,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sft(a) => sft::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Rl(a) => rl::run(a),
+        Command::RolloutWorker(a) => worker::run(a),
     }
 }

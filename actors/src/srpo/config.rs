@@ -157,10 +157,14 @@ pub struct SystemConfig {
     pub max_retries: usize,
     /// Held-out evaluations running at once beside training (the next waits).
     pub pending_evals: usize,
-    /// GPU adapter of the rollout actors (name substring or index); default: the learner's
-    /// device, where new weights are published by on-device copies. Rollouts on another device
-    /// (even another device of the same adapter) receive each version through the host.
-    pub rollout_adapter: Option<String>,
+    /// GPU adapters of the rollout actors (name substring or index each), one pool of
+    /// `rollout_workers` actors per entry; a job goes to the pool with the fewest jobs in
+    /// flight. Empty: the learner's device, where new weights are published by on-device copies.
+    /// Rollouts on another device (even another opening of the same adapter) receive each
+    /// version through the host: read back once per version, uploaded once per device.
+    pub rollout_adapters: Vec<String>,
+    /// Rollouts on worker processes through NATS JetStream instead of local rollout actors.
+    pub remote: Option<RemoteConfig>,
     /// Fault injection for tests: an actor kind panics on its k-th message.
     pub faults: Vec<FaultConfig>,
 }
@@ -175,8 +179,42 @@ impl Default for SystemConfig {
             max_staleness: 0,
             max_retries: 3,
             pending_evals: 2,
-            rollout_adapter: None,
+            rollout_adapters: Vec::new(),
+            remote: None,
             faults: Vec::new(),
+        }
+    }
+}
+
+/// Rollout worker processes (`grrm rollout-worker --nats URL --run NAME`) fed through NATS
+/// JetStream: generation tasks on a work-queue stream, trajectories on a results stream, weights
+/// as versioned objects in an object store. See `crate::remote`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteConfig {
+    /// NATS server, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Names this run's streams, consumers and weight bucket (letters, digits, `-`, `_`);
+    /// workers join with the same name.
+    pub run: String,
+    /// Seconds a worker may hold a task without a sign of life (workers send progress acks
+    /// while generating) before JetStream hands it to another worker.
+    pub ack_wait_s: f64,
+    /// Tasks handed to workers and not yet acknowledged (JetStream `max_ack_pending`).
+    pub max_in_flight: usize,
+    /// Seconds to wait for one task's result before the step fails; 0 waits for ever (workers
+    /// may join late).
+    pub result_timeout_s: f64,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            run: "grrm".into(),
+            ack_wait_s: 30.0,
+            max_in_flight: 64,
+            result_timeout_s: 0.0,
         }
     }
 }
@@ -285,6 +323,41 @@ impl RlConfig {
         if let Some(r) = &self.rewards {
             if let Err(e) = r.validate() {
                 bail!("rl config: key `rewards`: {e}");
+            }
+        }
+        if let Some(r) = &self.system.remote {
+            if r.url.trim().is_empty() {
+                return bad("system.remote.url", "a NATS server URL is required");
+            }
+            if !crate::remote::wire::valid_run_name(&r.run) {
+                return bad(
+                    "system.remote.run",
+                    "letters, digits, `-` and `_` only (it names NATS streams)",
+                );
+            }
+            if !(r.ack_wait_s >= 0.5 && r.ack_wait_s.is_finite()) {
+                return bad("system.remote.ack_wait_s", "at least 0.5 seconds");
+            }
+            if r.max_in_flight == 0 {
+                return bad("system.remote.max_in_flight", "must be at least 1");
+            }
+            if !(r.result_timeout_s >= 0.0 && r.result_timeout_s.is_finite()) {
+                return bad(
+                    "system.remote.result_timeout_s",
+                    "0 (none) or a positive number",
+                );
+            }
+            if !self.system.actors {
+                return bad(
+                    "system.remote",
+                    "remote rollouts need `system.actors = true`",
+                );
+            }
+            if !self.system.rollout_adapters.is_empty() {
+                return bad(
+                    "system.rollout_adapters",
+                    "rollouts run either on local adapters or on remote workers, not both",
+                );
             }
         }
         for (i, f) in self.system.faults.iter().enumerate() {

@@ -17,7 +17,7 @@ use super::config::RlConfig;
 use super::data::PromptPools;
 use super::pieces::{
     eval_seed, group_seed, ppo_update, response_logprobs, sample_groups, score_group, upload_into,
-    Draw, Learner, TrainSample, UpdateMetrics,
+    Draw, GroupSampling, Learner, TrainSample, UpdateMetrics,
 };
 use super::step::{Counts, GroupResult, StepBuilder};
 use crate::checkpoints::CheckpointDir;
@@ -159,9 +159,7 @@ impl RunContext {
             model,
             &prompts,
             &seeds,
-            self.cfg.n,
-            &self.cfg,
-            self.cfg.temperature,
+            &GroupSampling::of_run(&self.cfg, self.cfg.n),
             &self.stop,
         )
         .with_context(|| {
@@ -204,9 +202,7 @@ impl RunContext {
                 model,
                 &prompts,
                 &seeds,
-                self.cfg.eval_samples,
-                &self.cfg,
-                self.cfg.temperature,
+                &GroupSampling::of_run(&self.cfg, self.cfg.eval_samples),
                 &self.stop,
             )?;
             for (j, (p, samples)) in chunk.iter().zip(groups).enumerate() {

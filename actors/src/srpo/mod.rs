@@ -19,7 +19,7 @@ pub mod pieces;
 pub mod run;
 pub mod step;
 
-pub use config::{FaultConfig, RlConfig, SystemConfig};
+pub use config::{FaultConfig, RemoteConfig, RlConfig, SystemConfig};
 pub use engine::{EvalReport, RlEngine, RunContext, StepReport, TrainState};
 pub use run::{run_rl, RlSummary, RunOptions, TaggedEval};
 pub use step::Counts;

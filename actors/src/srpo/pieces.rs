@@ -40,7 +40,30 @@ pub struct Draw {
     pub prompt: usize,
 }
 
-/// `n` responses to each of `prompts` in one batch (`generate::generate_groups`: each prompt
+/// How a group is sampled: everything besides the prompt, its seed and the weights. Rollout
+/// tasks for remote workers carry it, so a worker samples exactly what a local actor would.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupSampling {
+    /// Responses per prompt.
+    pub n: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub max_new_tokens: usize,
+}
+
+impl GroupSampling {
+    /// `n` responses per prompt with the run's sampling settings.
+    pub fn of_run(cfg: &RlConfig, n: usize) -> Self {
+        GroupSampling {
+            n,
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            max_new_tokens: cfg.max_response_tokens,
+        }
+    }
+}
+
+/// `s.n` responses to each of `prompts` in one batch (`generate::generate_groups`: each prompt
 /// is prefilled once and its KV cache fanned out to its n samples); sample j of prompt i draws
 /// from stream j of `seeds[i]` (`generate::sequence_rng`), so a response depends on its prompt
 /// and seed only.
@@ -48,9 +71,7 @@ pub fn sample_groups(
     model: &Transformer,
     prompts: &[&[u32]],
     seeds: &[u64],
-    n: usize,
-    cfg: &RlConfig,
-    temperature: f32,
+    s: &GroupSampling,
     stop: &[u32],
 ) -> Result<Vec<Vec<Sample>>> {
     if seeds.len() != prompts.len() || prompts.iter().any(|p| p.is_empty()) {
@@ -58,16 +79,16 @@ pub fn sample_groups(
         bail!("sample_groups: {g} prompts (none empty) need {g} seeds");
     }
     let params = SamplingParams {
-        temperature,
+        temperature: s.temperature,
         top_k: 0,
-        top_p: cfg.top_p,
-        max_new_tokens: cfg.max_response_tokens,
+        top_p: s.top_p,
+        max_new_tokens: s.max_new_tokens,
         seed: 0,
     };
     Ok(generate_groups(
         model,
         prompts,
-        n,
+        s.n,
         SeedStreams::PerPrompt(seeds),
         &params,
         stop,

@@ -3,8 +3,9 @@
 //! plug-in work never blocks an async arbiter). Messages are typed; each stage has at most
 //! `system.queue_capacity` jobs in flight and at most `system.pending_evals` evaluations run.
 //! The learner publishes each version by copies on the device; rollouts sample with the version
-//! the coordinator pins per job, in place on the learner's device (through the host only on
-//! another adapter). With `system.max_staleness >= 1` the next step's first round samples while
+//! the coordinator pins per job, in place on the learner's device (through the host on other
+//! adapters: `system.rollout_adapters`), or on worker processes fed through NATS JetStream
+//! (`system.remote`, `crate::remote`). With `system.max_staleness >= 1` the next step's first round samples while
 //! the learner trains; staleness is logged per step (`staleness_mean`, `staleness_max`).
 //! Counters, the in-flight registry and the published weights are shared (DashMap / locks).
 //! The actors call the engine's step pieces (`crate::srpo::pieces`), so an on-policy step
@@ -16,7 +17,8 @@
 //! publish.rs      WeightBank: published versions (device copies; host path across adapters)
 //! supervise.rs    panic supervision of the sync actors (restart + re-send)
 //! call.rs         sending a job with re-queueing until its result is in
-//! rollout.rs      RolloutActor: sampling with a pinned published version
+//! rollout.rs      RolloutActor: sampling with a pinned published version on its device
+//! rollouts.rs     Rollouts: a job to the least busy device pool, or to remote workers
 //! workers.rs      RewardActor, ReferenceActor
 //! learner.rs      LearnerActor: advantages, PPO update, publish, checkpoint
 //! evaluator.rs    EvaluatorActor + EvalQueue: held-out evaluation off the learner's path
@@ -31,6 +33,7 @@ pub mod evaluator;
 pub mod learner;
 pub mod publish;
 pub mod rollout;
+pub mod rollouts;
 pub mod round;
 pub mod shared;
 pub mod supervise;
@@ -43,6 +46,7 @@ pub use evaluator::EvaluatorActor;
 pub use learner::LearnerActor;
 pub use publish::{copy_params, Snapshot, WeightBank};
 pub use rollout::RolloutActor;
+pub use rollouts::{RolloutPool, Rollouts};
 pub use shared::{JobKey, Shared};
 pub use supervise::WorkFailure;
 pub use timeline::Activity;

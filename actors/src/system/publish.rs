@@ -37,6 +37,25 @@ impl Snapshot {
     pub fn on_device(&self, ctx: &GpuContext) -> bool {
         same_device(self.model.ctx(), ctx)
     }
+
+    /// The weights on the host (`layout` gives names and shapes), read back on the first
+    /// request only; returns them with the bytes read back by this call.
+    pub fn host_weights(&self, layout: &Weights) -> Result<(Arc<Weights>, u64)> {
+        let mut host = self.host.lock().expect("host weights lock");
+        if let Some(w) = &*host {
+            return Ok((w.clone(), 0));
+        }
+        let w = Arc::new(self.model.params.download(layout)?);
+        *host = Some(w.clone());
+        let read = self
+            .model
+            .params
+            .tensors()
+            .iter()
+            .map(|t| t.size_bytes())
+            .sum();
+        Ok((w, read))
+    }
 }
 
 /// The published versions: the current one plus retired ones that may still be in use.
@@ -110,18 +129,7 @@ impl WeightBank {
         layout: &Weights,
         model: &Transformer,
     ) -> Result<u64> {
-        let (w, read) = {
-            let mut host = snap.host.lock().expect("host weights lock");
-            match &*host {
-                Some(w) => (w.clone(), 0),
-                None => {
-                    let w = Arc::new(snap.model.params.download(layout)?);
-                    *host = Some(w.clone());
-                    let tensors = snap.model.params.tensors();
-                    (w, tensors.iter().map(|t| t.size_bytes()).sum())
-                }
-            }
-        };
+        let (w, read) = snap.host_weights(layout)?;
         upload_into(&model.params, &w)?;
         Ok(read)
     }

@@ -1,7 +1,8 @@
 //! The rollout actor: samples the groups of some prompt draws with the published weights the
-//! coordinator names (a version pinned per job, so a prefetched round is reproducible). On the
-//! learner's device it reads the published model in place; on another device it keeps its own
-//! copy and pulls each new version through the host.
+//! coordinator names (a version pinned per job, so a prefetched round is reproducible). Each
+//! actor belongs to the pool of one device. On the learner's device it reads the published
+//! model in place; on another device it keeps its own copy and pulls each new version through
+//! the host (read back once per version for all devices, uploaded once per actor).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use actix::prelude::*;
 use anyhow::Result;
 use grrm_model::generate::Sample;
 use grrm_model::transformer::Transformer;
+use grrm_model::GpuContext;
 
 use super::publish::Snapshot;
 use super::shared::Shared;
@@ -28,6 +30,8 @@ pub struct Generate {
 
 pub struct RolloutActor {
     shared: Arc<Shared>,
+    /// The device this actor samples on.
+    ctx: GpuContext,
     id: u64,
     /// Own copy on another device, with the version it holds.
     local: Option<(Transformer, u64)>,
@@ -35,11 +39,12 @@ pub struct RolloutActor {
 }
 
 impl RolloutActor {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, ctx: GpuContext) -> Self {
         shared.bump("rollout.starts", 1);
         RolloutActor {
             id: shared.next_id("rollout"),
             shared,
+            ctx,
             local: None,
             last_version: None,
         }
@@ -48,11 +53,11 @@ impl RolloutActor {
     /// The model holding `w`'s weights on this actor's device.
     fn model<'a>(&'a mut self, w: &'a Snapshot) -> Result<&'a Transformer> {
         let shared = &self.shared;
-        if w.on_device(&shared.rollout_ctx) {
+        if w.on_device(&self.ctx) {
             return Ok(&w.model);
         }
         if self.local.is_none() {
-            self.local = Some((shared.run.model_copy_on(&shared.rollout_ctx)?, u64::MAX));
+            self.local = Some((shared.run.model_copy_on(&self.ctx)?, u64::MAX));
         }
         let (m, v) = self.local.as_mut().expect("built above");
         if *v != w.version {

@@ -18,7 +18,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::call::call;
 use super::publish::Snapshot;
-use super::rollout::{Generate, RolloutActor};
+use super::rollout::Generate;
+use super::rollouts::Rollouts;
 use super::shared::{JobKey, Shared};
 use super::workers::{RewardActor, Score};
 use crate::srpo::pieces::Draw;
@@ -28,7 +29,7 @@ use crate::srpo::step::GroupResult;
 #[derive(Clone)]
 pub struct RoundActors {
     pub shared: Arc<Shared>,
-    pub rollout: Addr<RolloutActor>,
+    pub rollout: Rollouts,
     pub reward: Addr<RewardActor>,
 }
 
@@ -56,17 +57,17 @@ pub async fn sample_round(
             let (shared, rollout, reward, weights) = (&shared, &rollout, &reward, &weights);
             async move {
                 let key = |kind, id| JobKey { kind, step, id };
-                let (groups, version) = call(
-                    shared,
-                    rollout,
-                    key("rollout", draws[0].draw),
-                    Generate {
-                        step,
-                        draws: draws.clone(),
-                        weights: weights.clone(),
-                    },
-                )
-                .await?;
+                let (groups, version) = rollout
+                    .generate(
+                        shared,
+                        key("rollout", draws[0].draw),
+                        Generate {
+                            step,
+                            draws: draws.clone(),
+                            weights: weights.clone(),
+                        },
+                    )
+                    .await?;
                 if version != weights.version {
                     bail!(
                         "rollout sampled with version {version}, asked for {}",

@@ -1,5 +1,5 @@
-//! State shared by the actors: the run context, the published weights (`WeightBank`), the
-//! rollouts' device, counters (DashMap), the in-flight registry, actor ids, the activity
+//! State shared by the actors: the run context, the published weights (`WeightBank`),
+//! counters (DashMap), the in-flight registry, actor ids, the activity
 //! timeline and the fault injector.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::Result;
 use dashmap::DashMap;
 use grrm_model::transformer::{Params, Transformer};
-use grrm_model::GpuContext;
 
 use super::publish::{Snapshot, WeightBank};
 use super::timeline::Timeline;
@@ -25,9 +24,6 @@ pub struct JobKey {
 
 pub struct Shared {
     pub run: RunContext,
-    /// The rollout actors' device: the learner's (`run.ctx`) unless `system.rollout_adapter`
-    /// names another.
-    pub rollout_ctx: GpuContext,
     weights: WeightBank,
     /// Named counters (`rollout.handled`, `reward.restarts`, `publish.host_bytes`, ...).
     pub counters: DashMap<String, u64>,
@@ -40,11 +36,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(run: RunContext, rollout_ctx: GpuContext) -> Arc<Self> {
+    pub fn new(run: RunContext) -> Arc<Self> {
         let faults = run.cfg.system.faults.clone();
         Arc::new(Shared {
             run,
-            rollout_ctx,
             weights: WeightBank::default(),
             counters: DashMap::new(),
             in_flight: DashMap::new(),

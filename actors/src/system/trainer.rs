@@ -13,11 +13,12 @@ use grrm_model::GpuContext;
 use super::coordinator::{Coordinator, PrefetchSlot, RunStep};
 use super::evaluator::{evaluate_now, EvalQueue, EvaluatorActor};
 use super::learner::{self, LearnerActor};
-use super::rollout::RolloutActor;
+use super::rollouts::{RolloutPool, Rollouts};
 use super::round::RoundActors;
 use super::shared::Shared;
 use super::workers::{ReferenceActor, RewardActor};
 use crate::checkpoints::CheckpointDir;
+use crate::remote::RemoteRollouts;
 use crate::srpo::engine::{load_checkpoint, EvalReport, RunContext, StepReport, TrainState};
 use crate::srpo::pieces::{upload_into, Learner};
 use crate::srpo::run::{TaggedEval, Trainer};
@@ -33,6 +34,7 @@ pub struct ActorTrainer {
     prefetch: PrefetchSlot,
     pub shared: Arc<Shared>,
     state: TrainState,
+    remote: Option<Arc<RemoteRollouts>>,
 }
 
 impl ActorTrainer {
@@ -61,13 +63,18 @@ impl ActorTrainer {
 
     fn start(run: RunContext, learner: Learner, state: TrainState) -> Result<Self> {
         let rewards = run.build_rewards()?;
-        let rollout_ctx = match &run.cfg.system.rollout_adapter {
-            Some(a) => GpuContext::open(&AdapterSelector::parse(a)).with_context(|| {
-                format!("rl config: key `system.rollout_adapter`: opening adapter {a:?}")
-            })?,
-            None => run.ctx.clone(),
-        };
-        let shared = Shared::new(run, rollout_ctx);
+        let mut rollout_ctxs = Vec::new();
+        for (i, a) in run.cfg.system.rollout_adapters.iter().enumerate() {
+            rollout_ctxs.push(
+                GpuContext::open(&AdapterSelector::parse(a)).with_context(|| {
+                    format!("rl config: key `system.rollout_adapters[{i}]`: opening adapter {a:?}")
+                })?,
+            );
+        }
+        if rollout_ctxs.is_empty() {
+            rollout_ctxs.push(run.ctx.clone());
+        }
+        let shared = Shared::new(run);
         shared.publish(state.version, &learner.model.params)?;
         let s = shared.clone();
         let prefetch: PrefetchSlot = Arc::new(Mutex::new(None));
@@ -82,10 +89,22 @@ impl ActorTrainer {
                 let sys = System::new();
                 let started = sys.block_on(async move {
                     let sc = &s.run.cfg.system;
-                    let s1 = s.clone();
-                    let rollout = SyncArbiter::start(sc.rollout_workers, move || {
-                        RolloutActor::new(s1.clone())
-                    });
+                    let rollout = match &sc.remote {
+                        Some(r) => {
+                            Rollouts::Remote(Arc::new(RemoteRollouts::connect(r, &s).await?))
+                        }
+                        None => Rollouts::Local(
+                            rollout_ctxs
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, c)| RolloutPool::start(&s, i, c, sc.rollout_workers))
+                                .collect(),
+                        ),
+                    };
+                    let remote = match &rollout {
+                        Rollouts::Remote(r) => Some(r.clone()),
+                        Rollouts::Local(_) => None,
+                    };
                     let s2 = s.clone();
                     let reward =
                         SyncArbiter::start(sc.reward_workers, move || RewardActor::new(s2.clone()));
@@ -105,17 +124,21 @@ impl ActorTrainer {
                         prefetch: slot,
                     }
                     .start();
-                    (System::current(), coordinator, learner, evaluator)
+                    anyhow::Ok((System::current(), coordinator, learner, evaluator, remote))
                 });
+                let failed = started.is_err();
                 let _ = tx.send(started);
+                if failed {
+                    return;
+                }
                 if let Err(e) = sys.run() {
                     tracing::warn!("actor system: {e}");
                 }
             })
             .context("starting the actor system thread")?;
-        let (system, coordinator, learner, evaluator) = rx
+        let (system, coordinator, learner, evaluator, remote) = rx
             .recv()
-            .map_err(|_| anyhow!("the actor system stopped while starting the actors"))?;
+            .map_err(|_| anyhow!("the actor system stopped while starting the actors"))??;
         Ok(ActorTrainer {
             system,
             thread: Some(thread),
@@ -126,6 +149,7 @@ impl ActorTrainer {
             prefetch,
             shared,
             state,
+            remote,
         })
     }
 
@@ -139,6 +163,11 @@ impl ActorTrainer {
             .collect();
         v.sort();
         v
+    }
+
+    /// The remote rollout client when `system.remote` is set.
+    pub fn remote(&self) -> Option<&Arc<RemoteRollouts>> {
+        self.remote.as_ref()
     }
 
     /// Held-out evaluations still running.

@@ -26,7 +26,7 @@ pub use trie::{PrefixTrie, TrieNode};
 use crate::gpu::Result;
 use crate::transformer::Transformer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FinishReason {
     /// A stop token was generated (it is included in `tokens`).
     Stop,
@@ -34,7 +34,7 @@ pub enum FinishReason {
     Length,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub tokens: Vec<u32>,
     /// log p(token) under softmax(logits / temperature) of the unconstrained model (temperature

@@ -50,6 +50,18 @@ pub fn load_single(file: &Path, config: &ModelConfig) -> Result<Weights, HfError
     Weights::build(config, |spec| take(&mut tensors, spec, file))
 }
 
+/// Parses weights from one in-memory safetensors file (`save::weights_to_bytes`); `origin`
+/// names where the bytes came from in errors.
+pub fn weights_from_bytes(
+    origin: &Path,
+    bytes: &[u8],
+    config: &ModelConfig,
+) -> Result<Weights, HfError> {
+    let specs = tensor_specs(config);
+    let mut tensors = read_tensors(origin, bytes, specs.iter())?;
+    Weights::build(config, |spec| take(&mut tensors, spec, origin))
+}
+
 /// Reads a sharded checkpoint through its index, one shard in memory at a time.
 pub fn load_sharded(index_path: &Path, config: &ModelConfig) -> Result<Weights, HfError> {
     let index: ShardIndex = read_json(index_path)?;

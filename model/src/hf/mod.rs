@@ -35,8 +35,11 @@ pub use config::ModelConfig;
 pub use dtype::{bytes_to_f32, f32_to_bytes, StorageDType};
 pub use error::HfError;
 pub use init::init_random;
-pub use load::{load_sharded, load_single, load_weights, ShardIndex, INDEX_FILE, SINGLE_FILE};
-pub use save::{write_weights, SaveOptions};
+pub use load::{
+    load_sharded, load_single, load_weights, weights_from_bytes, ShardIndex, INDEX_FILE,
+    SINGLE_FILE,
+};
+pub use save::{weights_to_bytes, write_weights, SaveOptions};
 pub use vocab::{extend_vocab, row_mean, VocabExtension, VocabGrowth};
 pub use weights::{
     tensor_specs, Attention, HostTensor, Layer, Linear, Mlp, TensorRole, TensorSpec, Weights,

@@ -133,6 +133,29 @@ pub fn write_weights(
     Ok(written)
 }
 
+/// The weights as one in-memory safetensors file (for sending them over a network: rollout
+/// workers load it with `load::weights_from_bytes`).
+pub fn weights_to_bytes(weights: &Weights, dtype: StorageDType) -> Result<Vec<u8>, HfError> {
+    let encoded: Vec<(String, Encoded)> = weights
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let enc = Encoded {
+                dtype: dtype.safetensors_dtype(),
+                shape: t.shape.clone(),
+                bytes: f32_to_bytes(dtype, &t.data),
+            };
+            (name, enc)
+        })
+        .collect();
+    safetensors::serialize(encoded.iter().map(|(n, e)| (n.as_str(), e)), None).map_err(|e| {
+        HfError::Invalid {
+            what: "encoding weights".into(),
+            reason: format!("{e:?}"),
+        }
+    })
+}
+
 /// Writes pretty JSON with a trailing newline.
 pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), HfError> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
