@@ -305,6 +305,32 @@ impl RemoteRollouts {
     }
 }
 
+/// Counters of what crossed the network, and the per-step metric each becomes.
+const NET_METRICS: [(&str, &str); 4] = [
+    ("remote.task_bytes", "net_task_bytes"),
+    ("remote.result_bytes", "net_result_bytes"),
+    (
+        "remote.weight_bytes_published",
+        "net_weight_bytes_published",
+    ),
+    ("remote.weight_bytes_pulled", "net_weight_bytes_pulled"),
+];
+
+/// The network counters now; `net_metrics` turns two readings into a step's metrics.
+pub fn net_counters(shared: &Shared) -> [u64; 4] {
+    NET_METRICS.map(|(c, _)| shared.counter(c))
+}
+
+/// Bytes that crossed the network between two readings of `net_counters` (with a round sampled
+/// ahead, its traffic counts in the step during which it ran).
+pub fn net_metrics(before: [u64; 4], after: [u64; 4]) -> Vec<(&'static str, f64)> {
+    NET_METRICS
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|((_, m), (b, a))| (*m, (a - b) as f64))
+        .collect()
+}
+
 /// A fresh epoch per coordinator start, so results of an earlier start are told apart.
 fn new_epoch() -> u64 {
     let t = std::time::SystemTime::now()

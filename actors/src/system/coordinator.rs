@@ -18,6 +18,7 @@ use super::learner::{AddRound, LearnerActor, Train};
 use super::round::{sample_round, Prefetch, RoundActors};
 use super::shared::{JobKey, Shared};
 use super::workers::{RefLogprobs, ReferenceActor};
+use crate::remote::client::{net_counters, net_metrics};
 use crate::srpo::engine::{finish_step, StepReport, TrainState};
 use crate::srpo::pieces::TrainSample;
 use crate::srpo::step::StepBuilder;
@@ -67,6 +68,7 @@ impl Handler<RunStep> for Coordinator {
                 let shared = actors.shared.clone();
                 let mut state = msg.state;
                 let t0 = Instant::now();
+                let net0 = net_counters(&shared);
                 let run = &shared.run;
                 let cfg = &run.cfg;
                 let step = state.step;
@@ -150,7 +152,13 @@ impl Handler<RunStep> for Coordinator {
                     .map_err(|e| anyhow!("learner mailbox: {e}"))??;
                 shared.bump("coordinator.responses_trained", trained);
                 check_drained(&shared, step)?;
-                let report = finish_step(&mut state, b, &up, t0.elapsed().as_secs_f64(), cfg.n)?;
+                let mut report =
+                    finish_step(&mut state, b, &up, t0.elapsed().as_secs_f64(), cfg.n)?;
+                if cfg.system.remote.is_some() {
+                    for (k, v) in net_metrics(net0, net_counters(&shared)) {
+                        report.metrics.insert(k.into(), v);
+                    }
+                }
                 Ok((report, state))
             }
             .instrument(span),
