@@ -77,6 +77,22 @@ static ROWS_BWD_DKDV: KernelEntry = KernelEntry {
     entry: "attn_rows_bwd_dkdv",
     bindings: &[R, R, R, R, R, R, W, W],
 };
+static TILED_SRC: ShaderSource = crate::shader!("attention_tiled.wgsl");
+static TILED_FWD: KernelEntry = KernelEntry {
+    source: &TILED_SRC,
+    entry: "attn_tiled_fwd",
+    bindings: &[R, R, R, R, R, W, W],
+};
+static TILED_BWD_DQ: KernelEntry = KernelEntry {
+    source: &TILED_SRC,
+    entry: "attn_tiled_bwd_dq",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
+static TILED_BWD_DKDV: KernelEntry = KernelEntry {
+    source: &TILED_SRC,
+    entry: "attn_tiled_bwd_dkdv",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
 static KV_APPEND: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_append",
@@ -98,9 +114,20 @@ const ROWS_WG: usize = 64;
 const ROWS_SIMD: usize = 8;
 const ROWS_PER_LANE: usize = 4;
 
+/// Tiled kernel geometry (attention_tiled.wgsl): stationary rows per workgroup, the largest
+/// head dimension its workgroup tiles hold, and the workgroup memory it declares.
+const TILED_BLOCK: usize = 64;
+pub const TILED_MAX_HEAD_DIM: usize = 128;
+const TILED_SHARED_BYTES: u32 = (1056 + 576) * 16 + 512 * 4 + 4;
+/// Prefill chunks shorter than this decode with `Workgroup` under `Auto`: a tiled workgroup
+/// owns 64 query rows, so a single new token would leave 63 of them idle.
+const TILED_MIN_DECODE_ROWS: usize = 16;
+
 const HAS_MASK: u32 = 1;
 const HAS_START: u32 = 2;
 const WRITE_LSE: u32 = 4;
+/// Tiled kernel: D % 4 == 0, so every row offset is 4-aligned and operands load as vec4.
+const VEC: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -136,18 +163,23 @@ struct CacheParams {
     _p: [u32; 2],
 }
 
-/// Which kernel family runs an attention call. Both compute the same function (the tests run
+/// Which kernel family runs an attention call. All compute the same function (the tests run
 /// every case through each); they differ in speed per adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// `Rows` on CPU adapters (lavapipe) when Hq/Hkv <= 64, `Workgroup` otherwise.
+    /// On CPU adapters (lavapipe) `Rows` when Hq/Hkv <= 64, else `Workgroup`; on GPUs `Tiled`
+    /// when D <= 128 and the adapter has its workgroup memory, else `Workgroup` (and
+    /// `Workgroup` for prefill chunks of fewer than 16 rows, e.g. single-token decode).
     #[default]
     Auto,
-    /// One workgroup per (query row, head) with shared-memory score blocks: GPUs.
+    /// One workgroup per (query row, head) with shared-memory score blocks: GPUs, any D.
     Workgroup,
     /// Four rows per invocation accumulated in place, no barriers: CPU adapters. Needs
     /// Hq/Hkv <= 64.
     Rows,
+    /// Flash-attention tiles: 64 query (or key) rows per workgroup share every staged key
+    /// (or query) tile: GPUs. Needs D <= 128 and 28 KiB of workgroup memory.
+    Tiled,
 }
 
 /// Largest GQA group (Hq/Hkv) the Rows kernel spreads over one workgroup.
@@ -196,8 +228,14 @@ impl AttentionHeads {
                     ctx.info().device_type,
                     wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
                 );
-                if cpu && self.group() <= ROWS_MAX_GROUP {
-                    AttentionKernel::Rows
+                if cpu {
+                    if self.group() <= ROWS_MAX_GROUP {
+                        AttentionKernel::Rows
+                    } else {
+                        AttentionKernel::Workgroup
+                    }
+                } else if self.head_dim <= TILED_MAX_HEAD_DIM && tiled_fits(ctx) {
+                    AttentionKernel::Tiled
                 } else {
                     AttentionKernel::Workgroup
                 }
@@ -237,8 +275,34 @@ impl AttentionHeads {
                 ),
             ));
         }
+        if self.kernel == AttentionKernel::Tiled && d > TILED_MAX_HEAD_DIM {
+            return Err(GpuError::shape(
+                op,
+                format!("head dim D {d}: the Tiled kernel holds at most D {TILED_MAX_HEAD_DIM}"),
+            ));
+        }
         Ok(())
     }
+
+    /// The kernel for a call on `ctx`, with the adapter checks a forced kernel needs.
+    fn kernel_for(&self, op: &'static str, ctx: &GpuContext) -> Result<AttentionKernel> {
+        let k = self.resolved_kernel(ctx);
+        if k == AttentionKernel::Tiled && !tiled_fits(ctx) {
+            return Err(GpuError::shape(
+                op,
+                format!(
+                    "the Tiled kernel needs {TILED_SHARED_BYTES} bytes of workgroup memory; the \
+                     adapter has {}",
+                    ctx.limits().max_compute_workgroup_storage_size
+                ),
+            ));
+        }
+        Ok(k)
+    }
+}
+
+fn tiled_fits(ctx: &GpuContext) -> bool {
+    ctx.limits().max_compute_workgroup_storage_size >= TILED_SHARED_BYTES
 }
 
 /// Workgroups per (sequence, kv head) of the Rows kernel's query-row passes (forward, dq) over
@@ -266,6 +330,8 @@ struct Plan {
     constants: &'static [(&'static str, f64)],
     n_wg: usize,
     n_blk: usize,
+    /// Extra `Params::flags` bits.
+    flags: u32,
 }
 
 fn plan(
@@ -280,7 +346,23 @@ fn plan(
         constants: &[],
         n_wg,
         n_blk: 0,
+        flags: 0,
     };
+    if kernel == AttentionKernel::Tiled {
+        let n_blk = rows.div_ceil(TILED_BLOCK);
+        let (entry, heads) = match pass {
+            Pass::Forward | Pass::Decode => (&TILED_FWD, h.q_heads),
+            Pass::Dq => (&TILED_BWD_DQ, h.q_heads),
+            Pass::Dkdv => (&TILED_BWD_DKDV, h.kv_heads),
+        };
+        return Plan {
+            entry,
+            constants: &[],
+            n_wg: batch * heads * n_blk,
+            n_blk,
+            flags: if h.head_dim % 4 == 0 { VEC } else { 0 },
+        };
+    }
     if kernel != AttentionKernel::Rows {
         return match pass {
             Pass::Forward | Pass::Decode => fixed(&ATTN_FWD, batch * rows * h.q_heads),
@@ -300,6 +382,7 @@ fn plan(
         constants,
         n_wg: batch * h.kv_heads * n_blk,
         n_blk,
+        flags: 0,
     }
 }
 
@@ -313,6 +396,7 @@ fn dispatch(
 ) -> Result<()> {
     p.n_wg = u32_of(op, plan.n_wg)?;
     p.n_blk = u32_of(op, plan.n_blk)?;
+    p.flags = (p.flags & !VEC) | plan.flags;
     let groups = grid_1d(p.n_wg, rec.max_groups());
     rec.dispatch(plan.entry, plan.constants, &*p, binds, groups)
 }
@@ -478,7 +562,7 @@ pub fn attention_forward(
     let mut p = training_params(h, x.batch, t, x.mask.is_some());
     p.flags |= WRITE_LSE;
     let ctx = rec.ctx().clone();
-    let plan = plan(h.resolved_kernel(&ctx), Pass::Forward, h, x.batch, t);
+    let plan = plan(h.kernel_for(OP, &ctx)?, Pass::Forward, h, x.batch, t);
     let mask = optional(&ctx, OP, x.mask)?;
     let binds = vec![
         x.q.binding(OP)?,
@@ -537,7 +621,7 @@ pub fn attention_backward(
     p.n_stat = u32_of(OP, n_stat)?;
     u32_of(OP, x.q.numel())?;
     let mask = optional(&ctx, OP, x.mask)?;
-    let kernel = h.resolved_kernel(&ctx);
+    let kernel = h.kernel_for(OP, &ctx)?;
 
     let binds = vec![
         x.q.binding(OP)?,
@@ -734,7 +818,15 @@ pub fn attention_decode(
         ..Default::default()
     };
     let ctx = rec.ctx().clone();
-    let plan = plan(h.resolved_kernel(&ctx), Pass::Decode, h, b, rows / b);
+    let kernel = match h.kernel_for(OP, &ctx)? {
+        AttentionKernel::Tiled
+            if h.kernel == AttentionKernel::Auto && rows / b < TILED_MIN_DECODE_ROWS =>
+        {
+            AttentionKernel::Workgroup
+        }
+        k => k,
+    };
+    let plan = plan(kernel, Pass::Decode, h, b, rows / b);
     // The lse slot is read_write; it cannot share the read-only unused binding.
     let no_lse = Tensor::zeros(&ctx, &[1], DType::F32)?;
     let binds = vec![
