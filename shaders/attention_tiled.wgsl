@@ -32,6 +32,15 @@
 // are deterministic. Operand reads are vec4 when D % 4 == 0 (flag VEC, set by the launch code;
 // every row offset is then 4-aligned), scalar otherwise.
 //
+// Compiled without wgpu's runtime checks (shader!(trusted ...)). Workgroup indices are bounded
+// by construction: tile r * 33 + c with r < 32, c < 32 (D <= 128: at most 4 slabs of 8 vec4),
+// the highest read (4*7 + 3) * 33 + 7 + 24 = 1054 < 1056; slab r * 9 + c with r < 64, c < 9
+// (574 < 576); red r * 8 + u < 512. Storage indices: every row read is below its limit (T, the
+// block's key bound kend <= keys, or rows) and every dim below D, on tensors whose shapes the
+// launch code checks; a zero-staged slot reads element 0 (buffers are at least 16 bytes) and
+// discards it; mask entries are read only for positions < keys <= mask_bs, start and stats only
+// within [B] and [2 * B*Hq*T]. Loops step by 32 up to T or kend, or count to constants.
+//
 // Work order: longest query blocks first (causal rows near the end see the most keys), and key
 // block 0 first in dk/dv, so the tail of the grid is short work.
 

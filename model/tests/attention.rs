@@ -24,8 +24,7 @@ mod common;
 use common::*;
 use grrm_model::kernels::attention::{
     attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache,
-    TILED_MAX_HEAD_DIM,
+    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache, TILED_MAX_HEAD_DIM,
 };
 
 const KERNELS: [AttentionKernel; 3] = [
