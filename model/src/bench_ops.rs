@@ -164,7 +164,11 @@ pub fn op_cases(quick: bool) -> Vec<Case> {
         shapes.push((8, 100, 4, 2, 32));
     }
     for (b, t, hq, hkv, d) in shapes {
-        for kernel in [AttentionKernel::Workgroup, AttentionKernel::Rows] {
+        for kernel in [
+            AttentionKernel::Workgroup,
+            AttentionKernel::Rows,
+            AttentionKernel::Tiled,
+        ] {
             v.extend(attention_cases(b, t, hq, hkv, d, kernel));
         }
     }
@@ -202,6 +206,7 @@ fn kernel_name(kernel: AttentionKernel) -> &'static str {
         AttentionKernel::Auto => "auto",
         AttentionKernel::Workgroup => "workgroup",
         AttentionKernel::Rows => "rows",
+        AttentionKernel::Tiled => "tiled",
     }
 }
 

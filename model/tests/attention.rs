@@ -2,9 +2,12 @@
 //! right padding, fully padded sequences, odd sizes), the backward against the analytic
 //! reference gradient and a finite-difference check of the GPU forward, decode against a KV
 //! cache (equal to the training forward's rows; ragged lengths; capacity overflow), cache
-//! append and beam gather, and shape errors. Every attention case runs through both kernel
-//! families (`Workgroup` and `Rows`), with sizes that give the Rows kernel several workgroups
-//! per sequence and head (GQA groups 1, 2, 3 and 8; T 260 > its 256 key rows per workgroup).
+//! append and beam gather, and shape errors. Every attention case runs through the three kernel
+//! families (`Workgroup`, `Rows` and `Tiled`; `Tiled` skips D > 128, which it rejects), with
+//! sizes that give the Rows kernel several workgroups per sequence and head (GQA groups 1, 2, 3
+//! and 8; T 260 > its 256 key rows per workgroup) and the Tiled kernel several 64-row blocks
+//! and 32-row tiles; the Tiled kernel also runs on odd batches, odd T, D 32/64/128/67/5 and
+//! prefill chunks at start offsets (forward and backward, outputs poisoned before launch).
 //!
 //! Tolerances (inputs uniform in [-1, 1], f32 arithmetic, sums over at most 33 keys x D <= 256):
 //! - forward out: |err| <= 1e-5 (a convex combination of values in [-1, 1]; the softmax
@@ -21,10 +24,19 @@ mod common;
 use common::*;
 use grrm_model::kernels::attention::{
     attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache,
+    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache, TILED_MAX_HEAD_DIM,
 };
 
-const KERNELS: [AttentionKernel; 2] = [AttentionKernel::Workgroup, AttentionKernel::Rows];
+const KERNELS: [AttentionKernel; 3] = [
+    AttentionKernel::Workgroup,
+    AttentionKernel::Rows,
+    AttentionKernel::Tiled,
+];
+
+/// Whether `kernel` takes head dim `d` (the Tiled kernel stops at 128).
+fn takes(kernel: AttentionKernel, d: usize) -> bool {
+    kernel != AttentionKernel::Tiled || d <= TILED_MAX_HEAD_DIM
+}
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -307,7 +319,9 @@ fn forward_matches_reference_with_gqa_and_padding() {
             (dims(2, 260, 2, 2, 4), true),
         ];
         for (x, masked) in cases {
-            check_forward(&ctx, &Problem::random(x.on(kernel), masked, seed));
+            if takes(kernel, x.d) {
+                check_forward(&ctx, &Problem::random(x.on(kernel), masked, seed));
+            }
             seed += 1;
         }
     }
@@ -321,7 +335,7 @@ fn forward_default_scale_is_inverse_sqrt_head_dim() {
 }
 
 #[test]
-fn auto_kernel_is_rows_on_cpu_adapters_and_workgroup_elsewhere() {
+fn auto_kernel_is_rows_on_cpu_adapters_and_tiled_elsewhere() {
     let ctx = ctx();
     let cpu = matches!(
         ctx.info().device_type,
@@ -332,12 +346,22 @@ fn auto_kernel_is_rows_on_cpu_adapters_and_workgroup_elsewhere() {
     let want = if cpu {
         AttentionKernel::Rows
     } else {
-        AttentionKernel::Workgroup
+        AttentionKernel::Tiled
     };
     assert_eq!(h.resolved_kernel(&ctx), want);
-    // A GQA group wider than one Rows workgroup falls back to Workgroup.
+    // A GQA group wider than one Rows workgroup falls back to Workgroup on CPU adapters.
     let wide = AttentionHeads::new(65, 1, 8);
-    assert_eq!(wide.resolved_kernel(&ctx), AttentionKernel::Workgroup);
+    let want = if cpu {
+        AttentionKernel::Workgroup
+    } else {
+        AttentionKernel::Tiled
+    };
+    assert_eq!(wide.resolved_kernel(&ctx), want);
+    // Head dims past the Tiled kernel's 128 fall back to Workgroup on GPUs.
+    let big = AttentionHeads::new(4, 2, 256);
+    if !cpu {
+        assert_eq!(big.resolved_kernel(&ctx), AttentionKernel::Workgroup);
+    }
     let forced = h.with_kernel(AttentionKernel::Workgroup);
     assert_eq!(forced.resolved_kernel(&ctx), AttentionKernel::Workgroup);
 }
@@ -386,15 +410,46 @@ fn backward_matches_analytic_reference() {
         .iter()
         .flat_map(|&k| cases.iter().map(move |&(x, masked)| (x.on(k), masked)));
     for (n, (x, masked)) in cases.enumerate() {
-        let pb = Problem::random(x, masked, 40 + n as u64);
-        let dout = randn(&mut rng(60 + n as u64), pb.q.len());
-        let got = gpu_backward(&ctx, &pb, &dout);
-        let want = reference_backward(&x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones(), &dout);
-        for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
-            let what = format!("backward {x:?} masked {masked} {name}");
-            assert_close(&what, &got[i], &want.g[i], 1e-5, 1e-4, Some(&want.mag[i]));
+        if takes(x.kernel, x.d) {
+            check_backward(&ctx, x, masked, n as u64);
         }
     }
+}
+
+fn check_backward(ctx: &GpuContext, x: Dims, masked: bool, seed: u64) {
+    let pb = Problem::random(x, masked, 40 + seed);
+    let dout = randn(&mut rng(60 + seed), pb.q.len());
+    let got = gpu_backward(ctx, &pb, &dout);
+    let want = reference_backward(&x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones(), &dout);
+    for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+        let what = format!("backward {x:?} masked {masked} {name}");
+        assert_close(&what, &got[i], &want.g[i], 1e-5, 1e-4, Some(&want.mag[i]));
+    }
+}
+
+/// The Tiled kernel on shapes chosen against its geometry (64-row blocks, 32-row tiles, 8
+/// vec4 per slab, vec4 or scalar loads): odd batch and T over several blocks with a partial
+/// last one, GQA groups 1-4, D 32, 64, 128, 67 (scalar loads, a partial slab) and 5. Same
+/// tolerances as the other kernels.
+#[test]
+fn tiled_matches_reference_on_odd_shapes() {
+    let ctx = ctx();
+    let tiled = AttentionKernel::Tiled;
+    let cases = [
+        (dims(3, 131, 4, 2, 32), true),
+        (dims(1, 97, 3, 1, 64), true),
+        (dims(3, 65, 2, 2, 128), true),
+        (dims(3, 33, 4, 1, 67), true),
+        (dims(1, 129, 4, 4, 5), false),
+        (dims(2, 1, 2, 1, 128), true),
+    ];
+    for (n, &(x, masked)) in cases.iter().enumerate() {
+        let x = x.on(tiled);
+        check_forward(&ctx, &Problem::random(x, masked, 200 + n as u64));
+        check_backward(&ctx, x, masked, 220 + n as u64);
+    }
+    // Prefill chunks at start offsets: a chunk spanning two query blocks after earlier chunks.
+    decode_matches_training(dims(3, 100, 4, 2, 32).on(tiled), &[3, 67, 30], 104);
 }
 
 #[test]
@@ -727,6 +782,22 @@ fn shape_errors_name_the_op_and_shapes() {
         "{e}"
     );
 
+    let wide_d = AttentionHeads::new(1, 1, 256).with_kernel(AttentionKernel::Tiled);
+    let (q256, k256) = (f(&[14, 256]), f(&[14, 256]));
+    let x256 = AttentionInputs {
+        batch: 2,
+        q: &q256,
+        k: &k256,
+        v: &k256,
+        mask: None,
+    };
+    let lse256 = f(&[2, 1, 7]);
+    let e = msg(attention_forward(&mut rec, &wide_d, &x256, &q256, &lse256).unwrap_err());
+    assert!(
+        e.starts_with("attention_forward:") && e.contains("Tiled kernel holds at most D 128"),
+        "{e}"
+    );
+
     let k_bad = f(&[14, 24]);
     let x = AttentionInputs {
         batch: 2,
@@ -821,8 +892,13 @@ fn timing_qwen3_shapes() {
         eprintln!("{label}: {:.3} ms, {:.1} {unit}", s * 1e3, work / s / 1e9);
     };
     let (hq, hkv, d) = (16, 8, 128);
-    let heads = AttentionHeads::new(hq, hkv, d);
-    for (b, t) in [(2usize, 2048usize), (8, 512)] {
+    let shapes = [(8usize, 1024usize), (2, 2048), (8, 512)];
+    let kernels = [AttentionKernel::Workgroup, AttentionKernel::Tiled];
+    for ((b, t), kernel) in shapes
+        .into_iter()
+        .flat_map(|s| kernels.map(move |k| (s, k)))
+    {
+        let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
         let x = Dims {
             b,
             t,
@@ -830,7 +906,7 @@ fn timing_qwen3_shapes() {
             hkv,
             d,
             scale: heads.scale() as f64,
-            kernel: AttentionKernel::Auto,
+            kernel,
         };
         let pb = Problem::random(x, true, 7);
         let tt = pb.upload(&ctx);
@@ -846,7 +922,7 @@ fn timing_qwen3_shapes() {
         let pairs = (b * hq) as f64 * (t * (t + 1) / 2) as f64;
         let fwd_flop = 4.0 * pairs * d as f64;
         time(
-            &format!("forward B{b} T{t}"),
+            &format!("{kernel:?} forward B{b} T{t}"),
             5,
             fwd_flop,
             "GFLOP/s",
@@ -862,13 +938,14 @@ fn timing_qwen3_shapes() {
             dv: &g[2],
         };
         time(
-            &format!("backward B{b} T{t}"),
+            &format!("{kernel:?} backward B{b} T{t}"),
             3,
             2.5 * fwd_flop,
             "GFLOP/s",
             &|rec| attention_backward(rec, &heads, &inputs, &out, &lse, &out, &grads).unwrap(),
         );
     }
+    let heads = AttentionHeads::new(hq, hkv, d);
     for (b, len) in [(64usize, 1024usize), (8, 2000)] {
         let tmax = 2048;
         let cache = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();

@@ -3,11 +3,13 @@
 //! finite difference, h = 1e-2 in f32) matches <grad, direction> from the GPU backward.
 //! Tolerance: |fd - analytic| <= 3e-3 * ||grad|| + 2e-4, which covers the f32 rounding of two
 //! loss evaluations (~1e-7 * loss / h) and the O(h^2) truncation at these weight scales.
+//! Qwen3 runs once more with each attention kernel family forced (`Auto` is `Rows` on lavapipe).
 
 mod common;
 
 use common::*;
 use grrm_model::hf::{init_random, Arch, ConfigBuilder, ModelConfig};
+use grrm_model::kernels::attention::AttentionKernel;
 use grrm_model::transformer::{next_token_targets, TokenBatch, Transformer};
 use grrm_model::Recorder;
 use rand::Rng;
@@ -32,7 +34,7 @@ fn tiny(arch: Arch) -> ModelConfig {
     cfg
 }
 
-fn check_arch(arch: Arch, seed: u64) {
+fn check_arch(arch: Arch, seed: u64, kernel: AttentionKernel) {
     let ctx = ctx();
     let cfg = tiny(arch);
     let mut weights = init_random(&cfg, seed);
@@ -49,7 +51,9 @@ fn check_arch(arch: Arch, seed: u64) {
             }
         }
     }
-    let model = Transformer::new(&ctx, &cfg, &weights, 64).unwrap();
+    let model = Transformer::new(&ctx, &cfg, &weights, 64)
+        .unwrap()
+        .with_attention_kernel(kernel);
     let seqs: Vec<Vec<u32>> = vec![
         (0..9).map(|_| r.random_range(0..37)).collect(),
         (0..5).map(|_| r.random_range(0..37)).collect(),
@@ -91,7 +95,9 @@ fn check_arch(arch: Arch, seed: u64) {
         let analytic: f64 = g.iter().zip(&u).map(|(a, b)| *a as f64 * *b as f64).sum();
         let gnorm = (g.iter().map(|x| (x * x) as f64).sum::<f64>()).sqrt();
         let tol = 3e-3 * gnorm + 2e-4;
-        eprintln!("{arch:?} {name}: fd {fd:.6e} analytic {analytic:.6e} |g| {gnorm:.3e}");
+        eprintln!(
+            "{arch:?} {kernel:?} {name}: fd {fd:.6e} analytic {analytic:.6e} |g| {gnorm:.3e}"
+        );
         assert!(
             gnorm > 0.0 && g.iter().all(|x| x.is_finite()),
             "{arch:?} {name}: gradient is zero or not finite"
@@ -105,15 +111,22 @@ fn check_arch(arch: Arch, seed: u64) {
 
 #[test]
 fn qwen3_gradients_match_finite_differences() {
-    check_arch(Arch::Qwen3, 11);
+    check_arch(Arch::Qwen3, 11, AttentionKernel::Auto);
+}
+
+#[test]
+fn qwen3_gradients_match_finite_differences_with_each_attention_kernel() {
+    for kernel in [AttentionKernel::Workgroup, AttentionKernel::Tiled] {
+        check_arch(Arch::Qwen3, 14, kernel);
+    }
 }
 
 #[test]
 fn qwen2_gradients_match_finite_differences() {
-    check_arch(Arch::Qwen2, 12);
+    check_arch(Arch::Qwen2, 12, AttentionKernel::Auto);
 }
 
 #[test]
 fn llama_gradients_match_finite_differences() {
-    check_arch(Arch::Llama, 13);
+    check_arch(Arch::Llama, 13, AttentionKernel::Auto);
 }

@@ -181,7 +181,12 @@ pub fn run_model_bench(
     let model = o
         .shape
         .build(ctx, o.seed, o.max_positions())?
-        .with_recompute(o.train.recompute);
+        .with_recompute(o.train.recompute)
+        .with_attention_kernel(attention_kernel_from_env()?);
+    progress(&format!(
+        "attention kernel: {:?}",
+        model.heads.resolved_kernel(ctx)
+    ));
     ctx.wait_idle()?;
     let build_seconds = start.elapsed().as_secs_f64();
     let parameters = model.params.num_parameters();
@@ -232,4 +237,23 @@ pub(crate) fn median(xs: &[f64]) -> f64 {
     } else {
         (v[m - 1] + v[m]) / 2.0
     }
+}
+
+/// `GRRM_ATTENTION_KERNEL` = auto | workgroup | rows | tiled (default auto): compares attention
+/// kernels end to end without a rebuild.
+fn attention_kernel_from_env() -> Result<crate::kernels::attention::AttentionKernel> {
+    use crate::kernels::attention::AttentionKernel as K;
+    let v = std::env::var("GRRM_ATTENTION_KERNEL").unwrap_or_default();
+    Ok(match v.to_ascii_lowercase().as_str() {
+        "" | "auto" => K::Auto,
+        "workgroup" => K::Workgroup,
+        "rows" => K::Rows,
+        "tiled" => K::Tiled,
+        other => {
+            return Err(GpuError::shape(
+                "bench model",
+                format!("GRRM_ATTENTION_KERNEL {other:?}: want auto, workgroup, rows or tiled"),
+            ))
+        }
+    })
 }

@@ -75,6 +75,15 @@ impl Transformer {
         })
     }
 
+    /// Forces an attention kernel family (default `Auto`), e.g. to compare them end to end.
+    pub fn with_attention_kernel(
+        mut self,
+        kernel: crate::kernels::attention::AttentionKernel,
+    ) -> Self {
+        self.heads = self.heads.with_kernel(kernel);
+        self
+    }
+
     /// Switches activation recomputation for later training forwards.
     pub fn with_recompute(mut self, on: bool) -> Self {
         self.recompute_activations = on;
