@@ -4,7 +4,8 @@
 #   - a Vulkan driver: when no GPU adapter exists, Mesa's lavapipe (CPU) driver, from
 #     bookworm-backports on Debian 12 (Mesa 25: 5-10x faster compute than bookworm's 22.3)
 #     with a fallback to the distribution's Mesa;
-#   - python3 and npm are used by tests (a Python reward plug-in, the Qwen3 tokenizer fetch).
+#   - python3 and npm are used by tests (a Python reward plug-in, the Qwen3 tokenizer fetch);
+#   - nats-server (JetStream), which the remote-rollout tests start on loopback.
 # Idempotent: a second run does nothing.
 set -euo pipefail
 
@@ -62,4 +63,10 @@ else
 fi
 
 command -v python3 >/dev/null 2>&1 || apt_install python3
+# The remote-rollout tests start a real NATS server with JetStream on loopback.
+if ! command -v nats-server >/dev/null 2>&1; then
+    say "installing nats-server (remote rollout workers and their tests)"
+    if is_root; then apt-get update -q || true; fi
+    apt_install nats-server
+fi
 say "ready"

@@ -150,6 +150,26 @@ fn config_errors_name_the_key() {
     .unwrap();
     let e = cfg.validate().unwrap_err().to_string();
     assert!(e.contains("system.faults[0].actor"), "{e}");
+    // Remote rollouts: unknown keys, bad run names, and local adapters beside remote workers.
+    let e = load(base, &["system.remote.ack_wait=3"]).unwrap_err();
+    assert!(e.to_string().contains("system.remote.ack_wait"), "{e}");
+    let cfg: RlConfig = load(base, &[r#"system.remote.run="a.b""#]).unwrap();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("`system.remote.run`"), "{e}");
+    let cfg: RlConfig = load(
+        base,
+        &[
+            r#"system.remote.url="nats://h:4222""#,
+            r#"system.rollout_adapters=["0"]"#,
+        ],
+    )
+    .unwrap();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("`system.rollout_adapters`"), "{e}");
+    let cfg: RlConfig = load(base, &[r#"system.remote.url="nats://h:4222""#]).unwrap();
+    let remote = cfg.system.remote.as_ref().unwrap();
+    assert_eq!((remote.run.as_str(), remote.max_in_flight), ("grrm", 64));
+    cfg.validate().unwrap();
 
     // Defaults are SPEC.md's and render back as TOML that loads again.
     let cfg: RlConfig = load(base, &[]).unwrap();

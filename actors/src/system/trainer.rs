@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::{anyhow, Context as _, Result};
@@ -254,6 +255,13 @@ impl Drop for ActorTrainer {
         self.system.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // Sync actors run on detached threads: wait until they have dropped their GPU state
+        // (each holds the shared state), so no device is torn down while the process exits.
+        // `grrm rl` on NVIDIA segfaulted at exit without this.
+        let t0 = std::time::Instant::now();
+        while Arc::strong_count(&self.shared) > 1 && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
