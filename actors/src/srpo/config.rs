@@ -142,7 +142,8 @@ impl Default for RlConfig {
 pub struct SystemConfig {
     /// Run the step through the actors (else the synchronous engine; same numbers).
     pub actors: bool,
-    /// Rollout actors, each with its own copy of the policy.
+    /// Rollout actors per device pool (each reads the published policy in place on the
+    /// learner's device, or keeps its own copy on another device).
     pub rollout_workers: usize,
     /// Reward actors.
     pub reward_workers: usize,
