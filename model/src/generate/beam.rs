@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::infer::DecodeState;
 use super::trie::{PrefixTrie, TrieNode};
-use crate::gpu::Result;
+use crate::gpu::{DType, Recorder, Result, Tensor};
+use crate::kernels::gather;
 use crate::transformer::Transformer;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -64,7 +65,6 @@ pub fn beam_search(
             "every prompt needs at least one token",
         ));
     }
-    let v = model.cfg.vocab_size;
     let nb = p.num_beams;
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
     // IDs are at most a handful of tokens; the cache needs room for the deepest trie path.
@@ -79,7 +79,9 @@ pub fn beam_search(
         })
         .collect();
     let real: Vec<usize> = prompts.iter().map(Vec::len).collect();
-    let logp = model.infer(&mut state, &chunk, &real, 1.0)?;
+    let mut rec = Recorder::new(model.ctx(), "beam_prefill");
+    let logp = model.record_infer(&mut rec, &mut state, &chunk, &real, 1.0, 1)?;
+    let mut rows = allowed_logprobs(rec, &logp, trie, &vec![PrefixTrie::ROOT; users])?;
     // Each user's beams, expanded from one root beam on the prompt's row.
     let mut beams: Vec<Vec<(usize, Beam)>> = (0..users)
         .map(|u| {
@@ -94,21 +96,20 @@ pub fn beam_search(
         })
         .collect();
     let mut hits: Vec<Vec<BeamHit>> = vec![Vec::new(); users];
-    let mut rows = logp;
     loop {
         let mut next: Vec<Vec<(usize, Beam)>> = Vec::with_capacity(users);
         for (u, ub) in beams.iter().enumerate() {
             let mut cand: Vec<(usize, Beam)> = Vec::new();
             for (row, beam) in ub {
-                let lp = &rows[row * v..(row + 1) * v];
-                for tok in trie.allowed(beam.node) {
+                let lp = rows.row(*row);
+                for (j, tok) in trie.allowed(beam.node).enumerate() {
                     let mut t = beam.tokens.clone();
                     t.push(tok);
                     cand.push((
                         *row,
                         Beam {
                             tokens: t,
-                            logprob: beam.logprob + lp[tok as usize],
+                            logprob: beam.logprob + lp[j],
                             node: trie.next(beam.node, tok).expect("allowed child"),
                         },
                     ));
@@ -153,7 +154,10 @@ pub fn beam_search(
             .flatten()
             .map(|(_, b)| vec![*b.tokens.last().expect("a token")])
             .collect();
-        rows = model.infer(&mut st, &chunk, &vec![1; src.len()], 1.0)?;
+        let mut rec = Recorder::new(model.ctx(), "beam_step");
+        let logp = model.record_infer(&mut rec, &mut st, &chunk, &vec![1; src.len()], 1.0, 1)?;
+        let nodes: Vec<TrieNode> = next.iter().flatten().map(|(_, b)| b.node).collect();
+        rows = allowed_logprobs(rec, &logp, trie, &nodes)?;
         state = st;
         let mut r = 0;
         beams = next
@@ -173,6 +177,51 @@ pub fn beam_search(
         h.truncate(p.num_results);
     }
     Ok(hits)
+}
+
+/// The log-probs of the tokens the trie allows after each row's node, in `allowed` order.
+struct AllowedRows {
+    values: Vec<f32>,
+    /// Slots per row (the widest node's fan-out).
+    width: usize,
+}
+
+impl AllowedRows {
+    fn row(&self, r: usize) -> &[f32] {
+        &self.values[r * self.width..(r + 1) * self.width]
+    }
+}
+
+/// Gathers, on the GPU, the log-probs of each row's allowed tokens from the `[rows, V]`
+/// log-softmax `logp` recorded in `rec`, submits, and reads back only those (a few hundred per
+/// row instead of the whole vocabulary).
+fn allowed_logprobs(
+    mut rec: Recorder,
+    logp: &Tensor,
+    trie: &PrefixTrie,
+    nodes: &[TrieNode],
+) -> Result<AllowedRows> {
+    let width = nodes
+        .iter()
+        .map(|&n| trie.allowed(n).count())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut cols = vec![gather::NONE; nodes.len() * width];
+    for (r, &n) in nodes.iter().enumerate() {
+        for (j, tok) in trie.allowed(n).enumerate() {
+            cols[r * width + j] = tok;
+        }
+    }
+    let ctx = logp.ctx();
+    let c = Tensor::from_u32(ctx, &[nodes.len(), width], &cols)?;
+    let out = Tensor::zeros(ctx, &[nodes.len(), width], DType::F32)?;
+    gather::gather_columns(&mut rec, logp, &c, &cols, &out)?;
+    rec.submit()?;
+    Ok(AllowedRows {
+        values: out.to_f32_vec()?,
+        width,
+    })
 }
 
 fn score(logprob: f32, len: usize, alpha: Option<f32>) -> f32 {

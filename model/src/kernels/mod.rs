@@ -7,6 +7,7 @@ pub mod cast;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
+pub mod gather;
 pub mod grad_norm;
 pub mod matmul;
 pub mod reduce;
