@@ -237,13 +237,17 @@ impl RemoteRollouts {
             format!("{}.{}", self.epoch, task.id).as_str(),
         );
         let bytes = payload.len() as u64;
-        let ack = self
-            .js
-            .publish_with_headers(self.names.tasks_subject.clone(), headers, payload.into())
-            .await
-            .map_err(|e| anyhow!("publishing task {}: {e}", task.id))?;
-        ack.await
-            .map_err(|e| anyhow!("publishing task {}: {e}", task.id))?;
+        let published = async {
+            self.js
+                .publish_with_headers(self.names.tasks_subject.clone(), headers, payload.into())
+                .await?
+                .await
+        }
+        .await;
+        if let Err(e) = published {
+            self.pending.remove(&task.id);
+            bail!("publishing task {}: {e}", task.id);
+        }
         shared.bump("remote.tasks_published", 1);
         shared.bump("remote.task_bytes", bytes);
         let waited = if self.cfg.result_timeout_s > 0.0 {
