@@ -346,6 +346,7 @@ impl Transformer {
 
     /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into `acts` with `down`
     /// as scratch (shared by training and inference).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn mlp_into(
         &self,
         rec: &mut Recorder,
