@@ -29,6 +29,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// Per-operand scale words of cast_scaled.wgsl ([max |x| bits, 1/s]); read only with SCALED.
+@group(0) @binding(5) var<storage, read> sa: array<f32>;
+@group(0) @binding(6) var<storage, read> sb: array<f32>;
 
 const BIAS: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
@@ -36,6 +39,7 @@ const TRANS_A: u32 = 4u;  // A stored [K, M]
 const TRANS_B: u32 = 8u;  // B stored [N, K]
 const VEC_A: u32 = 16u;   // A's contiguous runs are 4-aligned: 8-byte loads
 const VEC_B: u32 = 32u;
+const SCALED: u32 = 64u;  // alpha *= sa[1] * sb[1] (undoes the operands' power-of-two scales)
 
 const TILE: u32 = 128u;
 const BK: u32 = 32u;
@@ -171,7 +175,7 @@ fn frag_b(off: u32, k: u32, cc: u32) -> coop_mat16x16<f16, B> {
 }
 
 // Writes one 16x16 accumulator tile at (row, col) of C through the subgroup's scratch.
-fn emit(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, c_base: u32, row: u32, col: u32) {
+fn emit(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, c_base: u32, row: u32, col: u32, alpha: f32) {
     let at = sg * 256u;
     let stride = 16u;
     coopStoreT(acc, &scratch[at], stride);
@@ -180,7 +184,7 @@ fn emit(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, c_base: u32, row: u32, c
         let r = row + e / 16u;
         let cc = col + e % 16u;
         if (r < p.m && cc < p.n) {
-            var v = p.alpha * scratch[at + e];
+            var v = alpha * scratch[at + e];
             if ((p.flags & BIAS) != 0u) {
                 v += bias[p.bias_off + cc];
             }
@@ -251,14 +255,18 @@ fn main(
     }
 
     let c_base = p.c_off + bi * p.c_bs;
+    var alpha = p.alpha;
+    if ((p.flags & SCALED) != 0u) {
+        alpha *= sa[1] * sb[1];
+    }
     let r0 = row0 + wr;
     let q0 = col0 + wc;
-    emit(c00, sg, lane, c_base, r0, q0);
-    emit(c01, sg, lane, c_base, r0, q0 + 16u);
-    emit(c02, sg, lane, c_base, r0, q0 + 32u);
-    emit(c03, sg, lane, c_base, r0, q0 + 48u);
-    emit(c10, sg, lane, c_base, r0 + 16u, q0);
-    emit(c11, sg, lane, c_base, r0 + 16u, q0 + 16u);
-    emit(c12, sg, lane, c_base, r0 + 16u, q0 + 32u);
-    emit(c13, sg, lane, c_base, r0 + 16u, q0 + 48u);
+    emit(c00, sg, lane, c_base, r0, q0, alpha);
+    emit(c01, sg, lane, c_base, r0, q0 + 16u, alpha);
+    emit(c02, sg, lane, c_base, r0, q0 + 32u, alpha);
+    emit(c03, sg, lane, c_base, r0, q0 + 48u, alpha);
+    emit(c10, sg, lane, c_base, r0 + 16u, q0, alpha);
+    emit(c11, sg, lane, c_base, r0 + 16u, q0 + 16u, alpha);
+    emit(c12, sg, lane, c_base, r0 + 16u, q0 + 32u, alpha);
+    emit(c13, sg, lane, c_base, r0 + 16u, q0 + 48u, alpha);
 }

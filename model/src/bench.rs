@@ -129,7 +129,7 @@ pub fn matmul_layout_case(
     trans_a: bool,
     trans_b: bool,
 ) -> Case {
-    let half = kernel == MatmulKernel::Coop16;
+    let half = matches!(kernel, MatmulKernel::Coop16 | MatmulKernel::Coop16Staged);
     let es = if half { 2.0 } else { 4.0 };
     let flops = 2.0 * (m * n * k) as f64;
     let bytes = es * (m * k + n * k) as f64 + 4.0 * (m * n) as f64;
@@ -147,6 +147,7 @@ pub fn matmul_layout_case(
             v.bk
         ),
         MatmulKernel::Coop16 => "matmul coop f16->f32".to_string(),
+        MatmulKernel::Coop16Staged => "matmul coop f16->f32 staged".to_string(),
         MatmulKernel::Auto => "matmul auto".to_string(),
     };
     let layout = format!(
@@ -207,7 +208,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         v.extend(crate::bench_ops::op_cases(true));
         return v;
     }
-    for kern in [Portable, Tiled, Coop16] {
+    for kern in [Portable, Tiled, Coop16, Coop16Staged] {
         v.push(matmul_case(ctx, kern, 4096, 4096, 4096));
     }
     // What each change to the tiled kernel is worth: the general kernel with and without wgpu's
@@ -237,9 +238,17 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
     // Transformer shapes: 8192 tokens through a 1024 -> 3072 projection, and the LM head over
     // a 153,216-token vocabulary for 4096 tokens (C is 2.5 GB, over NVIDIA's 2 GiB binding
     // limit: chunked over rows; 8192 tokens would exceed its 4 GiB buffer limit).
-    for kern in [Tiled, Coop16] {
+    // `Coop16` runs these whole-tile shapes through the direct kernel; `Coop16Staged` is the
+    // shared-memory one. Input gradients (NN) and weight gradients (TN) of the same layers.
+    for kern in [Tiled, Coop16, Coop16Staged] {
         v.push(matmul_case(ctx, kern, 8192, 3072, 1024));
         v.push(matmul_case(ctx, kern, 8192, 1024, 3072));
+    }
+    for kern in [Tiled, Coop16] {
+        v.push(matmul_layout_case(
+            ctx, kern, 8192, 1024, 3072, false, false,
+        ));
+        v.push(matmul_layout_case(ctx, kern, 3072, 1024, 8192, true, false));
     }
     for kern in [Tiled, Coop16] {
         v.push(matmul_case(ctx, kern, 4096, 153_216, 1024));

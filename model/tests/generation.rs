@@ -13,7 +13,7 @@ use grrm_model::generate::{
     FinishReason, PrefixTrie, Sample, Sampler, SamplingParams, SeedStreams,
 };
 use grrm_model::hf::{init_random, Arch, ConfigBuilder};
-use grrm_model::transformer::{TokenBatch, Transformer};
+use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 
 fn model() -> Transformer {
     let mut cfg = ConfigBuilder::new(Arch::Qwen3)
@@ -28,7 +28,9 @@ fn model() -> Transformer {
         .build()
         .unwrap();
     cfg.initializer_range = 0.3;
-    Transformer::new(&ctx(), &cfg, &init_random(&cfg, 21), 96).unwrap()
+    Transformer::new(&ctx(), &cfg, &init_random(&cfg, 21), 96)
+        .unwrap()
+        .with_matmul_precision(MatmulPrecision::F32)
 }
 
 /// log p(continuation | prompt) by teacher forcing through the training forward.

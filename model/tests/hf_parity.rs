@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use common::*;
 use grrm_model::generate::{generate, SamplingParams};
 use grrm_model::hf::Checkpoint;
-use grrm_model::transformer::{TokenBatch, Transformer};
+use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 
 #[derive(serde::Deserialize)]
 struct Expected {
@@ -32,7 +32,9 @@ fn check(name: &str) {
     let ck = Checkpoint::load(&dir).unwrap();
     let exp: Expected =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let model = Transformer::new(&ctx(), &ck.config, &ck.weights, 128).unwrap();
+    let model = Transformer::new(&ctx(), &ck.config, &ck.weights, 128)
+        .unwrap()
+        .with_matmul_precision(MatmulPrecision::F32);
     let v = ck.config.vocab_size;
 
     let refs: Vec<&[u32]> = exp.sequences.iter().map(|s| s.as_slice()).collect();
@@ -97,7 +99,9 @@ fn trained_checkpoints_save_in_hf_layout() {
             &std::fs::read_to_string(fixture(name).join("expected.json")).unwrap(),
         )
         .unwrap();
-        let model = Transformer::new(&ctx(), &ck.config, &ck.weights, 128).unwrap();
+        let model = Transformer::new(&ctx(), &ck.config, &ck.weights, 128)
+            .unwrap()
+            .with_matmul_precision(MatmulPrecision::F32);
         let refs: Vec<&[u32]> = exp.sequences.iter().map(|s| s.as_slice()).collect();
         let batch = TokenBatch::right_padded(&refs, 0);
         let targets = next_token_targets(&batch, &vec![1; batch.tokens()]);
@@ -123,7 +127,9 @@ fn trained_checkpoints_save_in_hf_layout() {
         save_pretrained(&dir, &ck.config, &trained, None, &opts).unwrap();
         let back = Checkpoint::load(&dir).unwrap();
         assert_eq!(back.weights, trained, "{name}: f32 save/load must be exact");
-        let reloaded = Transformer::new(&ctx(), &back.config, &back.weights, 128).unwrap();
+        let reloaded = Transformer::new(&ctx(), &back.config, &back.weights, 128)
+            .unwrap()
+            .with_matmul_precision(MatmulPrecision::F32);
         let v = ck.config.vocab_size;
         let mut logits = Vec::new();
         for s in &exp.sequences {

@@ -10,7 +10,10 @@
 mod common;
 
 use common::*;
-use grrm_model::kernels::matmul::{matmul, planned_shader, MatmulKernel, MatmulOpts, TiledConfig};
+use grrm_model::kernels::cast_scaled::cast_scaled;
+use grrm_model::kernels::matmul::{
+    matmul, matmul_scaled, planned_shader, MatmulKernel, MatmulOpts, TiledConfig,
+};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 #[derive(Debug)]
@@ -67,7 +70,10 @@ fn reference(c: &Case, a: &[f32], b: &[f32], bias: &[f32], c0: &[f32]) -> (Vec<f
 
 fn run(ctx: &GpuContext, c: &Case, seed: u64) {
     let mut r = rng(seed);
-    let half = c.o.kernel == MatmulKernel::Coop16;
+    let half = matches!(
+        c.o.kernel,
+        MatmulKernel::Coop16 | MatmulKernel::Coop16Staged
+    );
     // f16 operands: the reference sees exactly the rounded values the kernel sees.
     let round = |v: Vec<f32>| -> Vec<f32> {
         if half {
@@ -356,6 +362,107 @@ fn matmul_coop16_all_layouts_odd_shapes() {
     let shapes = [(1, 1, 1), (7, 13, 5), (129, 131, 37), (256, 192, 96)];
     all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
     batched_and_broadcast(&ctx, MatmulKernel::Coop16, (9, 35, 23));
+    all_layouts(&ctx, MatmulKernel::Coop16Staged, &[(256, 192, 96)]);
+}
+
+/// The direct cooperative-matrix kernel (whole 16x16 tiles): blocks of 64x64 cut by M and N
+/// (clamped tiles), K of one and several tiles, every layout, batching; the staged kernel for
+/// a shape just off the tile grid.
+#[test]
+fn matmul_coop16_direct_all_layouts() {
+    let ctx = ctx();
+    if !coop_available(&ctx) {
+        return;
+    }
+    let shapes = [(16, 16, 16), (80, 48, 32), (144, 208, 64), (64, 64, 272)];
+    for &(m, n, k) in &shapes {
+        assert_eq!(
+            plan_coop(&ctx, m, n, k),
+            "matmul_coop_direct.wgsl",
+            "{m}x{n}x{k}"
+        );
+    }
+    assert_eq!(plan_coop(&ctx, 80, 48, 40), "matmul_coop.wgsl");
+    all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
+    batched_and_broadcast(&ctx, MatmulKernel::Coop16, (48, 80, 32));
+}
+
+fn plan_coop(ctx: &GpuContext, m: usize, n: usize, k: usize) -> &'static str {
+    let a = Tensor::zeros(ctx, &[m, k], DType::F16).unwrap();
+    let b = Tensor::zeros(ctx, &[n, k], DType::F16).unwrap();
+    let c = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
+    let rec = Recorder::new(ctx, "test");
+    planned_shader(&rec, &a, &b, None, &c, MatmulOpts::nt()).unwrap()
+}
+
+/// Operands cast with per-tensor scales (`cast_scaled`) through both cooperative kernels: the
+/// epilogue undoes the scales. Inputs of very different magnitudes (1e-7 and 1e3) that plain
+/// f16 would flush or round coarsely; reference: f64 over the f16-rounded scaled values.
+/// Tolerance as for the other f16 cases, relative to sum |a b|.
+#[test]
+fn matmul_coop16_scaled_operands() {
+    let ctx = ctx();
+    if !coop_available(&ctx) {
+        return;
+    }
+    for (m, n, k, kernel) in [
+        (96, 80, 48, MatmulKernel::Coop16),
+        (37, 29, 23, MatmulKernel::Coop16),
+        (96, 80, 48, MatmulKernel::Coop16Staged),
+    ] {
+        let mut r = rng(91);
+        let a: Vec<f32> = randn(&mut r, m * k).iter().map(|x| x * 1e-7).collect();
+        let b: Vec<f32> = randn(&mut r, n * k).iter().map(|x| x * 1e3).collect();
+        let ta = Tensor::from_f32(&ctx, &[m, k], &a).unwrap();
+        let tb = Tensor::from_f32(&ctx, &[n, k], &b).unwrap();
+        let (ha, hb) = (
+            Tensor::poisoned(&ctx, &[m, k], DType::F16).unwrap(),
+            Tensor::poisoned(&ctx, &[n, k], DType::F16).unwrap(),
+        );
+        let (sa, sb) = (
+            Tensor::poisoned(&ctx, &[2], DType::F32).unwrap(),
+            Tensor::poisoned(&ctx, &[2], DType::F32).unwrap(),
+        );
+        let c = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
+        let mut rec = Recorder::new(&ctx, "test");
+        cast_scaled(&mut rec, &ta, &sa, &ha).unwrap();
+        cast_scaled(&mut rec, &tb, &sb, &hb).unwrap();
+        let o = MatmulOpts::nt().kernel(kernel);
+        matmul_scaled(&mut rec, &ha, &hb, Some([&sa, &sb]), None, &c, o).unwrap();
+        rec.submit().unwrap();
+        let got = c.to_f32_vec().unwrap();
+        let deq = |x: &[f32], h: &Tensor, s: &Tensor| -> Vec<f64> {
+            let inv = s.to_f32_vec().unwrap()[1] as f64;
+            let hv = h.to_f16_vec().unwrap();
+            assert_eq!(hv.len(), x.len());
+            hv.iter().map(|v| v.to_f32() as f64 * inv).collect()
+        };
+        let (da, db) = (deq(&a, &ha, &sa), deq(&b, &hb, &sb));
+        let mut want = vec![0f64; m * n];
+        let mut scale = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for kk in 0..k {
+                    let p = da[i * k + kk] * db[j * k + kk];
+                    want[i * n + j] += p;
+                    scale[i * n + j] += p.abs();
+                }
+                scale[i * n + j] *= 2.0 * (k as f64).sqrt();
+            }
+        }
+        // And the scaled operands are within f16 rounding of the f32 inputs.
+        for (x, d) in a.iter().zip(&da) {
+            assert!((*x as f64 - d).abs() <= 1e-3 * x.abs() as f64 + 1e-30);
+        }
+        assert_close(
+            &format!("scaled {kernel:?} {m}x{n}x{k}"),
+            &got,
+            &want,
+            0.0,
+            1e-6,
+            Some(&scale),
+        );
+    }
 }
 
 fn coop_available(ctx: &GpuContext) -> bool {

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use grrm_model::hf::{init_random, Arch, ConfigBuilder, ModelConfig};
 use grrm_model::kernels::attention::AttentionKernel;
-use grrm_model::transformer::{next_token_targets, TokenBatch, Transformer};
+use grrm_model::transformer::{next_token_targets, MatmulPrecision, TokenBatch, Transformer};
 use grrm_model::Recorder;
 use rand::Rng;
 
@@ -53,7 +53,9 @@ fn check_arch(arch: Arch, seed: u64, kernel: AttentionKernel) {
     }
     let model = Transformer::new(&ctx, &cfg, &weights, 64)
         .unwrap()
-        .with_attention_kernel(kernel);
+        .with_attention_kernel(kernel)
+        // Finite differences need f32 matmuls (transformer_precision covers f16).
+        .with_matmul_precision(MatmulPrecision::F32);
     let seqs: Vec<Vec<u32>> = vec![
         (0..9).map(|_| r.random_range(0..37)).collect(),
         (0..5).map(|_| r.random_range(0..37)).collect(),

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use grrm_model::hf::{init_random, Arch, ConfigBuilder};
-use grrm_model::transformer::{next_token_targets, TokenBatch, Transformer};
+use grrm_model::transformer::{next_token_targets, MatmulPrecision, TokenBatch, Transformer};
 use grrm_model::{GpuContext, Recorder};
 use rand::Rng;
 
@@ -28,7 +28,9 @@ fn run(ctx: &GpuContext, batch: &TokenBatch) -> (usize, Vec<f32>, Vec<Vec<f32>>)
         .build()
         .unwrap();
     cfg.initializer_range = 0.3;
-    let model = Transformer::new(ctx, &cfg, &init_random(&cfg, 3), 64).unwrap();
+    let model = Transformer::new(ctx, &cfg, &init_random(&cfg, 3), 64)
+        .unwrap()
+        .with_matmul_precision(MatmulPrecision::F32);
     let n = batch.tokens();
     let targets = next_token_targets(batch, &vec![1; n]);
     let grads = model.params.zeros_like().unwrap();

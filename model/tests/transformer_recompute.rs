@@ -1,6 +1,6 @@
 //! Activation recomputation: the gradients of every parameter tensor equal those of the
 //! backward over stored activations (padded batch; Qwen3 with q/k norm, Qwen2 with biases), and
-//! the memory one step allocates, as grrm's counter sees it, is what `MemoryPlan` predicts in
+//! the memory one step allocates (matmul operands included where `Auto` picks f16), as grrm's counter sees it, is what `MemoryPlan` predicts in
 //! both modes, smaller with recomputation.
 //!
 //! Tolerance: 1e-6 relative to each tensor's largest gradient. The recomputed forward runs the
@@ -76,7 +76,13 @@ fn step(ctx: &GpuContext, arch: Arch, recompute: bool) -> Step {
             .map(|t| t.to_f32_vec().unwrap())
             .collect(),
         step_bytes,
-        plan: MemoryPlan::for_training(&cfg, n, model.head_chunk_rows(n), recompute),
+        plan: MemoryPlan::for_training(&cfg, n, model.head_chunk_rows(n), recompute)
+            .with_matmul_precision(
+                &cfg,
+                n,
+                model.head_chunk_rows(n),
+                model.matmul_precision().unwrap(),
+            ),
     }
 }
 
@@ -101,7 +107,8 @@ fn check(arch: Arch) {
         );
     }
     for (s, mode) in [(&kept, "stored"), (&redone, "recomputed")] {
-        let planned = s.plan.activations + s.plan.temporaries + s.plan.head_chunk;
+        let planned =
+            s.plan.activations + s.plan.temporaries + s.plan.head_chunk + s.plan.matmul_operands;
         // The plan leaves out the kernels' small reduction buffers (a few KiB here).
         assert!(
             s.step_bytes >= planned && s.step_bytes <= planned + planned / 20,

@@ -182,10 +182,13 @@ pub fn run_model_bench(
         .shape
         .build(ctx, o.seed, o.max_positions())?
         .with_recompute(o.train.recompute)
-        .with_attention_kernel(attention_kernel_from_env()?);
+        .with_attention_kernel(attention_kernel_from_env()?)
+        .with_matmul_precision(crate::transformer::MatmulPrecision::from_env()?);
     progress(&format!(
-        "attention kernel: {:?}",
-        model.heads.resolved_kernel(ctx)
+        "attention kernel: {:?}; training matmuls: {:?} ({} to choose)",
+        model.heads.resolved_kernel(ctx),
+        model.matmul_precision()?,
+        crate::transformer::PRECISION_ENV
     ));
     ctx.wait_idle()?;
     let build_seconds = start.elapsed().as_secs_f64();

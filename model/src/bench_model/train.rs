@@ -62,7 +62,9 @@ pub fn run(
     let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
     let batch = TokenBatch::right_padded(&refs, 0);
     let n = batch.tokens();
-    let plan = MemoryPlan::for_training(&model.cfg, n, model.head_chunk_rows(n), o.recompute);
+    let precision = model.matmul_precision()?;
+    let plan = MemoryPlan::for_training(&model.cfg, n, model.head_chunk_rows(n), o.recompute)
+        .with_matmul_precision(&model.cfg, n, model.head_chunk_rows(n), precision);
     if model.recompute_activations != o.recompute {
         return Err(crate::GpuError::shape(
             "bench model train",
@@ -118,7 +120,13 @@ pub fn run(
     Ok(TrainResult {
         batch: o.batch,
         seq: o.seq,
-        dtype: "f32",
+        dtype: match precision {
+            crate::transformer::MatmulPrecision::F16TensorCore => {
+                "f32 master, f16 tensor-core matmuls"
+            }
+            crate::transformer::MatmulPrecision::F16Emulated => "f32 master, f16-emulated matmuls",
+            _ => "f32",
+        },
         recompute: o.recompute,
         warmup_steps: o.warmup_steps,
         steps: o.steps,

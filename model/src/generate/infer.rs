@@ -200,7 +200,9 @@ impl Transformer {
     ) -> Result<()> {
         let a = &l.self_attn;
         // The shared input block; inference keeps nothing, so rotate its tensors in place.
-        self.qkv_into(rec, l, x, &s.qkv)?;
+        // Inference stays f32 (decode rows are too few for tensor-core tiles).
+        let lw = (&crate::transformer::precision::Mm::F32, 0);
+        self.qkv_into(rec, l, lw, x, &s.qkv)?;
         let (q, k) = s.qkv.q_k();
         rope(rec, &self.rope, q, pos, None, false)?;
         rope(rec, &self.rope, k, pos, None, false)?;
@@ -215,7 +217,7 @@ impl Transformer {
             MatmulOpts::nt(),
         )?;
         add(rec, x, &s.o, &s.x_mid)?;
-        self.mlp_into(rec, l, &s.x_mid, &s.mlp, &s.down, out)
+        self.mlp_into(rec, l, lw, &s.x_mid, &s.mlp, &s.down, out)
     }
 }
 

@@ -64,8 +64,23 @@ static COOP_SRC: ShaderSource = crate::shader!("matmul_coop.wgsl");
 static COOP: KernelEntry = KernelEntry {
     source: &COOP_SRC,
     entry: "main",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: COOP_BINDINGS,
 };
+static COOP_DIRECT_SRC: ShaderSource = crate::shader!("matmul_coop_direct.wgsl");
+static COOP_DIRECT: KernelEntry = KernelEntry {
+    source: &COOP_DIRECT_SRC,
+    entry: "main",
+    bindings: COOP_BINDINGS,
+};
+/// A, B, bias, C, and the scale words of A and B (`matmul_scaled`).
+const COOP_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::Read,
+    Access::Read,
+];
 
 /// Flag bits of `Params::flags` (the portable kernel reads only the first two).
 const F_BIAS: u32 = 1;
@@ -74,6 +89,7 @@ const F_TRANS_A: u32 = 4;
 const F_TRANS_B: u32 = 8;
 const F_VEC_A: u32 = 16;
 const F_VEC_B: u32 = 32;
+const F_SCALED: u32 = 64;
 
 /// Output block of one workgroup of the tiled and cooperative kernels.
 const TILE: usize = 128;
@@ -108,8 +124,13 @@ pub enum MatmulKernel {
     Tiled,
     /// The tiled kernel's general (bounds-checked) path for every shape.
     TiledGeneral,
-    /// Cooperative matrix, 16x16x16 f16 x f16 -> f32; A and B must be f16.
+    /// Cooperative matrix, 16x16x16 f16 x f16 -> f32; A and B must be f16. Problems of whole
+    /// 16x16 tiles (see `coop_direct_fits`) run the direct kernel (fragments straight from
+    /// storage, 64x64 per subgroup), others the staged one.
     Coop16,
+    /// The staged cooperative-matrix kernel for every shape (128x128 per workgroup, operands
+    /// through workgroup memory): the general path of `Coop16`, forced for tests and benchmarks.
+    Coop16Staged,
     /// A benchmark variant of the tiled kernel (what each change is worth).
     #[doc(hidden)]
     TiledVariant(TiledConfig),
@@ -257,10 +278,11 @@ fn dims(a: &Tensor, b: &Tensor, c: &Tensor, bias: Option<&Tensor>, o: &MatmulOpt
     if !half && (a.dtype() != DType::F32 || b.dtype() != DType::F32) {
         return Err(err("A and B must be both f32 or both f16"));
     }
-    if half && !matches!(o.kernel, MatmulKernel::Auto | MatmulKernel::Coop16) {
+    let coop = matches!(o.kernel, MatmulKernel::Coop16 | MatmulKernel::Coop16Staged);
+    if half && !coop && o.kernel != MatmulKernel::Auto {
         return Err(err("f16 operands need the cooperative-matrix kernel"));
     }
-    if !half && o.kernel == MatmulKernel::Coop16 {
+    if !half && coop {
         return Err(err("the cooperative-matrix kernel takes f16 A and B"));
     }
     for t in [c].into_iter().chain(bias) {
@@ -306,14 +328,20 @@ fn dims(a: &Tensor, b: &Tensor, c: &Tensor, bias: Option<&Tensor>, o: &MatmulOpt
     })
 }
 
+/// Whether this adapter runs the cooperative-matrix kernels (16x16x16 f16 -> f32 with
+/// shader-f16, subgroups of exactly 32 and 48 KiB of workgroup memory).
+pub fn coop16_available(ctx: &crate::gpu::GpuContext) -> bool {
+    ctx.caps().has_coop_16x16_f16_f32()
+        && ctx.caps().shader_f16
+        && ctx.caps().fixed_subgroup_size() == Some(32)
+        && ctx.limits().max_compute_workgroup_storage_size >= COOP_SHARED_BYTES
+}
+
 /// The kernel `o.kernel` resolves to on this adapter for this problem.
 fn choose(rec: &Recorder, d: &Dims, o: &MatmulOpts) -> Result<MatmulKernel> {
     let ctx = rec.ctx();
     let shared = ctx.limits().max_compute_workgroup_storage_size;
-    let coop_ok = ctx.caps().has_coop_16x16_f16_f32()
-        && ctx.caps().shader_f16
-        && ctx.caps().fixed_subgroup_size() == Some(32)
-        && shared >= COOP_SHARED_BYTES;
+    let coop_ok = coop16_available(ctx);
     let simd8_ok = ctx.caps().fixed_subgroup_size() == Some(8);
     let missing = |feature: &'static str| GpuError::MissingFeature {
         op: "matmul",
@@ -321,9 +349,13 @@ fn choose(rec: &Recorder, d: &Dims, o: &MatmulOpts) -> Result<MatmulKernel> {
         adapter: ctx.info().name.clone(),
     };
     match o.kernel {
-        MatmulKernel::Coop16 | MatmulKernel::Auto if d.half => {
+        MatmulKernel::Coop16 | MatmulKernel::Coop16Staged | MatmulKernel::Auto if d.half => {
             if coop_ok {
-                Ok(MatmulKernel::Coop16)
+                Ok(if o.kernel == MatmulKernel::Coop16Staged {
+                    MatmulKernel::Coop16Staged
+                } else {
+                    MatmulKernel::Coop16
+                })
             } else {
                 Err(missing(
                     "cooperative matrix 16x16x16 f16->f32 with shader-f16, subgroups of 32 \
@@ -383,8 +415,52 @@ pub fn matmul(
     c: &Tensor,
     o: MatmulOpts,
 ) -> Result<()> {
+    matmul_scaled(rec, a, b, None, bias, c, o)
+}
+
+/// `matmul` of f16 operands cast by `kernels::cast_scaled`, whose scale words (`[2]` f32
+/// each, the second holding 1/s) are `scales`: C = alpha / (s_a s_b) * op(A) @ op(B) (+ bias)
+/// (+ C). The scales stay on the GPU; only the cooperative-matrix kernels take them.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_scaled(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    scales: Option<[&Tensor; 2]>,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    o: MatmulOpts,
+) -> Result<()> {
     let d = dims(a, b, c, bias, &o)?;
     let kernel = choose(rec, &d, &o)?;
+    let coop = matches!(kernel, MatmulKernel::Coop16 | MatmulKernel::Coop16Staged);
+    let scale_binds = match scales {
+        Some(s) if coop => {
+            for t in s {
+                if t.dtype() != DType::F32 || t.numel() != 2 {
+                    return Err(GpuError::shape("matmul", "scale words must be f32 [2]"));
+                }
+            }
+            Some([s[0].binding("matmul")?, s[1].binding("matmul")?])
+        }
+        Some(_) => {
+            return Err(GpuError::shape(
+                "matmul",
+                "operand scales need the cooperative-matrix kernel",
+            ))
+        }
+        None => None,
+    };
+    let scaled = scale_binds.is_some();
+    // The cooperative kernels bind the scale words (unused ones when unscaled).
+    let extra = |binds: &mut Vec<Binding>| {
+        if coop {
+            match &scale_binds {
+                Some([x, y]) => binds.extend([x.clone(), y.clone()]),
+                None => binds.extend([a.ctx().unused_binding(), a.ctx().unused_binding()]),
+            }
+        }
+    };
     let limit = rec.ctx().max_binding_bytes();
     let fits = |t: &Tensor| t.size_bytes() <= limit;
     let bias_b = match bias {
@@ -392,18 +468,19 @@ pub fn matmul(
         None => rec.ctx().unused_binding(),
     };
     if fits(a) && fits(b) && fits(c) {
-        let whole = [
+        let mut whole = vec![
             a.binding("matmul")?,
             b.binding("matmul")?,
             bias_b,
             c.binding("matmul")?,
         ];
+        extra(&mut whole);
         return record(
             rec,
             kernel,
             &d,
             &o,
-            bias.is_some(),
+            (bias.is_some(), scaled),
             whole,
             d.m,
             Chunk::Whole,
@@ -443,7 +520,8 @@ pub fn matmul(
             let jlen = bc.min(total - j0);
             let row_len = if o.trans_b { d.k } else { d.n };
             let b_b = range(b, j0 * row_len, jlen * row_len)?;
-            let binds = [a_b.clone(), b_b, bias_b.clone(), c_b.clone()];
+            let mut binds = vec![a_b.clone(), b_b, bias_b.clone(), c_b.clone()];
+            extra(&mut binds);
             let mut oo = o;
             let chunk = if o.trans_b {
                 Chunk::N { n0: j0, len: jlen }
@@ -452,7 +530,16 @@ pub fn matmul(
                 Chunk::K { k0: j0, len: jlen }
             };
             let with_bias = bias.is_some() && (o.trans_b || j0 == 0);
-            record(rec, kernel, &d, &oo, with_bias, binds, mlen, chunk)?;
+            record(
+                rec,
+                kernel,
+                &d,
+                &oo,
+                (with_bias, scaled),
+                binds,
+                mlen,
+                chunk,
+            )?;
         }
     }
     Ok(())
@@ -489,19 +576,16 @@ fn record(
     kernel: MatmulKernel,
     d: &Dims,
     o: &MatmulOpts,
-    with_bias: bool,
-    binds: [Binding; 4],
+    (with_bias, scaled): (bool, bool),
+    binds: Vec<Binding>,
     rows: usize,
     chunk: Chunk,
 ) -> Result<()> {
-    let pl = plan(kernel, d, o, with_bias, rows, chunk);
-    rec.dispatch(
-        pl.entry,
-        &pl.constants,
-        &pl.params,
-        binds.to_vec(),
-        pl.groups,
-    )
+    let mut pl = plan(kernel, d, o, with_bias, rows, chunk);
+    if scaled {
+        pl.params.flags |= F_SCALED;
+    }
+    rec.dispatch(pl.entry, &pl.constants, &pl.params, binds, pl.groups)
 }
 
 /// The dispatch over `rows` rows of the bound A/C windows and the `chunk` of N or K.
@@ -569,7 +653,17 @@ fn plan(
         }
         (_, Some(v)) if v.checked => (&TILED, TILE as u32),
         (_, Some(_)) => (&TILED_UNCHECKED, TILE as u32),
-        (MatmulKernel::Coop16, _) => (&COOP, TILE as u32),
+        (MatmulKernel::Coop16, _)
+            if coop_direct_fits(
+                rows,
+                n,
+                k,
+                &[k0, n0, d.n, d.k, if o.trans_a { d.m } else { 0 }],
+            ) =>
+        {
+            (&COOP_DIRECT, COOP_DIRECT_BLOCK)
+        }
+        (MatmulKernel::Coop16 | MatmulKernel::Coop16Staged, _) => (&COOP, TILE as u32),
         (MatmulKernel::Simd8, _) if simd8_fits(vec_a, vec_b) => {
             constants.push(("TA", o.trans_a as u8 as f64));
             constants.push(("TB", o.trans_b as u8 as f64));
@@ -588,6 +682,17 @@ fn plan(
         params,
         groups,
     }
+}
+
+/// Output block of one workgroup (one subgroup) of the direct cooperative-matrix kernel.
+const COOP_DIRECT_BLOCK: u32 = 64;
+
+/// Whether the direct cooperative-matrix kernel may run a dispatch of `rows` x `n` outputs
+/// over `k`: every fragment it loads must be a whole 16x16 tile inside its operand, so M, N, K
+/// and every offset and stride in `more` are multiples of 16 (its shader clamps the tiles of a
+/// partial 64x64 block to the last whole tile).
+fn coop_direct_fits(rows: usize, n: usize, k: usize, more: &[usize]) -> bool {
+    [rows, n, k].iter().all(|&x| x >= 16 && x % 16 == 0) && more.iter().all(|x| x % 16 == 0)
 }
 
 /// Whether the unchecked `Simd8` kernel may run a dispatch: both operands take 16-byte loads,

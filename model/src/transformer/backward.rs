@@ -6,6 +6,7 @@
 //! The per-layer gradient temporaries are one set reused by every layer (each is fully
 //! rewritten before it is read), so they cost one layer's worth of memory, not the model's.
 
+use super::precision::{Mm, Operand, Proj};
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_backward, AttentionGrads, AttentionInputs};
 use crate::kernels::elementwise::axpy;
@@ -57,9 +58,9 @@ impl Transformer {
         {
             // The shared workspace still holds the top layer from the forward.
             if acts.recomputed && i != top {
-                self.recompute_layer(rec, layer, acts, la)?;
+                self.recompute_layer(rec, layer, i, acts, la)?;
             }
-            self.layer_backward(rec, layer, la, acts, &dx, g, &ones, &scratch)?;
+            self.layer_backward(rec, layer, i, la, acts, &dx, g, &ones, &scratch)?;
         }
         embedding_backward(rec, &acts.batch.ids, &dx, &grads.embed_tokens, true)
     }
@@ -71,6 +72,7 @@ impl Transformer {
         &self,
         rec: &mut Recorder,
         l: &Layer,
+        li: usize,
         la: &LayerActs,
         acts: &Activations,
         dx: &Tensor,
@@ -82,41 +84,32 @@ impl Transformer {
         let n = acts.batch.tokens();
         let d = c.head_dim;
         let (q, m) = (&la.qkv, &la.mlp);
+        let mm = &acts.mm;
+        // One linear's backward: its input operand, projection, output gradient, dx.
+        let lin = |rec: &mut Recorder,
+                   x: &Operand,
+                   p: Proj,
+                   (l, gl): (&Linear, &Linear),
+                   dy: &Tensor,
+                   dx: &Tensor,
+                   acc: bool| {
+            let w = mm.weight(li, p, l);
+            linear_backward(rec, mm, x, &w, dy, dx, gl, ones, acc)
+        };
 
         // MLP: out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid).
         let d_act = &s.d_act;
-        linear_backward(
-            rec,
-            &m.act,
-            &l.mlp.down_proj,
-            dx,
-            d_act,
-            &g.mlp.down_proj,
-            ones,
-            false,
-        )?;
+        let (lm, gm) = (&l.mlp, &g.mlp);
+        let act = mm.act(rec, &m.act)?;
+        let down = (&lm.down_proj, &gm.down_proj);
+        lin(rec, &act, Proj::Down, down, dx, d_act, false)?;
         let (d_gate, d_up, dh2) = (&s.d_gate, &s.d_up, &s.dh);
         swiglu_backward(rec, &m.gate, &m.up, d_act, d_gate, d_up)?;
-        linear_backward(
-            rec,
-            &m.h2,
-            &l.mlp.gate_proj,
-            d_gate,
-            dh2,
-            &g.mlp.gate_proj,
-            ones,
-            false,
-        )?;
-        linear_backward(
-            rec,
-            &m.h2,
-            &l.mlp.up_proj,
-            d_up,
-            dh2,
-            &g.mlp.up_proj,
-            ones,
-            true,
-        )?;
+        let h2 = mm.act(rec, &m.h2)?;
+        let gate = (&lm.gate_proj, &gm.gate_proj);
+        lin(rec, &h2, Proj::Gate, gate, d_gate, dh2, false)?;
+        let up = (&lm.up_proj, &gm.up_proj);
+        lin(rec, &h2, Proj::Up, up, d_up, dh2, true)?;
         let dxn = &s.dxn;
         rmsnorm_backward(
             rec,
@@ -134,8 +127,15 @@ impl Transformer {
         let a = &l.self_attn;
         let ga = &g.self_attn;
         let d_attn = &s.d_attn;
-        linear_backward(
-            rec, &la.attn, &a.o_proj, dx, d_attn, &ga.o_proj, ones, false,
+        let attn = mm.act(rec, &la.attn)?;
+        lin(
+            rec,
+            &attn,
+            Proj::O,
+            (&a.o_proj, &ga.o_proj),
+            dx,
+            d_attn,
+            false,
         )?;
         let (dq, dk, dv) = (&s.dq, &s.dk, &s.dv);
         let inputs = AttentionInputs {
@@ -179,9 +179,26 @@ impl Transformer {
         };
         // dh2's buffer is free again: reuse it for dh1.
         let dh1 = &s.dh;
-        linear_backward(rec, &q.h1, &a.q_proj, dq_lin, dh1, &ga.q_proj, ones, false)?;
-        linear_backward(rec, &q.h1, &a.k_proj, dk_lin, dh1, &ga.k_proj, ones, true)?;
-        linear_backward(rec, &q.h1, &a.v_proj, dv, dh1, &ga.v_proj, ones, true)?;
+        let h1 = mm.act(rec, &q.h1)?;
+        lin(
+            rec,
+            &h1,
+            Proj::Q,
+            (&a.q_proj, &ga.q_proj),
+            dq_lin,
+            dh1,
+            false,
+        )?;
+        lin(
+            rec,
+            &h1,
+            Proj::K,
+            (&a.k_proj, &ga.k_proj),
+            dk_lin,
+            dh1,
+            true,
+        )?;
+        lin(rec, &h1, Proj::V, (&a.v_proj, &ga.v_proj), dv, dh1, true)?;
         rmsnorm_backward(
             rec,
             &la.x_in,
@@ -236,30 +253,27 @@ impl BackwardScratch {
     }
 }
 
-/// Backward of `y = x @ W^T + b`: dx (= or +=) dy @ W, dW += dy^T @ x, db += colsum(dy)
-/// (as `ones[1, N] @ dy`, which keeps the sum deterministic).
+/// Backward of `y = x @ W^T + b` on operands `x` and `w` (see `Mm`): dx (= or +=) dy @ W,
+/// dW += dy^T @ x, db += colsum(dy) (as `ones[1, N] @ dy` in f32, which keeps the sum
+/// deterministic). `dy` is cast once for both matmuls.
 #[allow(clippy::too_many_arguments)]
 fn linear_backward(
     rec: &mut Recorder,
-    x: &Tensor,
-    l: &Linear,
+    mm: &Mm,
+    x: &Operand,
+    w: &Operand,
     dy: &Tensor,
     dx: &Tensor,
     g: &Linear,
     ones: &Tensor,
     accumulate_dx: bool,
 ) -> Result<()> {
-    matmul(
+    let dyo = mm.grad(rec, dy)?;
+    let o = MatmulOpts::default().accumulate(accumulate_dx);
+    mm.mm(rec, &dyo, w, None, dx, o)?;
+    mm.mm(
         rec,
-        dy,
-        &l.weight,
-        None,
-        dx,
-        MatmulOpts::default().accumulate(accumulate_dx),
-    )?;
-    matmul(
-        rec,
-        dy,
+        &dyo,
         x,
         None,
         &g.weight,

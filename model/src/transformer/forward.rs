@@ -12,14 +12,14 @@ use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_forward, AttentionInputs};
 use crate::kernels::elementwise::add;
 use crate::kernels::embedding::embedding;
-use crate::kernels::matmul::{matmul, MatmulOpts};
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::kernels::rope::rope;
 use crate::kernels::swiglu::swiglu;
 use crate::DType;
 
 use super::batch::{BatchTensors, TokenBatch};
-use super::params::{Layer, Linear};
+use super::params::Layer;
+use super::precision::{Mm, Proj};
 use super::Transformer;
 
 /// What one decoder layer keeps for its backward.
@@ -58,6 +58,8 @@ pub struct Activations {
     /// Whether the backward must recompute each layer (below the top one) from its input.
     pub recomputed: bool,
     pub(crate) scratch: LayerScratch,
+    /// How this recording's matmuls run (f32, or on cast operands).
+    pub(crate) mm: Mm,
 }
 
 /// Per-layer temporaries shared by all layers (each is dead once its layer is done).
@@ -115,17 +117,13 @@ pub(crate) fn f32_zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(&t.ctx, shape, DType::F32)
 }
 
-/// `y = x @ W^T (+ b)`.
-pub(crate) fn linear(rec: &mut Recorder, x: &Tensor, l: &Linear, y: &Tensor) -> Result<()> {
-    matmul(rec, x, &l.weight, l.bias.as_ref(), y, MatmulOpts::nt())
-}
-
 impl Transformer {
     /// Runs the decoder over `batch`, recording into `rec` (nothing is submitted here).
     pub fn forward(&self, rec: &mut Recorder, batch: &TokenBatch) -> Result<Activations> {
         let n = batch.tokens();
         let h = self.cfg.hidden_size;
         let tensors = BatchTensors::upload(&self.ctx, batch)?;
+        let mm = Mm::for_forward(self, rec, n)?;
         let mut x = f32_zeros(self, &[n, h])?;
         embedding(rec, &self.params.embed_tokens, &tensors.ids, &x)?;
         let scratch = LayerScratch::alloc(self, n)?;
@@ -135,13 +133,14 @@ impl Transformer {
             None
         };
         let mut layers = Vec::with_capacity(self.params.layers.len());
-        for layer in &self.params.layers {
+        for (li, layer) in self.params.layers.iter().enumerate() {
             let acts = match &shared {
                 Some(work) => work.with_input(x.clone()),
                 None => LayerActs::alloc(self, n, batch.batch, x.clone())?,
             };
             let out = f32_zeros(self, &[n, h])?;
-            self.layer_forward(rec, layer, batch.batch, &tensors, &acts, &scratch, &out)?;
+            let lw = (&mm, li);
+            self.layer_forward(rec, layer, lw, batch.batch, &tensors, &acts, &scratch, &out)?;
             layers.push(acts);
             x = out;
         }
@@ -157,6 +156,7 @@ impl Transformer {
             rstd_final,
             recomputed: shared.is_some(),
             scratch,
+            mm,
         })
     }
 
@@ -168,13 +168,14 @@ impl Transformer {
         &self,
         rec: &mut Recorder,
         l: &Layer,
+        lw: (&Mm, usize),
         batch: usize,
         bt: &BatchTensors,
         acts: &LayerActs,
         scratch: &LayerScratch,
         out: &Tensor,
     ) -> Result<()> {
-        self.qkv_into(rec, l, &acts.x_in, &acts.qkv)?;
+        self.qkv_into(rec, l, lw, &acts.x_in, &acts.qkv)?;
         let (q_src, k_src) = acts.qkv.q_k();
         rope(rec, &self.rope, q_src, &bt.positions, Some(&acts.q), false)?;
         rope(rec, &self.rope, k_src, &bt.positions, Some(&acts.k), false)?;
@@ -186,9 +187,12 @@ impl Transformer {
             mask: Some(&bt.mask),
         };
         attention_forward(rec, &self.heads, &inputs, &acts.attn, &acts.lse)?;
-        linear(rec, &acts.attn, &l.self_attn.o_proj, &scratch.o)?;
+        let (mm, li) = lw;
+        let o = &l.self_attn.o_proj;
+        let attn = mm.act(rec, &acts.attn)?;
+        mm.linear(rec, &attn, &mm.weight(li, Proj::O, o), o, &scratch.o)?;
         add(rec, &acts.x_in, &scratch.o, &acts.x_mid)?;
-        self.mlp_into(rec, l, &acts.x_mid, &acts.mlp, &scratch.down, out)
+        self.mlp_into(rec, l, lw, &acts.x_mid, &acts.mlp, &scratch.down, out)
     }
 
     /// Recomputes the layer behind `acts` (recomputation mode) from its saved input; the
@@ -197,11 +201,13 @@ impl Transformer {
         &self,
         rec: &mut Recorder,
         l: &Layer,
+        li: usize,
         acts: &Activations,
         la: &LayerActs,
     ) -> Result<()> {
         let s = &acts.scratch;
-        self.layer_forward(rec, l, acts.batch.batch, &acts.tensors, la, s, &s.out)
+        let lw = (&acts.mm, li);
+        self.layer_forward(rec, l, lw, acts.batch.batch, &acts.tensors, la, s, &s.out)
     }
 }
 
@@ -277,11 +283,12 @@ impl MlpActs {
 
 impl Transformer {
     /// h1 = norm(x); q, k, v = h1 @ W^T (+ b); per-head q/k norm (Qwen3), into `acts`
-    /// (shared by training and inference).
+    /// (shared by training and inference; `lw` is the matmul setup and the layer's index).
     pub(crate) fn qkv_into(
         &self,
         rec: &mut Recorder,
         l: &Layer,
+        lw: (&Mm, usize),
         x: &Tensor,
         acts: &QkvActs,
     ) -> Result<()> {
@@ -292,9 +299,29 @@ impl Transformer {
         let eps = self.eps();
         let a = &l.self_attn;
         rmsnorm(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
-        linear(rec, &acts.h1, &a.q_proj, &acts.q_lin)?;
-        linear(rec, &acts.h1, &a.k_proj, &acts.k_lin)?;
-        linear(rec, &acts.h1, &a.v_proj, &acts.v)?;
+        let (mm, li) = lw;
+        let h1 = mm.act(rec, &acts.h1)?;
+        mm.linear(
+            rec,
+            &h1,
+            &mm.weight(li, Proj::Q, &a.q_proj),
+            &a.q_proj,
+            &acts.q_lin,
+        )?;
+        mm.linear(
+            rec,
+            &h1,
+            &mm.weight(li, Proj::K, &a.k_proj),
+            &a.k_proj,
+            &acts.k_lin,
+        )?;
+        mm.linear(
+            rec,
+            &h1,
+            &mm.weight(li, Proj::V, &a.v_proj),
+            &a.v_proj,
+            &acts.v,
+        )?;
         if let (Some(qw), Some(kw), Some(qk)) = (&a.q_norm, &a.k_norm, &acts.qk_norm) {
             let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
             rmsnorm(
@@ -319,10 +346,12 @@ impl Transformer {
 
     /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into `acts` with `down`
     /// as scratch (shared by training and inference).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn mlp_into(
         &self,
         rec: &mut Recorder,
         l: &Layer,
+        lw: (&Mm, usize),
         x_mid: &Tensor,
         acts: &MlpActs,
         down: &Tensor,
@@ -336,10 +365,32 @@ impl Transformer {
             &acts.h2,
             &acts.rstd2,
         )?;
-        linear(rec, &acts.h2, &l.mlp.gate_proj, &acts.gate)?;
-        linear(rec, &acts.h2, &l.mlp.up_proj, &acts.up)?;
+        let (mm, li) = lw;
+        let m = &l.mlp;
+        let h2 = mm.act(rec, &acts.h2)?;
+        mm.linear(
+            rec,
+            &h2,
+            &mm.weight(li, Proj::Gate, &m.gate_proj),
+            &m.gate_proj,
+            &acts.gate,
+        )?;
+        mm.linear(
+            rec,
+            &h2,
+            &mm.weight(li, Proj::Up, &m.up_proj),
+            &m.up_proj,
+            &acts.up,
+        )?;
         swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
-        linear(rec, &acts.act, &l.mlp.down_proj, down)?;
+        let act = mm.act(rec, &acts.act)?;
+        mm.linear(
+            rec,
+            &act,
+            &mm.weight(li, Proj::Down, &m.down_proj),
+            &m.down_proj,
+            down,
+        )?;
         add(rec, x_mid, down, out)
     }
 }

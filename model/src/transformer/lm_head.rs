@@ -162,7 +162,10 @@ impl Transformer {
                 entropy: stats.entropy.rows(r0, rc)?,
             };
             let logits = chunk_logits.rows(0, rc)?;
-            matmul(rec, &hidden, w_out, None, &logits, MatmulOpts::nt())?;
+            let mm = &acts.mm;
+            let w_op = mm.out_weight(w_out);
+            let hidden_op = mm.act(rec, &hidden)?;
+            mm.mm(rec, &hidden_op, &w_op, None, &logits, MatmulOpts::nt())?;
             match &mode {
                 HeadMode::Stats => {
                     cross_entropy_forward(rec, &logits, &tgt, &st, temperature)?;
@@ -183,22 +186,11 @@ impl Transformer {
             // `logits` now holds dloss/dlogits for this chunk.
             let (g, d_hidden) = grads.expect("training modes carry gradients");
             let dw = g.output_embedding();
-            matmul(
-                rec,
-                &logits,
-                w_out,
-                None,
-                &d_hidden.rows(r0, rc)?,
-                MatmulOpts::default(),
-            )?;
-            matmul(
-                rec,
-                &logits,
-                &hidden,
-                None,
-                dw,
-                MatmulOpts::tn().accumulate(true),
-            )?;
+            let dlogits = mm.grad(rec, &logits)?;
+            let d_h = d_hidden.rows(r0, rc)?;
+            mm.mm(rec, &dlogits, &w_op, None, &d_h, MatmulOpts::default())?;
+            let o = MatmulOpts::tn().accumulate(true);
+            mm.mm(rec, &dlogits, &hidden_op, None, dw, o)?;
         }
         Ok(())
     }

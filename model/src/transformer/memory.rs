@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::precision::{scratch_elems, MatmulPrecision};
 use crate::hf::ModelConfig;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,6 +28,10 @@ pub struct MemoryPlan {
     pub temporaries: u64,
     /// The LM head's logits buffer: one chunk of rows x vocabulary.
     pub head_chunk: u64,
+    /// Mixed-precision matmuls (`MatmulPrecision`): the cast copy of every matmul weight (the
+    /// layers' projections and the output embedding) and the activation and gradient operand
+    /// scratch, 2 bytes an element with f16 operands (4 when emulated), 0 with f32 matmuls.
+    pub matmul_operands: u64,
     pub recompute_activations: bool,
 }
 
@@ -93,8 +98,39 @@ impl MemoryPlan {
             activations,
             temporaries,
             head_chunk: head_chunk_rows.min(tokens).max(1) as u64 * c.vocab_size as u64 * f,
+            matmul_operands: 0,
             recompute_activations: recompute,
         }
+    }
+
+    /// The same plan with the matmul operands of `precision` (already resolved for the
+    /// adapter, see `Transformer::matmul_precision`).
+    pub fn with_matmul_precision(
+        mut self,
+        c: &ModelConfig,
+        tokens: usize,
+        head_chunk_rows: usize,
+        precision: MatmulPrecision,
+    ) -> Self {
+        let Some(dtype) = precision.operand_dtype() else {
+            self.matmul_operands = 0;
+            return self;
+        };
+        let es = dtype.size_bytes() as u64;
+        let (h, qd, kvd, ff) = (
+            c.hidden_size as u64,
+            c.q_dim() as u64,
+            c.kv_dim() as u64,
+            c.intermediate_size as u64,
+        );
+        let layers = c.num_hidden_layers as u64;
+        let per_layer = h * (2 * qd + 2 * kvd + 3 * ff);
+        let weights = layers * per_layer + c.vocab_size as u64 * h;
+        let (x, dy) = scratch_elems(c, tokens, head_chunk_rows);
+        // Scale words: one 256-byte slot per weight and two for the scratch operands.
+        let stats = (layers * 7 + 1 + 2) * 256;
+        self.matmul_operands = (weights + x as u64 + dy as u64) * es + stats;
+        self
     }
 
     pub fn total(&self) -> u64 {
@@ -104,6 +140,7 @@ impl MemoryPlan {
             + self.activations
             + self.temporaries
             + self.head_chunk
+            + self.matmul_operands
     }
 }
 
@@ -113,7 +150,8 @@ impl fmt::Display for MemoryPlan {
         write!(
             f,
             "memory plan: params {:.1} MiB, grads {:.1} MiB, AdamW {:.1} MiB, activations {:.1} MiB{}, \
-             temporaries {:.1} MiB, LM-head chunk {:.1} MiB, total {:.1} MiB",
+             temporaries {:.1} MiB, LM-head chunk {:.1} MiB, matmul operands {:.1} MiB, \
+             total {:.1} MiB",
             mib(self.params),
             mib(self.grads),
             mib(self.optimizer),
@@ -125,6 +163,7 @@ impl fmt::Display for MemoryPlan {
             },
             mib(self.temporaries),
             mib(self.head_chunk),
+            mib(self.matmul_operands),
             mib(self.total())
         )
     }

@@ -11,6 +11,7 @@
 //! optim.rs     global-norm clipping and AdamW
 //! train.rs     next-token targets, loss + backward of a batch, zeroing gradients
 //! memory.rs    memory plan from the config and batch shape
+//! precision.rs f32 or mixed-precision (f16 tensor-core) training matmuls
 //! ```
 
 mod backward;
@@ -20,6 +21,7 @@ mod lm_head;
 mod memory;
 mod optim;
 mod params;
+pub(crate) mod precision;
 mod train;
 
 pub use batch::{BatchTensors, TokenBatch};
@@ -28,6 +30,7 @@ pub use lm_head::HeadOutputs;
 pub use memory::MemoryPlan;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use params::{Attention, Layer, Linear, Mlp, Params};
+pub use precision::{MatmulPrecision, PRECISION_ENV};
 pub use train::next_token_targets;
 
 use crate::gpu::{GpuContext, Result};
@@ -44,6 +47,9 @@ pub struct Transformer {
     /// Training forwards keep only each layer's input and the backward recomputes the layer
     /// (less activation memory for about one more forward per step). Off by default.
     pub recompute_activations: bool,
+    /// Arithmetic of the training matmuls (default `Auto`: tensor cores where offered).
+    pub(crate) matmul_precision: MatmulPrecision,
+    pub(crate) half_weights: precision::HalfWeightsCell,
 }
 
 impl Transformer {
@@ -72,6 +78,8 @@ impl Transformer {
                 cfg.head_dim,
             ),
             recompute_activations: false,
+            matmul_precision: MatmulPrecision::Auto,
+            half_weights: Default::default(),
         })
     }
 
@@ -88,6 +96,21 @@ impl Transformer {
     pub fn with_recompute(mut self, on: bool) -> Self {
         self.recompute_activations = on;
         self
+    }
+
+    /// Chooses the arithmetic of later training forwards and backwards (see `precision.rs`).
+    pub fn with_matmul_precision(mut self, p: MatmulPrecision) -> Self {
+        if p != self.matmul_precision {
+            self.half_weights = Default::default();
+        }
+        self.matmul_precision = p;
+        self
+    }
+
+    /// The precision training matmuls run in on this adapter (`Auto` resolved); errors when
+    /// `F16TensorCore` was asked for on an adapter without cooperative matrices.
+    pub fn matmul_precision(&self) -> Result<MatmulPrecision> {
+        self.matmul_precision.resolve(&self.ctx)
     }
 
     pub fn ctx(&self) -> &GpuContext {

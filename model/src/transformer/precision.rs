@@ -1,0 +1,347 @@
+//! Mixed-precision training matmuls: the master weights, gradients and AdamW stay f32; with
+//! `F16TensorCore` every projection, MLP and LM-head matmul of the training forward and
+//! backward (forward, dgrad and wgrad) runs on the tensor cores with f16 operands, f32
+//! accumulation and f32 outputs.
+//!
+//! Each operand is cast by `kernels::cast_scaled` with its own power-of-two scale (chosen on the
+//! GPU, undone exactly in the matmul epilogue), because a token-mean loss makes most gradient
+//! values smaller than f16's smallest subnormal. Weights are cast once per forward recording
+//! into a persistent f16 copy (so a step with one micro-batch casts them once, after the last
+//! optimizer update; a copy refreshed in every forward can never be stale, whoever wrote the
+//! f32 weights). Activations and gradients are cast into two scratch buffers just before their
+//! first matmul and reused by every matmul that reads them (h1 feeds q, k and v; a gradient
+//! feeds its dgrad and wgrad): one extra read of 4 and write of 2 bytes per element against
+//! K-fold reuse in the matmul, so a separate pass costs a few percent of the step and keeps
+//! the producing kernels (norms, SwiGLU, attention, cross-entropy) unchanged.
+//!
+//! `F16Emulated` runs the same casts and plumbing with f32 outputs holding the f16-rounded
+//! values (`f16(x s) / s`) through the f32 kernels: the tensor-core numerics on adapters without
+//! cooperative matrices (lavapipe), so the CPU tests cover everything but the tensor-core kernel.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
+use crate::kernels::cast_scaled::cast_scaled;
+use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
+use crate::DType;
+
+use super::params::{Linear, Params};
+
+/// Which arithmetic the transformer's training matmuls use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulPrecision {
+    /// `F32` for now: the tensor-core path is correct but not yet faster (bench/NOTES.md).
+    #[default]
+    Auto,
+    F32,
+    /// f16 operands (per-tensor power-of-two scales), f32 accumulation, on the tensor cores.
+    F16TensorCore,
+    /// `F16TensorCore`'s rounding through the f32 kernels (tests on any adapter).
+    F16Emulated,
+}
+
+/// The environment variable benchmarks read (`auto`, `f32`, `f16`, `f16-emulated`).
+pub const PRECISION_ENV: &str = "GRRM_MATMUL_PRECISION";
+
+impl MatmulPrecision {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "" | "auto" => Self::Auto,
+            "f32" => Self::F32,
+            "f16" | "f16_tensor_core" | "f16tc" | "tensor_core" => Self::F16TensorCore,
+            "f16_emulated" => Self::F16Emulated,
+            _ => return None,
+        })
+    }
+
+    /// `GRRM_MATMUL_PRECISION`, `Auto` when unset.
+    pub fn from_env() -> Result<Self> {
+        let v = std::env::var(PRECISION_ENV).unwrap_or_default();
+        Self::parse(&v).ok_or_else(|| {
+            GpuError::shape(
+                "matmul precision",
+                format!("{PRECISION_ENV} {v:?}: want auto, f32, f16 or f16-emulated"),
+            )
+        })
+    }
+
+    /// `Auto` made concrete for `ctx`; `F16TensorCore` where the adapter lacks it is an error.
+    pub fn resolve(self, ctx: &GpuContext) -> Result<Self> {
+        let coop = coop16_available(ctx);
+        match self {
+            // Not yet faster than f32 on an H100 (2,889 vs 2,854 tok/s, 4% more memory: see
+            // bench/NOTES.md), so tensor cores are opt-in until the cast overhead is gone.
+            Self::Auto => Ok(Self::F32),
+            Self::F16TensorCore if !coop => Err(GpuError::MissingFeature {
+                op: "matmul precision f16 tensor-core",
+                feature: "cooperative matrix 16x16x16 f16->f32",
+                adapter: ctx.info().name.clone(),
+            }),
+            p => Ok(p),
+        }
+    }
+
+    /// Element type of the cast operands (`None`: the matmuls read the f32 tensors).
+    pub fn operand_dtype(self) -> Option<DType> {
+        match self {
+            Self::F16TensorCore => Some(DType::F16),
+            Self::F16Emulated => Some(DType::F32),
+            _ => None,
+        }
+    }
+}
+
+/// A matmul operand: a tensor and, when it was cast, its scale words `[max |x| bits, 1/s]`.
+#[derive(Clone)]
+pub(crate) struct Operand {
+    pub t: Tensor,
+    pub scale: Option<Tensor>,
+}
+
+/// Stats slots are 64 f32 apart so every `[2]` view starts on a 256-byte boundary.
+const SLOT: usize = 64;
+
+/// The cast copies of every matmul weight (the seven projections of each layer and the
+/// output embedding), in the operand dtype, with their scale words.
+pub(crate) struct HalfWeights {
+    /// Per layer: q, k, v, o, gate, up, down.
+    layers: Vec<[Operand; 7]>,
+    out: Operand,
+}
+
+/// Which projection of a layer.
+#[derive(Clone, Copy)]
+pub(crate) enum Proj {
+    Q = 0,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+fn layer_linears(l: &super::params::Layer) -> [&Linear; 7] {
+    let (a, m) = (&l.self_attn, &l.mlp);
+    [
+        &a.q_proj,
+        &a.k_proj,
+        &a.v_proj,
+        &a.o_proj,
+        &m.gate_proj,
+        &m.up_proj,
+        &m.down_proj,
+    ]
+}
+
+impl HalfWeights {
+    fn alloc(p: &Params, dtype: DType) -> Result<Self> {
+        let ctx = p.embed_tokens.ctx();
+        let slots = p.layers.len() * 7 + 1;
+        let stats = Tensor::zeros(ctx, &[slots * SLOT], DType::F32)?;
+        let mut slot = 0;
+        let mut op = |w: &Tensor| -> Result<Operand> {
+            let s = stats.view(slot * SLOT, &[2])?;
+            slot += 1;
+            Ok(Operand {
+                t: Tensor::zeros(ctx, w.shape(), dtype)?,
+                scale: Some(s),
+            })
+        };
+        let layers = p
+            .layers
+            .iter()
+            .map(|l| {
+                let ls = layer_linears(l);
+                Ok([
+                    op(&ls[0].weight)?,
+                    op(&ls[1].weight)?,
+                    op(&ls[2].weight)?,
+                    op(&ls[3].weight)?,
+                    op(&ls[4].weight)?,
+                    op(&ls[5].weight)?,
+                    op(&ls[6].weight)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = op(p.output_embedding())?;
+        Ok(HalfWeights { layers, out })
+    }
+
+    /// Casts every weight from the f32 masters.
+    fn refresh(&self, rec: &mut Recorder, p: &Params) -> Result<()> {
+        for (l, h) in p.layers.iter().zip(&self.layers) {
+            for (lin, o) in layer_linears(l).into_iter().zip(h) {
+                cast_scaled(rec, &lin.weight, o.scale.as_ref().unwrap(), &o.t)?;
+            }
+        }
+        let o = &self.out;
+        cast_scaled(rec, p.output_embedding(), o.scale.as_ref().unwrap(), &o.t)
+    }
+}
+
+/// Lazily allocated cast weights of one `Transformer` (allocated by the first forward that
+/// needs them; `with_matmul_precision` drops them).
+#[derive(Default)]
+pub(crate) struct HalfWeightsCell(OnceLock<Arc<HalfWeights>>);
+
+impl HalfWeightsCell {
+    fn get(&self, p: &Params, dtype: DType) -> Result<Arc<HalfWeights>> {
+        if let Some(w) = self.0.get() {
+            return Ok(w.clone());
+        }
+        let w = Arc::new(HalfWeights::alloc(p, dtype)?);
+        // A concurrent first forward may have won; either copy is equivalent.
+        Ok(self.0.get_or_init(|| w).clone())
+    }
+}
+
+/// Elements of the two operand scratch buffers for `n` tokens and `head_rows` LM-head rows:
+/// (activations: a layer's matmul inputs or a head chunk's hidden rows; gradients: a layer's
+/// output gradients or a head chunk's logit gradients).
+pub(crate) fn scratch_elems(
+    c: &crate::hf::ModelConfig,
+    n: usize,
+    head_rows: usize,
+) -> (usize, usize) {
+    let widest = c
+        .hidden_size
+        .max(c.q_dim())
+        .max(c.kv_dim())
+        .max(c.intermediate_size);
+    let head = head_rows.min(n).max(1);
+    (
+        (n * widest).max(head * c.hidden_size),
+        (n * widest).max(head * c.vocab_size),
+    )
+}
+
+/// How one recording's matmuls run, kept in `Activations` so the head and the backward use
+/// what the forward chose.
+#[derive(Clone)]
+pub(crate) enum Mm {
+    F32,
+    Half(Arc<HalfCtx>),
+}
+
+pub(crate) struct HalfCtx {
+    weights: Arc<HalfWeights>,
+    /// Flat scratch for activation operands and for gradient operands.
+    x: Tensor,
+    dy: Tensor,
+    /// Scale words of `x` and `dy`.
+    x_scale: Tensor,
+    dy_scale: Tensor,
+}
+
+impl Mm {
+    /// The matmul setup for a training forward over `n` tokens: with f16 operands, casts the
+    /// weights now (recorded before any matmul that reads them).
+    pub(crate) fn for_forward(
+        t: &super::Transformer,
+        rec: &mut Recorder,
+        n: usize,
+    ) -> Result<Self> {
+        let Some(dtype) = t.matmul_precision()?.operand_dtype() else {
+            return Ok(Mm::F32);
+        };
+        let weights = t.half_weights.get(&t.params, dtype)?;
+        weights.refresh(rec, &t.params)?;
+        let (xn, dyn_) = scratch_elems(&t.cfg, n, t.head_chunk_rows(n));
+        let stats = Tensor::zeros(&t.ctx, &[2 * SLOT], DType::F32)?;
+        Ok(Mm::Half(Arc::new(HalfCtx {
+            weights,
+            x: Tensor::zeros(&t.ctx, &[xn], dtype)?,
+            dy: Tensor::zeros(&t.ctx, &[dyn_], dtype)?,
+            x_scale: stats.view(0, &[2])?,
+            dy_scale: stats.view(SLOT, &[2])?,
+        })))
+    }
+
+    fn cast(rec: &mut Recorder, x: &Tensor, into: &Tensor, scale: &Tensor) -> Result<Operand> {
+        let t = into.view(0, x.shape())?;
+        cast_scaled(rec, x, scale, &t)?;
+        Ok(Operand {
+            t,
+            scale: Some(scale.clone()),
+        })
+    }
+
+    /// `x` as an activation operand: itself, or cast into the activation scratch (valid until
+    /// the next `act`).
+    pub(crate) fn act(&self, rec: &mut Recorder, x: &Tensor) -> Result<Operand> {
+        match self {
+            Mm::F32 => Ok(Operand {
+                t: x.clone(),
+                scale: None,
+            }),
+            Mm::Half(h) => Self::cast(rec, x, &h.x, &h.x_scale),
+        }
+    }
+
+    /// `x` as a gradient operand (valid until the next `grad`).
+    pub(crate) fn grad(&self, rec: &mut Recorder, x: &Tensor) -> Result<Operand> {
+        match self {
+            Mm::F32 => Ok(Operand {
+                t: x.clone(),
+                scale: None,
+            }),
+            Mm::Half(h) => Self::cast(rec, x, &h.dy, &h.dy_scale),
+        }
+    }
+
+    /// Projection `p` of layer `li` (`l` is its f32 master).
+    pub(crate) fn weight(&self, li: usize, p: Proj, l: &Linear) -> Operand {
+        match self {
+            Mm::F32 => Operand {
+                t: l.weight.clone(),
+                scale: None,
+            },
+            Mm::Half(h) => h.weights.layers[li][p as usize].clone(),
+        }
+    }
+
+    /// The output embedding `[V, H]`.
+    pub(crate) fn out_weight(&self, w: &Tensor) -> Operand {
+        match self {
+            Mm::F32 => Operand {
+                t: w.clone(),
+                scale: None,
+            },
+            Mm::Half(h) => h.weights.out.clone(),
+        }
+    }
+
+    /// `C = alpha op(A) op(B) (+ bias) (+ C)` on the operands; f16 operands go to the tensor
+    /// cores with their scales, f32 ones (plain or emulated) to the f32 kernels.
+    pub(crate) fn mm(
+        &self,
+        rec: &mut Recorder,
+        a: &Operand,
+        b: &Operand,
+        bias: Option<&Tensor>,
+        c: &Tensor,
+        o: MatmulOpts,
+    ) -> Result<()> {
+        let scales = match (&a.scale, &b.scale) {
+            (Some(sa), Some(sb)) if a.t.dtype() == DType::F16 => Some([sa, sb]),
+            _ => None,
+        };
+        matmul_scaled(rec, &a.t, &b.t, scales, bias, c, o)
+    }
+
+    /// `y = x @ W^T (+ b)`.
+    pub(crate) fn linear(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
+        w: &Operand,
+        l: &Linear,
+        y: &Tensor,
+    ) -> Result<()> {
+        self.mm(rec, x, w, l.bias.as_ref(), y, MatmulOpts::nt())
+    }
+}
