@@ -3,6 +3,8 @@
 //! implementation constrains each position only to its level's tokens and can emit IDs of no
 //! item).
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 use super::infer::DecodeState;
@@ -79,6 +81,7 @@ pub fn beam_search(
         })
         .collect();
     let real: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    let t_call = Instant::now();
     let mut rec = Recorder::new(model.ctx(), "beam_prefill");
     let logp = model.record_infer(&mut rec, &mut state, &chunk, &real, 1.0, 1)?;
     let mut rows = allowed_logprobs(rec, &logp, trie, &vec![PrefixTrie::ROOT; users])?;
@@ -96,7 +99,11 @@ pub fn beam_search(
         })
         .collect();
     let mut hits: Vec<Vec<BeamHit>> = vec![Vec::new(); users];
+    // Where a call's time goes (debug log): prefill, host work, cache reordering, steps.
+    let prefill_ms = t_call.elapsed().as_secs_f64() * 1e3;
+    let (mut host_ms, mut reorder_ms, mut step_ms, mut steps) = (0.0, 0.0, 0.0, 0);
     loop {
+        let t_host = Instant::now();
         let mut next: Vec<Vec<(usize, Beam)>> = Vec::with_capacity(users);
         for (u, ub) in beams.iter().enumerate() {
             let mut cand: Vec<(usize, Beam)> = Vec::new();
@@ -143,12 +150,16 @@ pub fn beam_search(
             }
             next.push(live);
         }
+        host_ms += t_host.elapsed().as_secs_f64() * 1e3;
         if next.iter().all(Vec::is_empty) {
             break;
         }
         // Reorder the cache: one row per live beam, copied from its parent's row.
+        let t_reorder = Instant::now();
         let src: Vec<u32> = next.iter().flatten().map(|(row, _)| *row as u32).collect();
         let mut st = state.gather(model, &src)?;
+        reorder_ms += t_reorder.elapsed().as_secs_f64() * 1e3;
+        let t_step = Instant::now();
         let chunk: Vec<Vec<u32>> = next
             .iter()
             .flatten()
@@ -159,6 +170,8 @@ pub fn beam_search(
         let nodes: Vec<TrieNode> = next.iter().flatten().map(|(_, b)| b.node).collect();
         rows = allowed_logprobs(rec, &logp, trie, &nodes)?;
         state = st;
+        step_ms += t_step.elapsed().as_secs_f64() * 1e3;
+        steps += 1;
         let mut r = 0;
         beams = next
             .into_iter()
@@ -172,6 +185,16 @@ pub fn beam_search(
             })
             .collect();
     }
+    tracing::debug!(
+        users,
+        steps,
+        prefill_ms,
+        host_ms,
+        reorder_ms,
+        step_ms,
+        total_ms = t_call.elapsed().as_secs_f64() * 1e3,
+        "beam search call"
+    );
     for h in &mut hits {
         h.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
         h.truncate(p.num_results);
