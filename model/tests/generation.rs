@@ -9,8 +9,9 @@ mod common;
 
 use common::*;
 use grrm_model::generate::{
-    beam_search, generate, generate_groups, generate_on, AnswerConstraint, BeamParams,
-    FinishReason, PrefixTrie, Sample, Sampler, SamplingParams, SeedStreams,
+    beam_search, beam_search_in, generate, generate_groups, generate_on, AnswerConstraint,
+    BeamParams, BeamWorkspace, FinishReason, PrefixTrie, Sample, Sampler, SamplingParams,
+    SeedStreams,
 };
 use grrm_model::hf::{init_random, Arch, ConfigBuilder};
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
@@ -156,6 +157,35 @@ fn exhaustive_beam_search_reproduces_brute_force_ranking() {
         seen.dedup();
         assert_eq!(seen.len(), h.len());
         assert!(h.iter().all(|x| items[x.item] == x.tokens));
+    }
+}
+
+#[test]
+fn beam_workspace_reuse_gives_the_same_hits() {
+    // One workspace over batches of different sizes and prompt lengths (its caches are reused,
+    // grown, and hold the previous batch's rows) must give what fresh caches give.
+    let m = model();
+    let items = catalogue();
+    let trie = PrefixTrie::new(&items).unwrap();
+    let p = BeamParams {
+        num_beams: 4,
+        num_results: 4,
+        length_penalty: None,
+    };
+    let batches = [
+        vec![vec![5, 6, 7, 8], vec![10, 11]],
+        vec![vec![3], vec![9, 9, 9, 9, 9, 9, 9], vec![12, 13, 14]],
+        vec![vec![7, 8]],
+        (0..70)
+            .map(|i| vec![1 + (i % 30) as u32; 70])
+            .take(2)
+            .collect(),
+    ];
+    let mut ws = BeamWorkspace::default();
+    for b in &batches {
+        let fresh = beam_search(&m, b, &trie, &p).unwrap();
+        let reused = beam_search_in(&mut ws, &m, b, &trie, &p).unwrap();
+        assert_eq!(reused, fresh);
     }
 }
 

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result};
 use grrm_model::generate::{
-    beam_search, generate_groups, AnswerConstraint, FinishReason, SamplingParams, SeedStreams,
+    beam_search_in, generate_groups, AnswerConstraint, BeamWorkspace, FinishReason, SamplingParams,
+    SeedStreams,
 };
 use grrm_model::tokenizer::Tokenizer;
 use grrm_model::transformer::Transformer;
@@ -15,13 +16,14 @@ use super::EncodedPrompt;
 
 /// Direct mode: the top `beam.num_results` distinct items per user.
 pub fn decode_direct(
+    ws: &mut BeamWorkspace,
     cfg: &EvalConfig,
     model: &Transformer,
     cat: &Catalogue,
     batch: &[&EncodedPrompt],
 ) -> Result<Vec<UserRecord>> {
     let prompts: Vec<Vec<u32>> = batch.iter().map(|p| p.ids.clone()).collect();
-    let hits = beam_search(model, &prompts, &cat.trie, &cfg.beam).context("beam search")?;
+    let hits = beam_search_in(ws, model, &prompts, &cat.trie, &cfg.beam).context("beam search")?;
     Ok(batch
         .iter()
         .zip(hits)

@@ -384,6 +384,7 @@ pub fn evaluate_prepared(
     progress.set_position(resumed as u64);
     let decode_start = Instant::now();
     let mut decoded = 0usize;
+    let mut beams = grrm_model::generate::BeamWorkspace::default();
     for (bi, chunk) in prep.prompts.chunks(cfg.batch_size).enumerate() {
         let missing = chunk
             .iter()
@@ -394,7 +395,9 @@ pub fn evaluate_prepared(
         }
         let batch: Vec<&EncodedPrompt> = chunk.iter().collect();
         let recs = match cfg.mode {
-            PromptMode::Direct => decode::decode_direct(cfg, model, &prep.catalogue, &batch)?,
+            PromptMode::Direct => {
+                decode::decode_direct(&mut beams, cfg, model, &prep.catalogue, &batch)?
+            }
             PromptMode::Reasoning => {
                 decode::decode_reasoning(cfg, model, tok, &prep.catalogue, &batch, bi)?
             }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::generate::{beam_search, BeamParams, PrefixTrie};
+use crate::generate::{beam_search_in, BeamParams, BeamWorkspace, PrefixTrie};
 use crate::gpu::{GpuError, Result};
 use crate::transformer::Transformer;
 
@@ -63,7 +63,10 @@ pub fn run(
     };
     let per_call = o.batch_users.max(1);
     let start = Instant::now();
-    beam_search(
+    // One workspace for every call, as an evaluator keeps one (the warm-up allocates it).
+    let mut ws = BeamWorkspace::default();
+    beam_search_in(
+        &mut ws,
         model,
         &prompts[..per_call.min(prompts.len())],
         &trie,
@@ -84,7 +87,7 @@ pub fn run(
     let start = Instant::now();
     let mut min_results = usize::MAX;
     for (i, chunk) in prompts.chunks(per_call).enumerate() {
-        let hits = beam_search(model, chunk, &trie, &params)?;
+        let hits = beam_search_in(&mut ws, model, chunk, &trie, &params)?;
         min_results = hits.iter().map(Vec::len).fold(min_results, usize::min);
         if i == 0 || (i + 1) % 8 == 0 {
             progress(&format!(

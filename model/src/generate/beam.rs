@@ -50,8 +50,48 @@ struct Beam {
     node: TrieNode,
 }
 
+/// The two caches of users x beams rows that beam search reorders between, kept across calls:
+/// allocating them costs about as much as a whole call on an H200 (the driver zero-fills new
+/// memory), so callers that search batch after batch pass one workspace to `beam_search_in`.
+#[derive(Default)]
+pub struct BeamWorkspace {
+    spare: [Option<DecodeState>; 2],
+}
+
+impl BeamWorkspace {
+    /// Spare cache `i`, (re)allocated when it is too small or of another length.
+    fn cache(
+        &mut self,
+        i: usize,
+        model: &Transformer,
+        rows: usize,
+        max_len: usize,
+    ) -> Result<&DecodeState> {
+        let fits = self.spare[i]
+            .as_ref()
+            .is_some_and(|s| s.batch() >= rows && s.max_len == max_len);
+        if !fits {
+            // Free the old one first: two generations of caches need not coexist.
+            self.spare[i] = None;
+            self.spare[i] = Some(DecodeState::new(model, rows, max_len)?);
+        }
+        Ok(self.spare[i].as_ref().expect("allocated above"))
+    }
+}
+
 /// Top `num_results` distinct items per prompt by constrained beam search.
 pub fn beam_search(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    trie: &PrefixTrie,
+    p: &BeamParams,
+) -> Result<Vec<Vec<BeamHit>>> {
+    beam_search_in(&mut BeamWorkspace::default(), model, prompts, trie, p)
+}
+
+/// `beam_search` reusing `ws`'s caches (same results).
+pub fn beam_search_in(
+    ws: &mut BeamWorkspace,
     model: &Transformer,
     prompts: &[Vec<u32>],
     trie: &PrefixTrie,
@@ -68,10 +108,11 @@ pub fn beam_search(
         ));
     }
     let nb = p.num_beams;
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
-    // IDs are at most a handful of tokens; the cache needs room for the deepest trie path.
+    // IDs are at most a handful of tokens; the cache needs room for the deepest trie path,
+    // rounded up to 16 positions so batches of similar prompts share the workspace's caches.
     let depth = 8;
-    let mut state = DecodeState::new(model, users, longest + depth)?;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
+    let mut state = DecodeState::new(model, users, (longest + depth).next_multiple_of(16))?;
     let chunk: Vec<Vec<u32>> = prompts
         .iter()
         .map(|q| {
@@ -102,6 +143,7 @@ pub fn beam_search(
     // Where a call's time goes (debug log): prefill, host work, cache reordering, steps.
     let prefill_ms = t_call.elapsed().as_secs_f64() * 1e3;
     let (mut host_ms, mut reorder_ms, mut step_ms, mut steps) = (0.0, 0.0, 0.0, 0);
+    let mut flip = 0;
     loop {
         let t_host = Instant::now();
         let mut next: Vec<Vec<(usize, Beam)>> = Vec::with_capacity(users);
@@ -157,7 +199,12 @@ pub fn beam_search(
         // Reorder the cache: one row per live beam, copied from its parent's row.
         let t_reorder = Instant::now();
         let src: Vec<u32> = next.iter().flatten().map(|(row, _)| *row as u32).collect();
-        let mut st = state.gather(model, &src)?;
+        // Two caches of users x beams rows used in turn: the current state lives in one (or
+        // in the prefill's), the reordered one goes to the other.
+        let mut rec = Recorder::new(model.ctx(), "beam_step");
+        let dst = ws.cache(flip, model, users * nb, state.max_len)?;
+        let mut st = state.record_gather_into(&mut rec, &src, dst)?;
+        flip ^= 1;
         reorder_ms += t_reorder.elapsed().as_secs_f64() * 1e3;
         let t_step = Instant::now();
         let chunk: Vec<Vec<u32>> = next
@@ -165,7 +212,6 @@ pub fn beam_search(
             .flatten()
             .map(|(_, b)| vec![*b.tokens.last().expect("a token")])
             .collect();
-        let mut rec = Recorder::new(model.ctx(), "beam_step");
         let logp = model.record_infer(&mut rec, &mut st, &chunk, &vec![1; src.len()], 1.0, 1)?;
         let nodes: Vec<TrieNode> = next.iter().flatten().map(|(_, b)| b.node).collect();
         rows = allowed_logprobs(rec, &logp, trie, &nodes)?;

@@ -67,6 +67,51 @@ impl DecodeState {
         out.lengths = src.iter().map(|&i| self.lengths[i as usize]).collect();
         Ok(out)
     }
+
+    /// `record_gather` into the first `src.len()` rows of `dst`'s buffers instead of new ones
+    /// (the result shares them): beam search alternates between two preallocated states
+    /// rather than allocating a whole cache per step. `dst` must not share buffers with `self`.
+    pub fn record_gather_into(
+        &self,
+        rec: &mut Recorder,
+        src: &[u32],
+        dst: &DecodeState,
+    ) -> Result<DecodeState> {
+        if src.len() > dst.batch()
+            || dst.max_len != self.max_len
+            || dst.caches.len() != self.caches.len()
+        {
+            return Err(GpuError::shape(
+                "cache-gather-into",
+                format!(
+                    "{} rows into a state of {} rows (max_len {} vs {})",
+                    src.len(),
+                    dst.batch(),
+                    dst.max_len,
+                    self.max_len
+                ),
+            ));
+        }
+        let caches = dst
+            .caches
+            .iter()
+            .map(|c| {
+                Ok(KvCache {
+                    k: c.k.rows(0, src.len())?,
+                    v: c.v.rows(0, src.len())?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let idx = Tensor::from_u32(rec.ctx(), &[src.len()], src)?;
+        for (s, d) in self.caches.iter().zip(&caches) {
+            kv_cache_gather(rec, s, &idx, d)?;
+        }
+        Ok(DecodeState {
+            caches,
+            lengths: src.iter().map(|&i| self.lengths[i as usize]).collect(),
+            max_len: self.max_len,
+        })
+    }
 }
 
 fn zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {

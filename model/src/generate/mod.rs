@@ -17,7 +17,7 @@ mod sampling;
 mod trie;
 
 pub use answer::AnswerConstraint;
-pub use beam::{beam_search, BeamHit, BeamParams};
+pub use beam::{beam_search, beam_search_in, BeamHit, BeamParams, BeamWorkspace};
 pub use groups::{generate_groups, generate_groups_on, Sampler, SeedStreams};
 pub use infer::DecodeState;
 pub use sampling::{choose, choose_with, draws_uniform, sequence_rng, SamplingParams};
