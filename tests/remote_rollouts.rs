@@ -212,7 +212,7 @@ fn workers_answer_every_task_once_through_a_kill_and_a_late_join() {
     cfg.system.remote = Some(RemoteConfig {
         url: nats.url.clone(),
         run: run.into(),
-        ack_wait_s: 1.0,
+        ack_wait_s: 2.0,
         max_in_flight: 8,
         result_timeout_s: 300.0,
     });
@@ -242,7 +242,9 @@ fn workers_answer_every_task_once_through_a_kill_and_a_late_join() {
     while counter(&t, "remote.duplicate_results") == 0 && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(counter(&t, "remote.duplicate_results"), 1);
+    // The injected one at least (a loaded machine may also redeliver a slow task whose worker
+    // then answers twice: dropped the same way).
+    assert!(counter(&t, "remote.duplicate_results") >= 1);
     let published = counter(&t, "remote.tasks_published");
     let answered = t.remote().unwrap().answered();
     assert_eq!(counter(&t, "remote.results_accepted"), published);
