@@ -150,7 +150,8 @@ def page(g, t, runs, card, driver, date, recompute=None):
         "`memory.used` polled every 200 ms while the phase's process ran, minus its value before the",
         "process started (so it includes the CUDA context or Vulkan driver and allocator caches).",
         "grrm's sampling chooses tokens on the GPU (kernels::sample: only token ids and log-probs are",
-        "read back each step); beam search still reads log-softmax rows back to the host.",
+        "read back each step); beam search gathers the trie-allowed tokens' log-probs on the GPU",
+        "(kernels::gather) and reorders beams between two caches it keeps across calls.",
         "",
     ]
     if runs:
