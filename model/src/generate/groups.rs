@@ -3,6 +3,8 @@
 //! reads back one (token, log-prob) pair per sequence. `generate`, the evaluator's reasoning
 //! sampler and SRPO rollouts all run it.
 
+use std::time::Instant;
+
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -174,6 +176,7 @@ fn decode(
         })
         .collect();
     let real: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+    let t_call = Instant::now();
     let mut rec = Recorder::new(model.ctx(), "generate");
     let mut prefill = DecodeState::new(model, prompts.len(), longest + params.max_new_tokens)?;
     let mut logp =
@@ -184,8 +187,13 @@ fn decode(
         let src: Vec<u32> = (0..b).map(|r| (r / n) as u32).collect();
         prefill.record_gather(&mut rec, model, &src)?
     };
+    // Where the time goes (debug log): recording on the host vs submit-and-wait (GPU work and
+    // read-back), the first choice (which waits for the prefill) apart.
+    let prefill_record_ms = t_call.elapsed().as_secs_f64() * 1e3;
+    let (mut first_wait_ms, mut wait_ms, mut record_ms, mut steps) = (0.0, 0.0, 0.0, 0);
     for step in 0..params.max_new_tokens {
         let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
+        let t_wait = Instant::now();
         let chosen = match sampler {
             Sampler::Gpu => choose_on_gpu(&mut rec, &logp, &picks, seqs, params)?,
             Sampler::Host => {
@@ -193,6 +201,13 @@ fn decode(
                 choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
             }
         };
+        let waited = t_wait.elapsed().as_secs_f64() * 1e3;
+        if step == 0 {
+            first_wait_ms = waited;
+        } else {
+            wait_ms += waited;
+        }
+        steps += 1;
         for (s, choice) in seqs.iter_mut().zip(chosen) {
             let Some((tok, lp)) = choice else { continue };
             s.sample.tokens.push(tok);
@@ -218,6 +233,7 @@ fn decode(
                 }]
             })
             .collect();
+        let t_record = Instant::now();
         logp = model.record_infer(
             &mut rec,
             &mut state,
@@ -226,7 +242,18 @@ fn decode(
             params.temperature,
             1,
         )?;
+        record_ms += t_record.elapsed().as_secs_f64() * 1e3;
     }
+    tracing::debug!(
+        rows = b,
+        steps,
+        prefill_record_ms,
+        first_wait_ms,
+        decode_record_ms = record_ms,
+        decode_wait_ms = wait_ms,
+        total_ms = t_call.elapsed().as_secs_f64() * 1e3,
+        "sampling call"
+    );
     Ok(())
 }
 
