@@ -21,7 +21,7 @@ use super::wire::{
     SPEC_OBJECT, WORKERS_CONSUMER,
 };
 use crate::srpo::config::RemoteConfig;
-use crate::srpo::pieces::{group_seed, GroupSampling};
+use crate::srpo::pieces::GroupSampling;
 use crate::system::publish::Snapshot;
 use crate::system::rollout::Generate;
 use crate::system::shared::{JobKey, Shared};
@@ -113,7 +113,7 @@ impl RemoteRollouts {
             protocol: PROTOCOL,
             epoch,
             config: run.base.config.to_json(),
-            max_positions: run.cfg.max_prompt_tokens + run.cfg.max_response_tokens + 1,
+            max_positions: run.cfg.max_positions(),
         };
         let spec = serde_json::to_vec(&spec)?;
         store
@@ -188,20 +188,15 @@ impl RemoteRollouts {
         } = msg;
         self.ensure_published(shared, &weights).await?;
         let run = &shared.run;
+        let (prompts, seeds) = run.rollout_inputs(step, &draws);
         let task = Task {
             protocol: PROTOCOL,
             epoch: self.epoch,
             id: format!("{step}.{}", draws[0].draw),
             step,
             version: weights.version,
-            prompts: draws
-                .iter()
-                .map(|d| run.pools.rl[d.prompt].ids.clone())
-                .collect(),
-            seeds: draws
-                .iter()
-                .map(|d| group_seed(run.cfg.seed, step, d.draw))
-                .collect(),
+            prompts: prompts.into_iter().map(<[u32]>::to_vec).collect(),
+            seeds,
             sampling: GroupSampling::of_run(&run.cfg, run.cfg.n),
             stop: run.stop.clone(),
         };

@@ -270,6 +270,11 @@ fn ser_rewards<S: Serializer>(cfg: &Option<RewardsConfig>, s: S) -> Result<S::Ok
 }
 
 impl RlConfig {
+    /// Positions a policy's RoPE table must cover: a whole prompt and response.
+    pub fn max_positions(&self) -> usize {
+        self.max_prompt_tokens + self.max_response_tokens + 1
+    }
+
     /// Checks what serde cannot; errors name the key.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| -> Result<()> { bail!("rl config: key `{key}`: {why}") };

@@ -117,13 +117,26 @@ impl RunContext {
 
     /// A fresh copy of the starting model on `ctx` (rollouts on another adapter).
     pub fn model_copy_on(&self, ctx: &GpuContext) -> Result<Transformer> {
-        let max_pos = self.cfg.max_prompt_tokens + self.cfg.max_response_tokens + 1;
         Ok(Transformer::new(
             ctx,
             &self.base.config,
             &self.base.weights,
-            max_pos,
+            self.cfg.max_positions(),
         )?)
+    }
+
+    /// The prompt ids and group seeds of `draws` at `step`: everything a rollout samples from
+    /// besides the weights and the run's sampling settings (local actors and remote tasks alike).
+    pub fn rollout_inputs(&self, step: u64, draws: &[Draw]) -> (Vec<&[u32]>, Vec<u64>) {
+        draws
+            .iter()
+            .map(|d| {
+                (
+                    self.pools.rl[d.prompt].ids.as_slice(),
+                    group_seed(self.cfg.seed, step, d.draw),
+                )
+            })
+            .unzip()
     }
 
     /// The draws of the next `k` prompts from `cursor`.
@@ -147,14 +160,7 @@ impl RunContext {
         step: u64,
         draws: &[Draw],
     ) -> Result<Vec<Vec<grrm_model::generate::Sample>>> {
-        let prompts: Vec<&[u32]> = draws
-            .iter()
-            .map(|d| self.pools.rl[d.prompt].ids.as_slice())
-            .collect();
-        let seeds: Vec<u64> = draws
-            .iter()
-            .map(|d| group_seed(self.cfg.seed, step, d.draw))
-            .collect();
+        let (prompts, seeds) = self.rollout_inputs(step, draws);
         sample_groups(
             model,
             &prompts,

@@ -289,8 +289,7 @@ impl Learner {
         cfg: &RlConfig,
         ckpt: &grrm_model::hf::Checkpoint,
     ) -> Result<Self> {
-        let max_pos = cfg.max_prompt_tokens + cfg.max_response_tokens + 1;
-        let model = Transformer::new(ctx, &ckpt.config, &ckpt.weights, max_pos)?;
+        let model = Transformer::new(ctx, &ckpt.config, &ckpt.weights, cfg.max_positions())?;
         let grads = model.params.zeros_like()?;
         let opt = Optimizer::new(&model.params, cfg.optimizer())?;
         Ok(Learner {

@@ -59,13 +59,8 @@ impl DecodeState {
         t: &Transformer,
         src: &[u32],
     ) -> Result<DecodeState> {
-        let mut out = DecodeState::new(t, src.len(), self.max_len)?;
-        let idx = Tensor::from_u32(t.ctx(), &[src.len()], src)?;
-        for (s, d) in self.caches.iter().zip(&out.caches) {
-            kv_cache_gather(rec, s, &idx, d)?;
-        }
-        out.lengths = src.iter().map(|&i| self.lengths[i as usize]).collect();
-        Ok(out)
+        let fresh = DecodeState::new(t, src.len(), self.max_len)?;
+        self.record_gather_into(rec, src, &fresh)
     }
 
     /// `record_gather` into the first `src.len()` rows of `dst`'s buffers instead of new ones

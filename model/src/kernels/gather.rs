@@ -38,21 +38,28 @@ pub fn gather_columns(
     cols_host: &[u32],
     out: &Tensor,
 ) -> Result<()> {
-    let (r, v, f) = check(rec, src, cols, cols_host, out)?;
-    let limit = rec.ctx().max_binding_bytes();
-    let align = (rec.ctx().limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let fit = (limit as usize / 4).saturating_sub(align);
-    gather_in_windows(rec, src, cols, out, (r, v, f), fit / v)
+    let g = check(rec, src, cols, cols_host, out)?;
+    gather_in_windows(rec, src, cols, out, &g, g.max_rows)
 }
 
-/// Shapes, dtypes and column ranges; returns (R, V, F).
+/// A checked gather: R rows of V columns, F slots per row; src is bound from element offsets
+/// that are multiples of `align`, at most `max_rows` rows per binding.
+struct Geometry {
+    r: usize,
+    v: usize,
+    f: usize,
+    align: usize,
+    max_rows: usize,
+}
+
+/// Shapes, dtypes and column ranges, and how src is windowed.
 fn check(
     rec: &Recorder,
     src: &Tensor,
     cols: &Tensor,
     cols_host: &[u32],
     out: &Tensor,
-) -> Result<(usize, usize, usize)> {
+) -> Result<Geometry> {
     let op = "gather_columns";
     let (r, v) = match *src.shape() {
         [r, v] => (r, v),
@@ -100,13 +107,21 @@ fn check(
     }
     let limit = rec.ctx().max_binding_bytes();
     let align = (rec.ctx().limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
-    if (limit as usize / 4).saturating_sub(align) < v {
+    // A window starts up to align - 1 elements before its first row.
+    let max_rows = (limit as usize / 4).saturating_sub(align) / v;
+    if max_rows == 0 {
         return Err(GpuError::shape(
             op,
             format!("a row of {v} columns exceeds one binding"),
         ));
     }
-    Ok((r, v, f))
+    Ok(Geometry {
+        r,
+        v,
+        f,
+        align,
+        max_rows,
+    })
 }
 
 /// `gather_columns` with at most `rows_per_window` rows per dispatch (tests use small windows
@@ -120,8 +135,15 @@ pub fn gather_columns_windowed(
     out: &Tensor,
     rows_per_window: usize,
 ) -> Result<()> {
-    let (r, v, f) = check(rec, src, cols, cols_host, out)?;
-    gather_in_windows(rec, src, cols, out, (r, v, f), rows_per_window.max(1))
+    let g = check(rec, src, cols, cols_host, out)?;
+    gather_in_windows(
+        rec,
+        src,
+        cols,
+        out,
+        &g,
+        rows_per_window.clamp(1, g.max_rows),
+    )
 }
 
 fn gather_in_windows(
@@ -129,11 +151,11 @@ fn gather_in_windows(
     src: &Tensor,
     cols: &Tensor,
     out: &Tensor,
-    (r, v, f): (usize, usize, usize),
+    g: &Geometry,
     per_window: usize,
 ) -> Result<()> {
     let op = "gather_columns";
-    let align = (rec.ctx().limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let Geometry { r, v, f, align, .. } = *g;
     let mut r0 = 0;
     while r0 < r {
         let rows = per_window.min(r - r0);
