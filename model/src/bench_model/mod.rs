@@ -213,12 +213,19 @@ pub fn run_model_bench(
         beam: None,
     };
     for phase in &o.phases {
+        if let Some(p) = ctx.profiler() {
+            p.reset();
+        }
         match phase {
             Phase::Train => report.train = Some(train::run(&model, &o.train, o.seed, progress)?),
             Phase::Generate => {
                 report.generate = Some(sample::run(&model, &o.sample, o.seed, progress)?)
             }
             Phase::Beam => report.beam = Some(beam::run(&model, &o.beam, o.seed, progress)?),
+        }
+        if let Some(p) = ctx.profiler() {
+            // Warm-up included: GPU time per kernel over the whole phase.
+            progress(&format!("GPU profile of phase {phase:?}:\n{}", p.report(30)));
         }
     }
     Ok(report)

@@ -7,6 +7,7 @@ use super::adapter::{self, AdapterSelector, Capabilities};
 use super::error::{GpuError, Result};
 use super::memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 use super::pipeline::PipelineCache;
+use super::profiler::{self, Profiler};
 use super::recorder::Binding;
 
 #[derive(Clone)]
@@ -30,12 +31,21 @@ pub(crate) struct Inner {
     pub unused_buffer: Arc<TrackedBuffer>,
     /// Bytes of tensor buffers alive now and at peak.
     pub memory: Arc<MemoryCounter>,
+    /// Per-kernel GPU time (`GRRM_PROFILE=1` on an adapter with timestamp queries).
+    pub profiler: Option<Profiler>,
 }
 
 impl GpuContext {
     /// Opens the adapter chosen by `sel`, with every capability it has (subgroups, f16,
     /// cooperative matrix through wgpu's experimental opt-in) and its best limits.
+    /// Profiles per-kernel GPU time when `GRRM_PROFILE` is set (see `gpu::Profiler`).
     pub fn open(sel: &AdapterSelector) -> Result<Self> {
+        Self::open_with(sel, profiler::requested())
+    }
+
+    /// `open` with per-kernel GPU timing on or off (on only where the adapter has timestamp
+    /// queries; `profiler()` tells).
+    pub fn open_with(sel: &AdapterSelector, profile: bool) -> Result<Self> {
         let instance = adapter::instance();
         let adapter = adapter::select(adapter::enumerate(&instance), sel)?;
         let info = adapter.get_info();
@@ -43,6 +53,19 @@ impl GpuContext {
         let wanted = wgpu::Features::SUBGROUP
             | wgpu::Features::SHADER_F16
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let wanted_profile = profile;
+        let profile = profile
+            && adapter
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY);
+        if wanted_profile && !profile {
+            tracing::warn!(adapter = %info.name, "GRRM_PROFILE set, but the adapter has no timestamp queries");
+        }
+        let wanted = if profile {
+            wanted | wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wanted
+        };
         let features = adapter.features() & wanted;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
@@ -83,6 +106,7 @@ impl GpuContext {
             memory.clone(),
         ));
         tracing::info!(adapter = %info.name, backend = ?info.backend, "opened GPU device");
+        let profiler = profile.then(|| Profiler::new(queue.get_timestamp_period()));
         Ok(GpuContext {
             binding_limit: limits.max_storage_buffer_binding_size as u64,
             inner: Arc::new(Inner {
@@ -96,6 +120,7 @@ impl GpuContext {
                 errors,
                 unused_buffer,
                 memory,
+                profiler,
             }),
         })
     }
@@ -122,6 +147,11 @@ impl GpuContext {
     }
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.inner.adapter
+    }
+
+    /// Per-kernel GPU time, when the device was opened with `GRRM_PROFILE=1`.
+    pub fn profiler(&self) -> Option<&Profiler> {
+        self.inner.profiler.as_ref()
     }
 
     /// Largest byte range one storage binding may cover on this adapter.

@@ -6,6 +6,7 @@ mod context;
 mod error;
 mod memory;
 mod pipeline;
+mod profiler;
 mod recorder;
 mod tensor;
 
@@ -14,5 +15,6 @@ pub use context::GpuContext;
 pub use error::{GpuError, Result};
 pub use memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 pub use pipeline::{Access, KernelEntry, ShaderSource};
+pub use profiler::Profiler;
 pub use recorder::{grid_1d, Binding, Recorder};
 pub use tensor::{DType, Tensor};

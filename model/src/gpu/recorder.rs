@@ -7,6 +7,7 @@ use super::context::GpuContext;
 use super::error::{GpuError, Result};
 use super::memory::TrackedBuffer;
 use super::pipeline::{Compiled, KernelEntry, PARAM_SLOT};
+use super::profiler::QUERIES_PER_SET;
 
 /// A byte range of a buffer bound to one storage slot.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct Binding {
 enum Cmd {
     Dispatch {
         kernel: Arc<Compiled>,
+        /// `file:entry`, for the profiler.
+        name: (&'static str, &'static str),
         param_offset: u32,
         bindings: Vec<Binding>,
         groups: [u32; 3],
@@ -131,6 +134,7 @@ impl Recorder {
             .resize(self.params.len() + (PARAM_SLOT as usize - bytes.len()), 0);
         self.cmds.push(Cmd::Dispatch {
             kernel,
+            name: (k.source.name, k.entry),
             param_offset,
             bindings,
             groups,
@@ -171,10 +175,12 @@ impl Recorder {
             label: Some(self.label),
         });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        let mut timing = self.ctx.profiler().map(|_| Timing::new(&self.ctx, &self.cmds));
         for cmd in self.cmds.drain(..) {
             match cmd {
                 Cmd::Dispatch {
                     kernel,
+                    name,
                     param_offset,
                     bindings,
                     groups,
@@ -203,6 +209,11 @@ impl Recorder {
                         layout: &kernel.layout,
                         entries: &entries,
                     });
+                    if let Some(t) = timing.as_mut() {
+                        // One pass per dispatch, so its timestamps bracket only it.
+                        drop(pass.take());
+                        pass = Some(t.timed_pass(&mut enc, name, groups));
+                    }
                     let p = pass.get_or_insert_with(|| {
                         enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                             label: None,
@@ -228,8 +239,126 @@ impl Recorder {
         }
         drop(pass);
         self.params.clear();
+        if let Some(t) = timing.as_ref() {
+            t.resolve(&mut enc);
+        }
         self.ctx.queue().submit([enc.finish()]);
-        self.ctx.take_errors()
+        self.ctx.take_errors()?;
+        match timing {
+            Some(t) => t.collect(&self.ctx),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Timestamp query sets for one profiled submission: two queries per dispatch.
+struct Timing {
+    sets: Vec<wgpu::QuerySet>,
+    /// Per dispatch: its name and grid, in recording order.
+    sites: Vec<((&'static str, &'static str), [u32; 3])>,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+impl Timing {
+    fn new(ctx: &GpuContext, cmds: &[Cmd]) -> Self {
+        let dispatches = cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Dispatch { .. }))
+            .count() as u32;
+        let per_set = QUERIES_PER_SET / 2;
+        let sets = (0..dispatches.div_ceil(per_set).max(1))
+            .map(|_| {
+                ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: QUERIES_PER_SET,
+                })
+            })
+            .collect::<Vec<_>>();
+        let bytes = sets.len() as u64 * QUERIES_PER_SET as u64 * 8;
+        let buffer = |usage, label| {
+            ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Timing {
+            sets,
+            sites: Vec::with_capacity(dispatches as usize),
+            resolve: buffer(
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                "profile-resolve",
+            ),
+            readback: buffer(
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                "profile-readback",
+            ),
+        }
+    }
+
+    fn timed_pass(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        name: (&'static str, &'static str),
+        groups: [u32; 3],
+    ) -> wgpu::ComputePass<'static> {
+        let i = self.sites.len() as u32;
+        self.sites.push((name, groups));
+        let per_set = QUERIES_PER_SET / 2;
+        let slot = (i % per_set) * 2;
+        enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &self.sets[(i / per_set) as usize],
+                beginning_of_pass_write_index: Some(slot),
+                end_of_pass_write_index: Some(slot + 1),
+            }),
+        })
+        .forget_lifetime()
+    }
+
+    fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        let per_set = QUERIES_PER_SET / 2;
+        for (s, set) in self.sets.iter().enumerate() {
+            let used = (self.sites.len() as u32).saturating_sub(s as u32 * per_set).min(per_set);
+            if used > 0 {
+                let at = s as u64 * QUERIES_PER_SET as u64 * 8;
+                enc.resolve_query_set(set, 0..used * 2, &self.resolve, at);
+            }
+        }
+        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, self.resolve.size());
+    }
+
+    /// Waits for the submission and adds each dispatch's time to the profiler.
+    fn collect(self, ctx: &GpuContext) -> Result<()> {
+        let Some(profiler) = ctx.profiler() else {
+            return Ok(());
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.readback
+            .map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+        ctx.wait_idle()?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let data = self
+            .readback
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let ticks: &[u64] = bytemuck::cast_slice(&data);
+        let per_set = (QUERIES_PER_SET / 2) as usize;
+        for (i, ((file, entry), groups)) in self.sites.iter().enumerate() {
+            let at = (i / per_set) * QUERIES_PER_SET as usize + (i % per_set) * 2;
+            profiler.add(format!("{file}:{entry}"), *groups, ticks[at], ticks[at + 1]);
+        }
+        drop(data);
+        self.readback.unmap();
+        Ok(())
     }
 }
 
