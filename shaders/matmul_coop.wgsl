@@ -13,6 +13,12 @@
 // slab). Results leave through a per-subgroup 16x16 f32 scratch so the epilogue (alpha, bias,
 // accumulate, edges) is plain per-element code.
 
+// Split K (launch code, for grids too small to fill the GPU): grid z runs over batch x splits;
+// z's slice covers k in [(z % splits) * k_split, +k_split) clipped to K, with k_split a multiple
+// of 32 so no slab crosses a slice boundary, and its partial sums go to C's batch z (the launch
+// code binds a scratch [batch * splits, M, N] and reduces it with matmul_split_reduce.wgsl).
+// With splits = 1 and k_split = K this is the plain matmul.
+
 enable f16;
 enable wgpu_cooperative_matrix;
 
@@ -21,7 +27,7 @@ struct Params {
     a_off: u32, a_bs: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,
-    bias_off: u32, alpha: f32, _p0: u32, _p1: u32,
+    bias_off: u32, alpha: f32, k_split: u32, splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -207,7 +213,9 @@ fn main(
 ) {
     let col0 = wg.x * TILE;
     let row0 = wg.y * TILE;
-    let bi = wg.z;
+    let bi = wg.z / p.splits;
+    let k_lo = (wg.z % p.splits) * p.k_split;
+    let k_len = min(p.k - k_lo, p.k_split);
     let a_base = p.a_off + bi * p.a_bs;
     let b_base = p.b_off + bi * p.b_bs;
     // This subgroup's 32x64 block within the workgroup's tile.
@@ -223,14 +231,14 @@ fn main(
     var c12 = coop_mat16x16<f32, C>();
     var c13 = coop_mat16x16<f32, C>();
 
-    let slabs = (p.k + BK - 1u) / BK;
-    var staged = fetch(t, row0, col0, 0u, a_base, b_base);
+    let slabs = (k_len + BK - 1u) / BK;
+    var staged = fetch(t, row0, col0, k_lo, a_base, b_base);
     put(t, 0u, staged);
     workgroupBarrier();
     for (var s = 0u; s < slabs; s++) {
         let cur = (s & 1u) * SLAB;
         if (s + 1u < slabs) {
-            staged = fetch(t, row0, col0, (s + 1u) * BK, a_base, b_base);
+            staged = fetch(t, row0, col0, k_lo + (s + 1u) * BK, a_base, b_base);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let a0 = frag_a(cur, wr, kk);
@@ -254,7 +262,7 @@ fn main(
         workgroupBarrier();
     }
 
-    let c_base = p.c_off + bi * p.c_bs;
+    let c_base = p.c_off + wg.z * p.c_bs;
     var alpha = p.alpha;
     if ((p.flags & SCALED) != 0u) {
         alpha *= sa[1] * sb[1];

@@ -15,6 +15,12 @@
 // tile instead (clamped; the result is discarded at the store), so no load leaves the matrix.
 // Same Params block (strides included), flags and scale bindings as matmul_coop.wgsl.
 
+// Split K (launch code, for grids too small to fill the GPU): grid z runs over batch x splits;
+// z's slice covers k in [(z % splits) * k_split, +k_split) clipped to K, with k_split a multiple
+// of 32 so no slab crosses a slice boundary, and its partial sums go to C's batch z (the launch
+// code binds a scratch [batch * splits, M, N] and reduces it with matmul_split_reduce.wgsl).
+// With splits = 1 and k_split = K this is the plain matmul.
+
 enable f16;
 enable wgpu_cooperative_matrix;
 
@@ -23,7 +29,7 @@ struct Params {
     a_off: u32, a_bs: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,
-    bias_off: u32, alpha: f32, _p0: u32, _p1: u32,
+    bias_off: u32, alpha: f32, k_split: u32, splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -103,7 +109,9 @@ fn main(
 ) {
     let col0 = wg.x * BLOCK;
     let row0 = wg.y * BLOCK;
-    let bi = wg.z;
+    let bi = wg.z / p.splits;
+    let k_lo = (wg.z % p.splits) * p.k_split;
+    let k_hi = min(p.k, k_lo + p.k_split);
     let a_base = p.a_off + bi * p.a_bs;
     let b_base = p.b_off + bi * p.b_bs;
     // Tile origins, clamped to the last whole tile (M, N are multiples of 16).
@@ -133,7 +141,7 @@ fn main(
     var c32 = coop_mat16x16<f32, C>();
     var c33 = coop_mat16x16<f32, C>();
 
-    for (var k = 0u; k < p.k; k += 16u) {
+    for (var k = k_lo; k < k_hi; k += 16u) {
         let a0 = frag_a(a_base, r0, k);
         let a1 = frag_a(a_base, r1, k);
         let a2 = frag_a(a_base, r2, k);
@@ -160,7 +168,7 @@ fn main(
         c33 = coopMultiplyAdd(a3, b3, c33);
     }
 
-    let c_base = p.c_off + bi * p.c_bs;
+    let c_base = p.c_off + wg.z * p.c_bs;
     var alpha = p.alpha;
     if ((p.flags & SCALED) != 0u) {
         alpha *= sa[1] * sb[1];

@@ -14,12 +14,18 @@
 // code) a slab element group is one 16-byte load; otherwise four bounds-checked scalar reads.
 // Out-of-range elements (edges of any M, N, K) load as zero and their outputs are not stored.
 
+// Split K (launch code, for grids too small to fill the GPU): grid z runs over batch x splits;
+// z's slice covers k in [(z % splits) * k_split, +k_split) clipped to K, with k_split a multiple
+// of 32 so no slab crosses a slice boundary, and its partial sums go to C's batch z (the launch
+// code binds a scratch [batch * splits, M, N] and reduces it with matmul_split_reduce.wgsl).
+// With splits = 1 and k_split = K this is the plain matmul.
+
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
     a_off: u32, a_bs: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,
-    bias_off: u32, alpha: f32, _p0: u32, _p1: u32,
+    bias_off: u32, alpha: f32, k_split: u32, splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -184,7 +190,9 @@ fn main(
 ) {
     let col0 = wg.x * TILE;
     let row0 = wg.y * TILE;
-    let bi = wg.z;
+    let bi = wg.z / p.splits;
+    let k_lo = (wg.z % p.splits) * p.k_split;
+    let k_len = min(p.k - k_lo, p.k_split);
     let tx = t % 16u;
     let ty = t / 16u;
     let a_base = p.a_off + bi * p.a_bs;
@@ -194,14 +202,14 @@ fn main(
     // columns tx*4..+3 (h = 0) or 64+tx*4..+3 (h = 1).
     var acc: array<vec4<f32>, 16>; // zero-initialised
 
-    let slabs = (p.k + BK - 1u) / BK;
-    var staged = fetch(t, row0, col0, 0u, a_base, b_base);
+    let slabs = (k_len + BK - 1u) / BK;
+    var staged = fetch(t, row0, col0, k_lo, a_base, b_base);
     put(t, 0u, staged);
     workgroupBarrier();
     for (var s = 0u; s < slabs; s++) {
         let cur = (s & 1u) * SLAB4;
         if (s + 1u < slabs) {
-            staged = fetch(t, row0, col0, (s + 1u) * BK, a_base, b_base);
+            staged = fetch(t, row0, col0, k_lo + (s + 1u) * BK, a_base, b_base);
         }
         for (var kk = 0u; kk < BK; kk++) {
             let r = cur + kk * ROW4;
@@ -235,7 +243,7 @@ fn main(
     }
 
     // Constant indices only, so the accumulators stay in registers.
-    let c_base = p.c_off + bi * p.c_bs;
+    let c_base = p.c_off + wg.z * p.c_bs;
     let r0 = row0 + ty * 4u;
     let r1 = row0 + 64u + ty * 4u;
     let c0 = col0 + tx * 4u;

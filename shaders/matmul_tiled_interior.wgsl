@@ -19,7 +19,17 @@
 //   launch code binds every such element. With VEC_A/VEC_B each 4-run starts at an element
 //   index divisible by 4 and ends inside the same row, so the vec4 index is that of its run.
 //   C and bias indices are (row, column) of C and column + bias_off, both bound.
-// - Loops: the slab loop runs K / BK times, the others constant counts.
+// - Split K: the grid's z is (batch, slice) with slice < splits; the launch code makes k_split a
+//   multiple of 32 (so of BK) with (splits - 1) * k_split < K, so every slice [k_lo, k_lo +
+//   k_len) is a non-empty whole number of slabs inside [0, K) (K is a multiple of BK), and C's
+//   batch index z < batch * splits is bound by the scratch it writes (c_bs = M * N).
+// - Loops: the slab loop runs k_len / BK times, the others constant counts.
+
+// Split K (launch code, for grids too small to fill the GPU): grid z runs over batch x splits;
+// z's slice covers k in [(z % splits) * k_split, +k_split) clipped to K, with k_split a multiple
+// of 32 so no slab crosses a slice boundary, and its partial sums go to C's batch z (the launch
+// code binds a scratch [batch * splits, M, N] and reduces it with matmul_split_reduce.wgsl).
+// With splits = 1 and k_split = K this is the plain matmul.
 //
 // Work split as in the general kernel: 256 invocations own a 128x128 block of C, 8x8 outputs
 // each (rows ty*4+{0..3} and 64+ty*4+{0..3}, columns likewise with tx), both slabs stored k-major
@@ -32,7 +42,7 @@ struct Params {
     a_off: u32, a_bs: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,
-    bias_off: u32, alpha: f32, _p0: u32, _p1: u32,
+    bias_off: u32, alpha: f32, k_split: u32, splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -127,7 +137,9 @@ fn main(
 ) {
     let col0 = wg.x * 128u;
     let row0 = wg.y * 128u;
-    let bi = wg.z;
+    let bi = wg.z / p.splits;
+    let k_lo = (wg.z % p.splits) * p.k_split;
+    let k_len = min(p.k - k_lo, p.k_split);
     let w = t / 32u;
     let l = t % 32u;
     let tx = (w & 1u) * 8u + (l & 7u);
@@ -144,17 +156,17 @@ fn main(
     var sa1: vec4<f32>;
     var sb1: vec4<f32>;
 
-    let slabs = p.k / BK;
+    let slabs = k_len / BK;
     for (var i = 0u; i < LOADS; i++) {
-        put_a(t + 256u * i, 0u, a_vec(t + 256u * i, row0, 0u, a_base));
-        put_b(t + 256u * i, 0u, b_vec(t + 256u * i, col0, 0u, b_base));
+        put_a(t + 256u * i, 0u, a_vec(t + 256u * i, row0, k_lo, a_base));
+        put_b(t + 256u * i, 0u, b_vec(t + 256u * i, col0, k_lo, b_base));
     }
     workgroupBarrier();
     for (var s = 0u; s < slabs; s++) {
         let cur = (s & 1u) * SLAB4;
         let more = s + 1u < slabs;
         if (more) {
-            let k0 = (s + 1u) * BK;
+            let k0 = k_lo + (s + 1u) * BK;
             sa0 = a_vec(t, row0, k0, a_base);
             sb0 = b_vec(t, col0, k0, b_base);
             if (LOADS == 2u) {
@@ -199,7 +211,7 @@ fn main(
         workgroupBarrier();
     }
 
-    let c_base = p.c_off + bi * p.c_bs;
+    let c_base = p.c_off + wg.z * p.c_bs;
     let r0 = row0 + ty * 4u;
     let r1 = row0 + 64u + ty * 4u;
     let c0 = col0 + tx * 4u;

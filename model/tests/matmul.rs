@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use grrm_model::kernels::cast_scaled::cast_scaled;
 use grrm_model::kernels::matmul::{
-    matmul, matmul_scaled, planned_shader, MatmulKernel, MatmulOpts, TiledConfig,
+    matmul, matmul_scaled, planned_shader, MatmulKernel, MatmulOpts, SplitK, TiledConfig,
 };
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
@@ -27,6 +27,8 @@ struct Case {
     b_batched: bool,
     /// The shader file that must run the case (checked before running it), if any.
     shader: Option<&'static str>,
+    /// Dispatches the matmul must record (2 when split K adds its reduction), if checked.
+    dispatches: Option<usize>,
 }
 
 fn reference(c: &Case, a: &[f32], b: &[f32], bias: &[f32], c0: &[f32]) -> (Vec<f64>, Vec<f64>) {
@@ -122,17 +124,40 @@ fn run(ctx: &GpuContext, c: &Case, seed: u64) {
         assert_eq!(got, want, "kernel for {c:?}");
     }
     matmul(&mut rec, &ta, &tb, c.bias.then_some(&tbias), &tc, c.o).unwrap();
+    if let Some(n) = c.dispatches {
+        assert_eq!(rec.len(), n, "dispatches recorded for {c:?}");
+    }
     rec.submit().unwrap();
     let got = tc.to_f32_vec().unwrap();
     let (want, scale) = reference(c, &a, &b, &bias, &c0);
     let what = format!(
-        "matmul {:?} b{} m{} n{} k{} ta{} tb{} bias{} acc{}",
-        c.o.kernel, c.batch, c.m, c.n, c.k, c.o.trans_a, c.o.trans_b, c.bias, c.o.accumulate
+        "matmul {:?} {:?} b{} m{} n{} k{} ta{} tb{} bias{} acc{}",
+        c.o.kernel,
+        c.o.split_k,
+        c.batch,
+        c.m,
+        c.n,
+        c.k,
+        c.o.trans_a,
+        c.o.trans_b,
+        c.bias,
+        c.o.accumulate
     );
     assert_close(&what, &got, &want, 1e-6, 1e-6, Some(&scale));
 }
 
 fn all_layouts(ctx: &GpuContext, kernel: MatmulKernel, shapes: &[(usize, usize, usize)]) {
+    all_layouts_split(ctx, kernel, SplitK::Auto, None, shapes);
+}
+
+/// `all_layouts` with K split as `split` says, checking the dispatch count when given.
+fn all_layouts_split(
+    ctx: &GpuContext,
+    kernel: MatmulKernel,
+    split_k: SplitK,
+    dispatches: Option<usize>,
+    shapes: &[(usize, usize, usize)],
+) {
     let mut seed = 1;
     for &(m, n, k) in shapes {
         for ta in [false, true] {
@@ -143,6 +168,7 @@ fn all_layouts(ctx: &GpuContext, kernel: MatmulKernel, shapes: &[(usize, usize, 
                     alpha: 0.75,
                     accumulate: seed % 3 == 0,
                     kernel,
+                    split_k,
                 };
                 run(
                     ctx,
@@ -155,6 +181,7 @@ fn all_layouts(ctx: &GpuContext, kernel: MatmulKernel, shapes: &[(usize, usize, 
                         bias: seed % 2 == 0,
                         b_batched: false,
                         shader: None,
+                        dispatches,
                     },
                     seed,
                 );
@@ -208,6 +235,96 @@ fn matmul_tiled_variants() {
     all_layouts(&ctx, v(true, false, 16), &[(128, 256, 48), (128, 128, 40)]);
 }
 
+/// Split K forced on the tiled kernels: every layout, bias, accumulation and alpha applied once
+/// by the reduction; K of 200 in slices of 96, 96 and 8 (the interior kernel at 128 x 256, the
+/// general one at odd sizes), K of 100 in 64 + 36, and K too shallow to split (one dispatch).
+#[test]
+fn matmul_split_k_tiled_all_layouts() {
+    let ctx = ctx();
+    let split = SplitK::Slices(3);
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Tiled,
+        split,
+        Some(2),
+        &[(128, 256, 200)],
+    );
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Tiled,
+        split,
+        Some(2),
+        &[(129, 131, 200), (7, 13, 100)],
+    );
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::TiledGeneral,
+        split,
+        Some(2),
+        &[(128, 256, 200)],
+    );
+    all_layouts_split(&ctx, MatmulKernel::Tiled, split, Some(1), &[(33, 65, 37)]);
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Tiled,
+        SplitK::Off,
+        Some(1),
+        &[(7, 13, 200)],
+    );
+}
+
+/// Split K with a batch (partial sums of each batch entry kept apart) and broadcast or batched
+/// B, and through the chunked path for operands larger than a binding (each chunk split).
+#[test]
+fn matmul_split_k_batched_and_chunked() {
+    let ctx = ctx();
+    for (i, b_batched) in [true, false].into_iter().enumerate() {
+        for (m, n, k) in [(9, 35, 130), (128, 128, 256)] {
+            let o = MatmulOpts {
+                trans_b: true,
+                accumulate: i == 1,
+                kernel: MatmulKernel::Tiled,
+                split_k: SplitK::Slices(4),
+                ..Default::default()
+            };
+            let case = Case {
+                batch: 3,
+                m,
+                n,
+                k,
+                o,
+                bias: true,
+                b_batched,
+                shader: None,
+                dispatches: Some(2),
+            };
+            run(&ctx, &case, 300 + i as u64);
+        }
+    }
+    chunks_split(MatmulKernel::Tiled, SplitK::Slices(2), (150, 300, 130));
+}
+
+/// The portable kernels do not split: asking them to is an error, not a silent no-op.
+#[test]
+fn matmul_split_k_needs_a_splitting_kernel() {
+    let ctx = ctx();
+    let a = Tensor::zeros(&ctx, &[4, 256], DType::F32).unwrap();
+    let b = Tensor::zeros(&ctx, &[256, 8], DType::F32).unwrap();
+    let c = Tensor::zeros(&ctx, &[4, 8], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    let o = MatmulOpts::default()
+        .kernel(MatmulKernel::Portable)
+        .split_k(SplitK::Slices(2));
+    let e = matmul(&mut rec, &a, &b, None, &c, o)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("split K needs the tiled or cooperative kernels"),
+        "{e}"
+    );
+    assert!(rec.is_empty());
+}
+
 const SIMD8: &str = "matmul_simd8.wgsl";
 const PORTABLE: &str = "matmul.wgsl";
 
@@ -239,6 +356,7 @@ fn simd8_case(
         alpha: 0.75,
         accumulate: seed.is_multiple_of(3),
         kernel: MatmulKernel::Simd8,
+        split_k: SplitK::Auto,
     };
     let case = Case {
         batch,
@@ -249,6 +367,7 @@ fn simd8_case(
         bias: seed.is_multiple_of(2),
         b_batched,
         shader: Some(shader),
+        dispatches: None,
     };
     run(ctx, &case, seed);
 }
@@ -363,6 +482,14 @@ fn matmul_coop16_all_layouts_odd_shapes() {
     all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
     batched_and_broadcast(&ctx, MatmulKernel::Coop16, (9, 35, 23));
     all_layouts(&ctx, MatmulKernel::Coop16Staged, &[(256, 192, 96)]);
+    // Split K through the staged kernel (K = 200: 96 + 96 + 8, a partial slab at the end).
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Coop16,
+        SplitK::Slices(3),
+        Some(2),
+        &[(129, 131, 200)],
+    );
 }
 
 /// The direct cooperative-matrix kernel (whole 16x16 tiles): blocks of 64x64 cut by M and N
@@ -385,6 +512,14 @@ fn matmul_coop16_direct_all_layouts() {
     assert_eq!(plan_coop(&ctx, 80, 48, 40), "matmul_coop.wgsl");
     all_layouts(&ctx, MatmulKernel::Coop16, &shapes);
     batched_and_broadcast(&ctx, MatmulKernel::Coop16, (48, 80, 32));
+    // Split K through the direct kernel (K = 272: 96 + 96 + 80).
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Coop16,
+        SplitK::Slices(3),
+        Some(2),
+        &[(80, 48, 272)],
+    );
 }
 
 fn plan_coop(ctx: &GpuContext, m: usize, n: usize, k: usize) -> &'static str {
@@ -561,6 +696,7 @@ fn batched_and_broadcast(ctx: &GpuContext, kernel: MatmulKernel, (m, n, k): (usi
                 bias: true,
                 b_batched,
                 shader: None,
+                dispatches: None,
             },
             100 + i as u64,
         );
@@ -575,7 +711,11 @@ fn matmul_chunks_operands_larger_than_a_binding() {
     chunks(MatmulKernel::Tiled, (256, 256, 256));
 }
 
-fn chunks(kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
+fn chunks(kernel: MatmulKernel, shape: (usize, usize, usize)) {
+    chunks_split(kernel, SplitK::Auto, shape);
+}
+
+fn chunks_split(kernel: MatmulKernel, split_k: SplitK, (m, n, k): (usize, usize, usize)) {
     // 128 KiB bindings force chunking of B over N (stored [N, K]) and over K (stored [K, N]),
     // and of A and C over M.
     let small = ctx().with_binding_limit(128 << 10);
@@ -584,6 +724,7 @@ fn chunks(kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
             trans_b: tb,
             accumulate: !tb,
             kernel,
+            split_k,
             ..Default::default()
         };
         run(
@@ -597,6 +738,7 @@ fn chunks(kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
                 bias: true,
                 b_batched: false,
                 shader: None,
+                dispatches: None,
             },
             seed,
         );

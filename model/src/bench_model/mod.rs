@@ -225,7 +225,10 @@ pub fn run_model_bench(
         }
         if let Some(p) = ctx.profiler() {
             // Warm-up included: GPU time per kernel over the whole phase.
-            progress(&format!("GPU profile of phase {phase:?}:\n{}", p.report(30)));
+            progress(&format!(
+                "GPU profile of phase {phase:?}:\n{}",
+                p.report(30)
+            ));
         }
     }
     Ok(report)

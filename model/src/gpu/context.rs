@@ -54,10 +54,7 @@ impl GpuContext {
             | wgpu::Features::SHADER_F16
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let wanted_profile = profile;
-        let profile = profile
-            && adapter
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY);
+        let profile = profile && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         if wanted_profile && !profile {
             tracing::warn!(adapter = %info.name, "GRRM_PROFILE set, but the adapter has no timestamp queries");
         }

@@ -8,6 +8,7 @@ use super::error::{GpuError, Result};
 use super::memory::TrackedBuffer;
 use super::pipeline::{Compiled, KernelEntry, PARAM_SLOT};
 use super::profiler::QUERIES_PER_SET;
+use super::tensor::{DType, Tensor};
 
 /// A byte range of a buffer bound to one storage slot.
 #[derive(Clone, Debug)]
@@ -47,6 +48,8 @@ pub struct Recorder {
     cmds: Vec<Cmd>,
     params: Vec<u8>,
     label: &'static str,
+    /// See `scratch_f32`.
+    scratch: Option<Tensor>,
 }
 
 impl Recorder {
@@ -56,7 +59,25 @@ impl Recorder {
             cmds: Vec::new(),
             params: Vec::new(),
             label,
+            scratch: None,
         }
+    }
+
+    /// An f32 scratch tensor of at least `len` elements, shared by every dispatch recorded here
+    /// and kept for this recorder's later submissions. Sharing is safe because the dispatches
+    /// of a queue run in recording order with barriers between them (wgpu inserts them for
+    /// every read-after-write and write-after-read of a storage buffer), so a kernel pair that
+    /// writes the scratch and then reads it back is finished with it before the next pair starts.
+    /// A larger request replaces it; dispatches already recorded keep the old buffer alive.
+    pub fn scratch_f32(&mut self, len: usize) -> Result<Tensor> {
+        if let Some(t) = &self.scratch {
+            if t.numel() >= len {
+                return Ok(t.clone());
+            }
+        }
+        let t = Tensor::zeros(&self.ctx, &[len.max(1)], DType::F32)?;
+        self.scratch = Some(t.clone());
+        Ok(t)
     }
 
     pub fn ctx(&self) -> &GpuContext {
@@ -175,7 +196,10 @@ impl Recorder {
             label: Some(self.label),
         });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
-        let mut timing = self.ctx.profiler().map(|_| Timing::new(&self.ctx, &self.cmds));
+        let mut timing = self
+            .ctx
+            .profiler()
+            .map(|_| Timing::new(&self.ctx, &self.cmds));
         for cmd in self.cmds.drain(..) {
             match cmd {
                 Cmd::Dispatch {
@@ -323,7 +347,9 @@ impl Timing {
     fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
         let per_set = QUERIES_PER_SET / 2;
         for (s, set) in self.sets.iter().enumerate() {
-            let used = (self.sites.len() as u32).saturating_sub(s as u32 * per_set).min(per_set);
+            let used = (self.sites.len() as u32)
+                .saturating_sub(s as u32 * per_set)
+                .min(per_set);
             if used > 0 {
                 let at = s as u64 * QUERIES_PER_SET as u64 * 8;
                 enc.resolve_query_set(set, 0..used * 2, &self.resolve, at);
@@ -338,10 +364,9 @@ impl Timing {
             return Ok(());
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        self.readback
-            .map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = tx.send(r);
-            });
+        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
         ctx.wait_idle()?;
         rx.recv()
             .map_err(|e| GpuError::Readback(e.to_string()))?

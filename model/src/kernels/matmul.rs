@@ -14,7 +14,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{
-    Access, Binding, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
+    grid_1d, Access, Binding, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
 };
 
 static SRC: ShaderSource = crate::shader!("matmul.wgsl");
@@ -59,6 +59,12 @@ static SIMD8: KernelEntry = KernelEntry {
     source: &SIMD8_SRC,
     entry: "main",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+static SPLIT_REDUCE_SRC: ShaderSource = crate::shader!("matmul_split_reduce.wgsl");
+static SPLIT_REDUCE: KernelEntry = KernelEntry {
+    source: &SPLIT_REDUCE_SRC,
+    entry: "main",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 static COOP_SRC: ShaderSource = crate::shader!("matmul_coop.wgsl");
 static COOP: KernelEntry = KernelEntry {
@@ -196,8 +202,54 @@ struct Params {
     flags: u32,
     bias_off: u32,
     alpha: f32,
+    /// Split K (tiled and cooperative kernels): slice length and count; K and 1 when unsplit.
+    k_split: u32,
+    splits: u32,
+}
+
+/// Parameters of matmul_split_reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ReduceParams {
+    rows: u32,
+    n: u32,
+    batch: u32,
+    splits: u32,
+    c_off: u32,
+    c_bs: u32,
+    c_rs: u32,
+    flags: u32,
+    bias_off: u32,
+    alpha: f32,
     _p: [u32; 2],
 }
+
+/// Whether a matmul's K is split into slices whose partial products a second pass sums. Small
+/// output grids (decode's 64 rows, the LM-head input gradient's 384 x 1024 over K = 153,216)
+/// otherwise leave most of a GPU idle: each workgroup owns a 128x128 block, so 64 x 1024 is 8
+/// workgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SplitK {
+    /// Split on GPU adapters (not CPU ones) when the grid has fewer than
+    /// `SPLIT_TARGET_INVOCATIONS` invocations, into as many slices as bring it there, at least
+    /// `SPLIT_MIN_K` deep each and within `SPLIT_SCRATCH_BYTES` of partial sums.
+    #[default]
+    Auto,
+    Off,
+    /// Exactly this many slices where K allows (slices are multiples of 32 deep); only the
+    /// tiled and cooperative kernels split.
+    Slices(u32),
+}
+
+/// Invocations a grid should have for `SplitK::Auto` to leave it unsplit (an H100 holds about
+/// 270k resident; a quarter keeps each slice's partial-sum traffic small).
+const SPLIT_TARGET_INVOCATIONS: u64 = 65_536;
+/// Shallowest slice `SplitK::Auto` makes.
+const SPLIT_MIN_K: usize = 64;
+/// Most partial-sum bytes `SplitK::Auto` uses (the recorder's scratch).
+const SPLIT_SCRATCH_BYTES: usize = 32 << 20;
+/// Slice depths are multiples of this, so no kernel's K slab (8, 16 or 32 deep) crosses a slice.
+const SPLIT_ALIGN: usize = 32;
 
 /// How the operands are stored: `trans_a` means A is stored as [K, M], `trans_b` means B is
 /// stored as [N, K] (the layout of a PyTorch `Linear` weight, so `x @ W^T` is `trans_b`).
@@ -209,6 +261,7 @@ pub struct MatmulOpts {
     /// C += result instead of C = result.
     pub accumulate: bool,
     pub kernel: MatmulKernel,
+    pub split_k: SplitK,
 }
 
 impl Default for MatmulOpts {
@@ -219,6 +272,7 @@ impl Default for MatmulOpts {
             alpha: 1.0,
             accumulate: false,
             kernel: MatmulKernel::Auto,
+            split_k: SplitK::Auto,
         }
     }
 }
@@ -242,6 +296,10 @@ impl MatmulOpts {
     }
     pub fn kernel(mut self, k: MatmulKernel) -> Self {
         self.kernel = k;
+        self
+    }
+    pub fn split_k(mut self, s: SplitK) -> Self {
+        self.split_k = s;
         self
     }
 }
@@ -585,7 +643,109 @@ fn record(
     if scaled {
         pl.params.flags |= F_SCALED;
     }
-    rec.dispatch(pl.entry, &pl.constants, &pl.params, binds, pl.groups)
+    let Some((splits, k_split)) = split_k(rec, &pl, d.batch, o.split_k)? else {
+        return rec.dispatch(pl.entry, &pl.constants, &pl.params, binds, pl.groups);
+    };
+    // First pass: raw partial sums (the scales of SCALED operands included, as they are
+    // linear) into [batch * splits, rows, n] of the recorder's scratch.
+    let (rows, n) = (pl.params.m as usize, pl.params.n as usize);
+    let part_len = d.batch * splits as usize * rows * n;
+    let part = rec.scratch_f32(part_len)?;
+    let part_b = part.binding_range("matmul", 0, part_len)?;
+    let out = pl.params;
+    let mut first = pl.params;
+    first.flags &= !(F_BIAS | F_ACCUMULATE);
+    first.alpha = 1.0;
+    first.c_off = 0;
+    first.c_bs = (rows * n) as u32;
+    first.c_rs = n as u32;
+    first.k_split = k_split;
+    first.splits = splits;
+    let mut first_binds = binds.clone();
+    first_binds[3] = part_b.clone();
+    let groups = [pl.groups[0], pl.groups[1], pl.groups[2] * splits];
+    rec.dispatch(pl.entry, &pl.constants, &first, first_binds, groups)?;
+    let reduce = ReduceParams {
+        rows: rows as u32,
+        n: n as u32,
+        batch: d.batch as u32,
+        splits,
+        c_off: out.c_off,
+        c_bs: out.c_bs,
+        c_rs: out.c_rs,
+        flags: out.flags & (F_BIAS | F_ACCUMULATE),
+        bias_off: out.bias_off,
+        alpha: out.alpha,
+        _p: [0; 2],
+    };
+    let outputs = (d.batch * rows * n) as u32;
+    let grid = grid_1d(outputs.div_ceil(256), rec.max_groups());
+    rec.dispatch(
+        &SPLIT_REDUCE,
+        &[],
+        &reduce,
+        vec![part_b, binds[2].clone(), binds[3].clone()],
+        grid,
+    )
+}
+
+/// The (splits, slice depth) a dispatch runs with, or None to run it whole. Only the tiled and
+/// cooperative kernels split.
+fn split_k(rec: &Recorder, pl: &Plan, batch: usize, want: SplitK) -> Result<Option<(u32, u32)>> {
+    let splittable = [
+        &TILED,
+        &TILED_UNCHECKED,
+        &INTERIOR,
+        &INTERIOR_CHECKED,
+        &COOP,
+        &COOP_DIRECT,
+    ]
+    .iter()
+    .any(|e| std::ptr::eq(*e, pl.entry));
+    let k = pl.params.k as usize;
+    let (rows, n) = (pl.params.m as usize, pl.params.n as usize);
+    let plane_bytes = (batch * rows * n * 4).max(1);
+    let max_groups = rec.max_groups() as usize;
+    let by_grid = max_groups / pl.groups[2].max(1) as usize;
+    let by_binding = (rec.ctx().max_binding_bytes() as usize / plane_bytes).min(by_grid);
+    let wanted = match want {
+        SplitK::Off => return Ok(None),
+        SplitK::Slices(s) if !splittable && s > 1 => {
+            return Err(GpuError::shape(
+                "matmul",
+                format!(
+                    "split K needs the tiled or cooperative kernels, not {}",
+                    pl.entry.source.name
+                ),
+            ))
+        }
+        SplitK::Slices(s) => (s as usize).min(by_binding),
+        SplitK::Auto => {
+            let gpu = !matches!(
+                rec.ctx().info().device_type,
+                wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+            );
+            let threads: u64 = if std::ptr::eq(pl.entry, &COOP_DIRECT) {
+                32
+            } else {
+                256
+            };
+            let invocations = pl.groups.iter().map(|&g| g as u64).product::<u64>() * threads;
+            if !gpu || !splittable || invocations >= SPLIT_TARGET_INVOCATIONS {
+                return Ok(None);
+            }
+            (SPLIT_TARGET_INVOCATIONS.div_ceil(invocations) as usize)
+                .min(k / SPLIT_MIN_K)
+                .min(SPLIT_SCRATCH_BYTES / plane_bytes)
+                .min(by_binding)
+        }
+    };
+    if wanted < 2 || k < 2 * SPLIT_ALIGN {
+        return Ok(None);
+    }
+    let k_split = k.div_ceil(wanted).next_multiple_of(SPLIT_ALIGN);
+    let splits = k.div_ceil(k_split);
+    Ok((splits >= 2).then_some((splits as u32, k_split as u32)))
 }
 
 /// The dispatch over `rows` rows of the bound A/C windows and the `chunk` of N or K.
@@ -636,7 +796,8 @@ fn plan(
         flags,
         bias_off: n0 as u32,
         alpha: o.alpha,
-        _p: [0; 2],
+        k_split: k as u32,
+        splits: 1,
     };
     let mut constants: Vec<(&str, f64)> = Vec::new();
     let (entry, block) = match (kernel, kernel.tiled()) {
