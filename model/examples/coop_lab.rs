@@ -76,7 +76,13 @@ fn parse(spec: &str) -> Spec {
             }
         }
     }
-    let name: &'static str = Box::leak(spec.rsplit('/').next().unwrap().to_string().into_boxed_str());
+    let name: &'static str = Box::leak(
+        spec.rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+            .into_boxed_str(),
+    );
     let src: &'static ShaderSource = Box::leak(Box::new(ShaderSource {
         name,
         wgsl: Box::leak(wgsl.clone().into_boxed_str()),
@@ -218,11 +224,14 @@ fn main() {
                     constants.push(("TA", ta as u8 as f64));
                     constants.push(("TB", tb as u8 as f64));
                 }
-                rec.dispatch(s.entry, &constants, &p, binds, groups).unwrap()
+                rec.dispatch(s.entry, &constants, &p, binds, groups)
+                    .unwrap()
             }
         };
         // Sampled outputs and their f64 reference.
-        let samples: Vec<(usize, usize)> = (0..97).map(|i| ((i * 7919) % m, (i * 104_729) % n)).collect();
+        let samples: Vec<(usize, usize)> = (0..97)
+            .map(|i| ((i * 7919) % m, (i * 104_729) % n))
+            .collect();
         let reference: Vec<(f64, f64)> = samples
             .iter()
             .map(|&(i, j)| {

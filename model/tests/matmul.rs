@@ -522,6 +522,62 @@ fn matmul_coop16_direct_all_layouts() {
     );
 }
 
+/// The 16-byte-load staged cooperative kernel (whole 128x128 blocks, K a multiple of 32):
+/// every layout with alpha, bias and accumulation through the scratch epilogue, the plain
+/// epilogue (alpha 1, nothing added: fragments stored straight to C), batching, and split K.
+#[test]
+fn matmul_coop16_tiled_all_layouts() {
+    let ctx = ctx();
+    if !coop_available(&ctx) {
+        return;
+    }
+    let tiled = "matmul_coop_tiled.wgsl";
+    for (m, n, k) in [(128, 256, 64), (256, 128, 96), (128, 128, 256)] {
+        assert_eq!(plan_coop(&ctx, m, n, k), tiled, "{m}x{n}x{k}");
+    }
+    assert_eq!(plan_coop(&ctx, 128, 128, 48), "matmul_coop_direct.wgsl");
+    assert_eq!(plan_coop(&ctx, 144, 128, 64), "matmul_coop_direct.wgsl");
+    all_layouts(
+        &ctx,
+        MatmulKernel::Coop16,
+        &[(128, 256, 64), (256, 128, 96)],
+    );
+    let mut seed = 500;
+    for ta in [false, true] {
+        for tb in [false, true] {
+            // Unsplit: a GPU would split this small grid, and each slice is plain anyway.
+            let o = MatmulOpts {
+                trans_a: ta,
+                trans_b: tb,
+                kernel: MatmulKernel::Coop16,
+                split_k: SplitK::Off,
+                ..Default::default()
+            };
+            let case = Case {
+                batch: 1,
+                m: 256,
+                n: 128,
+                k: 160,
+                o,
+                bias: false,
+                b_batched: false,
+                shader: Some(tiled),
+                dispatches: Some(1),
+            };
+            run(&ctx, &case, seed);
+            seed += 1;
+        }
+    }
+    batched_and_broadcast(&ctx, MatmulKernel::Coop16, (128, 128, 64));
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Coop16,
+        SplitK::Slices(3),
+        Some(2),
+        &[(128, 128, 256)],
+    );
+}
+
 fn plan_coop(ctx: &GpuContext, m: usize, n: usize, k: usize) -> &'static str {
     let a = Tensor::zeros(ctx, &[m, k], DType::F16).unwrap();
     let b = Tensor::zeros(ctx, &[n, k], DType::F16).unwrap();

@@ -57,6 +57,7 @@ fn counts_every_dispatch_by_kernel_and_grid() {
     assert_eq!(kernels.len(), 2, "{kernels:?}");
     assert!(kernels.iter().all(|k| k.2 >= 0.0 && k.2.is_finite()));
     assert!(kernels.iter().map(|k| k.2).sum::<f64>() > 0.0);
+    assert!(p.span_ms() > 0.0 && p.span_ms().is_finite());
     let report = p.report(10);
     // One row per (kernel, grid): add, scale over 3,001 and scale over 5.
     let site_rows = report
@@ -67,6 +68,7 @@ fn counts_every_dispatch_by_kernel_and_grid() {
     assert_eq!(site_rows, 3, "{report}");
     p.reset();
     assert!(p.by_kernel().is_empty());
+    assert_eq!(p.span_ms(), 0.0);
 }
 
 #[test]

@@ -88,15 +88,27 @@ pub fn run(
     let mut losses = Vec::new();
     for i in 0..o.warmup_steps + o.steps {
         ctx.wait_idle()?;
+        let created = ctx.memory_stats();
         let start = Instant::now();
         let mut rec = Recorder::new(ctx, "bench-train");
         model.zero_grads(&mut rec, &grads)?;
         let loss = model.record_loss_backward(&mut rec, &batch, &targets, coef, &grads)?;
+        let recorded = start.elapsed().as_secs_f64();
         rec.submit()?;
+        let submitted = start.elapsed().as_secs_f64();
         opt.step(&mut rec, &model.params, &grads, 1e-5)?;
         rec.submit()?;
         ctx.wait_idle()?;
         let seconds = start.elapsed().as_secs_f64();
+        let after = ctx.memory_stats();
+        tracing::debug!(
+            buffers_created = after.buffers_created - created.buffers_created,
+            buffer_creation_s = after.create_seconds - created.create_seconds,
+            record_s = recorded,
+            submit_s = submitted - recorded,
+            optimizer_and_wait_s = seconds - submitted,
+            "train step host time"
+        );
         let mean = loss.to_f32_vec()?.iter().map(|&l| l as f64).sum::<f64>() / counted as f64;
         if !mean.is_finite() {
             return Err(crate::GpuError::shape(

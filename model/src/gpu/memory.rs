@@ -17,14 +17,18 @@ pub struct MemoryCounter {
     peak: AtomicU64,
     /// Buffers ever created (a sanity check that allocations are being counted).
     buffers: AtomicU64,
+    /// Host nanoseconds spent creating them (drivers may clear new memory synchronously).
+    create_ns: AtomicU64,
 }
 
 /// A snapshot of the counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MemoryStats {
     pub live_bytes: u64,
     pub peak_bytes: u64,
     pub buffers_created: u64,
+    /// Host seconds spent in buffer creation since the context opened.
+    pub create_seconds: f64,
 }
 
 impl MemoryCounter {
@@ -32,6 +36,11 @@ impl MemoryCounter {
         let live = self.live.fetch_add(bytes, Ordering::SeqCst) + bytes;
         self.peak.fetch_max(live, Ordering::SeqCst);
         self.buffers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn creation_took(&self, d: std::time::Duration) {
+        self.create_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
 
     fn freed(&self, bytes: u64) {
@@ -43,6 +52,7 @@ impl MemoryCounter {
             live_bytes: self.live.load(Ordering::SeqCst),
             peak_bytes: self.peak.load(Ordering::SeqCst),
             buffers_created: self.buffers.load(Ordering::SeqCst),
+            create_seconds: self.create_ns.load(Ordering::SeqCst) as f64 * 1e-9,
         }
     }
 

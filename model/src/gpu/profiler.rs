@@ -24,6 +24,9 @@ pub struct Profiler {
     /// Nanoseconds per timestamp tick (`Queue::get_timestamp_period`).
     period_ns: f64,
     totals: Mutex<HashMap<(String, [u32; 3]), Total>>,
+    /// Sum over submissions of first-begin to last-end: dispatch time plus the gaps between
+    /// dispatches (barriers, buffer clears, copies).
+    span_ns: Mutex<f64>,
 }
 
 impl Profiler {
@@ -31,7 +34,19 @@ impl Profiler {
         Profiler {
             period_ns: period_ns as f64,
             totals: Mutex::new(HashMap::new()),
+            span_ns: Mutex::new(0.0),
         }
+    }
+
+    /// Adds one submission's span (its first dispatch's begin to its last one's end).
+    pub(crate) fn add_span(&self, begin: u64, end: u64) {
+        *self.span_ns.lock().expect("profiler span") +=
+            end.saturating_sub(begin) as f64 * self.period_ns;
+    }
+
+    /// Milliseconds from each submission's first dispatch to its last, summed.
+    pub fn span_ms(&self) -> f64 {
+        *self.span_ns.lock().expect("profiler span") / 1e6
     }
 
     /// Adds one dispatch's begin/end ticks. A driver may report end < begin for a dispatch it
@@ -46,6 +61,7 @@ impl Profiler {
 
     pub fn reset(&self) {
         self.totals.lock().expect("profiler totals").clear();
+        *self.span_ns.lock().expect("profiler span") = 0.0;
     }
 
     /// Total GPU milliseconds and dispatch count per kernel, most expensive first.
@@ -71,7 +87,12 @@ impl Profiler {
         let kernels = self.by_kernel();
         let total_ms: f64 = kernels.iter().map(|k| k.2).sum();
         let mut out = String::new();
-        let _ = writeln!(out, "GPU time by kernel: {total_ms:.2} ms in all\n");
+        let _ = writeln!(
+            out,
+            "GPU time by kernel: {total_ms:.2} ms in all, within submissions spanning {:.2} ms \
+             (the rest is gaps between dispatches: barriers, buffer clears, copies)\n",
+            self.span_ms()
+        );
         let _ = writeln!(out, "| kernel | dispatches | ms | mean us | share |");
         let _ = writeln!(out, "|---|---|---|---|---|");
         for (k, calls, ms) in &kernels {

@@ -377,9 +377,15 @@ impl Timing {
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         let ticks: &[u64] = bytemuck::cast_slice(&data);
         let per_set = (QUERIES_PER_SET / 2) as usize;
+        let (mut first, mut last) = (u64::MAX, 0);
         for (i, ((file, entry), groups)) in self.sites.iter().enumerate() {
             let at = (i / per_set) * QUERIES_PER_SET as usize + (i % per_set) * 2;
             profiler.add(format!("{file}:{entry}"), *groups, ticks[at], ticks[at + 1]);
+            first = first.min(ticks[at]);
+            last = last.max(ticks[at + 1]);
+        }
+        if !self.sites.is_empty() {
+            profiler.add_span(first, last);
         }
         drop(data);
         self.readback.unmap();

@@ -63,6 +63,7 @@ impl Tensor {
                 what: "max_buffer_size",
             });
         }
+        let started = std::time::Instant::now();
         let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bytes,
@@ -71,6 +72,7 @@ impl Tensor {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        ctx.memory_counter().creation_took(started.elapsed());
         Ok(Tensor {
             ctx: ctx.clone(),
             buffer: Arc::new(TrackedBuffer::new(buffer, ctx.memory_counter().clone())),

@@ -33,7 +33,9 @@ use super::params::{Linear, Params};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatmulPrecision {
-    /// `F32` for now: the tensor-core path is correct but not yet faster (bench/NOTES.md).
+    /// `F16TensorCore` where the adapter has 16x16x16 f16 -> f32 cooperative matrices, else
+    /// `F32` (on an H100 the tensor-core step is faster since split K and the 16-byte-load
+    /// kernel: bench/NOTES.md).
     #[default]
     Auto,
     F32,
@@ -72,8 +74,9 @@ impl MatmulPrecision {
     pub fn resolve(self, ctx: &GpuContext) -> Result<Self> {
         let coop = coop16_available(ctx);
         match self {
-            // Not yet faster than f32 on an H100 (2,889 vs 2,854 tok/s, 4% more memory: see
-            // bench/NOTES.md), so tensor cores are opt-in until the cast overhead is gone.
+            // H100, Qwen3-0.6B shape, 8 x 1024: 3,921 tok/s against 3,152 for f32 with split
+            // K, before the 16-byte-load kernel (bench/NOTES.md); 4% more peak memory.
+            Self::Auto if coop => Ok(Self::F16TensorCore),
             Self::Auto => Ok(Self::F32),
             Self::F16TensorCore if !coop => Err(GpuError::MissingFeature {
                 op: "matmul precision f16 tensor-core",
