@@ -1,0 +1,161 @@
+//! Launch code of the single-token decode kernel (shaders/attention_decode.wgsl), the
+//! `AttentionKernel::SubgroupDecode` family of [`super::attention`]: one workgroup of 128 per
+//! (sequence, kv head) serves the G = Hq/Hkv query heads of the group, its subgroups split the
+//! cached keys and the lanes of a subgroup split D, so every cached K and V row is read once,
+//! by coalesced vec4 loads. `attention_decode` chooses it (see `AttentionHeads::decode_kernel`)
+//! for one query row per sequence when [`fits`] accepts the adapter and the heads.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::attention::AttentionHeads;
+use crate::gpu::{
+    grid_1d, Access, GpuContext, KernelEntry, Recorder, Result, ShaderSource, Tensor,
+};
+
+/// Trusted (no runtime bounds checks): the file's header proves every index in bounds under the
+/// conditions [`fits`] checks.
+static SRC: ShaderSource = crate::shader!(trusted "attention_decode.wgsl");
+pub(crate) static ENTRY: KernelEntry = KernelEntry {
+    source: &SRC,
+    entry: "attn_decode",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
+
+/// Invocations per workgroup (the shader's WG).
+const WG: u32 = 128;
+/// Smallest subgroup the shader's workgroup arrays are sized for (at most WG / 8 = 16
+/// subgroups; at most 8 vec4 columns per lane at D 256).
+const MIN_SUBGROUP: u32 = 8;
+/// Largest GQA group (query heads per kv head) the kernel holds in registers.
+pub const MAX_GROUP: usize = 8;
+/// Largest head dimension (64 vec4 columns).
+pub const MAX_HEAD_DIM: usize = 256;
+/// Workgroup memory the shader declares: red (512 vec4) and st_m, st_l (128 f32 each).
+const SHARED_BYTES: u32 = 512 * 16 + 2 * 128 * 4;
+
+const HAS_MASK: u32 = 1;
+const HAS_START: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct DecodeParams {
+    batch: u32,
+    hq: u32,
+    hkv: u32,
+    tmax: u32,
+    scale: f32,
+    flags: u32,
+    n_wg: u32,
+    _p0: u32,
+}
+
+/// The subgroup size the kernel would run with on `ctx` for heads `h`, or why it cannot run:
+/// the adapter's subgroup size must be fixed (min == max), a power of two in 8..=128; D a
+/// multiple of 4 up to 256; Hq/Hkv at most 8; 9 KiB of workgroup memory.
+pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<u32, String> {
+    let caps = ctx.caps();
+    let Some(sg) = caps.fixed_subgroup_size() else {
+        return Err(format!(
+            "needs subgroups of a fixed size; the adapter has {}",
+            if caps.subgroups {
+                format!(
+                    "sizes {}..={}",
+                    caps.subgroup_min_size, caps.subgroup_max_size
+                )
+            } else {
+                "no subgroups".to_string()
+            }
+        ));
+    };
+    if !sg.is_power_of_two() || !(MIN_SUBGROUP..=WG).contains(&sg) {
+        return Err(format!(
+            "needs a subgroup size that is a power of two in {MIN_SUBGROUP}..={WG}; the adapter's \
+             is {sg}"
+        ));
+    }
+    let (d, group) = (h.head_dim, h.q_heads / h.kv_heads.max(1));
+    if !d.is_multiple_of(4) || d > MAX_HEAD_DIM {
+        return Err(format!(
+            "needs a head dim D that is a multiple of 4 up to {MAX_HEAD_DIM}; got {d}"
+        ));
+    }
+    if group == 0 || group > MAX_GROUP {
+        return Err(format!(
+            "holds 1..={MAX_GROUP} query heads per kv head; got Hq {} / Hkv {}",
+            h.q_heads, h.kv_heads
+        ));
+    }
+    let have = ctx.limits().max_compute_workgroup_storage_size;
+    if have < SHARED_BYTES {
+        return Err(format!(
+            "needs {SHARED_BYTES} bytes of workgroup memory; the adapter has {have}"
+        ));
+    }
+    Ok(sg)
+}
+
+/// The shader file of this family (tests check which kernel a call plans).
+pub(crate) fn shader_name() -> &'static str {
+    SRC.name
+}
+
+/// The call's tensors, already checked by `attention_decode`: q and out `[B, Hq*D]`, the cache
+/// `[B, Hkv, Tmax, D]`, start u32 `[B]`, key_mask u32 `[B, Tmax]`.
+pub(crate) struct DecodeCall<'a> {
+    pub batch: usize,
+    pub tmax: usize,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub q: &'a Tensor,
+    pub start: &'a Tensor,
+    pub key_mask: Option<&'a Tensor>,
+    pub out: &'a Tensor,
+}
+
+/// Records the kernel for a checked single-row decode call; `sg` from [`fits`].
+pub(crate) fn record(
+    rec: &mut Recorder,
+    op: &'static str,
+    h: &AttentionHeads,
+    sg: u32,
+    x: &DecodeCall,
+) -> Result<()> {
+    let n_wg = x.batch * h.kv_heads;
+    let p = DecodeParams {
+        batch: x.batch as u32,
+        hq: h.q_heads as u32,
+        hkv: h.kv_heads as u32,
+        tmax: x.tmax as u32,
+        scale: h.scale(),
+        flags: HAS_START | if x.key_mask.is_some() { HAS_MASK } else { 0 },
+        n_wg: n_wg as u32,
+        _p0: 0,
+    };
+    let constants = [
+        ("SG", f64::from(sg)),
+        ("G", (h.q_heads / h.kv_heads) as f64),
+        ("D4", (h.head_dim / 4) as f64),
+    ];
+    let ctx = rec.ctx().clone();
+    let mask = match x.key_mask {
+        Some(m) => m.binding(op)?,
+        None => ctx.unused_binding(),
+    };
+    let binds = vec![
+        x.q.binding(op)?,
+        x.k.binding(op)?,
+        x.v.binding(op)?,
+        mask,
+        x.start.binding(op)?,
+        x.out.binding(op)?,
+    ];
+    let groups = grid_1d(n_wg as u32, rec.max_groups());
+    rec.dispatch(&ENTRY, &constants, &p, binds, groups)
+}
