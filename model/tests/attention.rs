@@ -8,6 +8,11 @@
 //! and 8; T 260 > its 256 key rows per workgroup) and the Tiled kernel several 64-row blocks
 //! and 32-row tiles; the Tiled kernel also runs on odd batches, odd T, D 32/64/128/67/5 and
 //! prefill chunks at start offsets (forward and backward, outputs poisoned before launch).
+//! Single-token decode through the `SubgroupDecode` kernel (shaders/attention_decode.wgsl) runs
+//! against an f64 reference and against the `Workgroup` and `Rows` kernels on GQA groups 1, 2,
+//! 4 and 8, D 8/36/64/128/256, ragged starts, left padding, NaN in masked and unwritten cache
+//! rows, a masked query and a query at Tmax; a plan test checks that `Auto` picks it wherever
+//! the adapter allows (and that a forced `SubgroupDecode` that cannot run is an error).
 //!
 //! Tolerances (inputs uniform in [-1, 1], f32 arithmetic, sums over at most 33 keys x D <= 256):
 //! - forward out: |err| <= 1e-5 (a convex combination of values in [-1, 1]; the softmax
@@ -18,6 +23,8 @@
 //! - finite differences (directional, central, eps 1e-2 on the f32 forward): |fd - <g,u>| <=
 //!   2e-3 + 1e-2 * |<g,u>| (truncation O(eps^2) plus f32 rounding of the loss / 2 eps).
 //! - decode rows vs training rows: 1e-6 (the same kernel visits the keys in the same order).
+//! - SubgroupDecode vs the f64 reference: 1e-5 (as the forward); vs Workgroup and Rows: 2e-6
+//!   (the same f32 function summed in another order; ~1e-7 in practice on lavapipe).
 
 mod common;
 
@@ -946,21 +953,29 @@ fn timing_qwen3_shapes() {
             &|rec| attention_backward(rec, &heads, &inputs, &out, &lse, &out, &grads).unwrap(),
         );
     }
-    let heads = AttentionHeads::new(hq, hkv, d);
-    for (b, len) in [(64usize, 1024usize), (8, 2000)] {
-        let tmax = 2048;
+    for (b, len, tmax) in [
+        (64usize, 1024usize, 2048usize),
+        (8, 2000, 2048),
+        (64, 383, 384),
+    ] {
         let cache = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
         let q = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
         let out = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
         let start = Tensor::from_u32(&ctx, &[b], &vec![len as u32; b]).unwrap();
         let bytes = (2 * b * hkv * (len + 1) * d * 4) as f64;
-        time(
-            &format!("decode B{b} len {len}"),
-            20,
-            bytes,
-            "GB/s (K+V read)",
-            &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
-        );
+        for kernel in [AttentionKernel::Workgroup, AttentionKernel::SubgroupDecode] {
+            let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
+            if heads.decode_kernel(&ctx, 1).is_err() {
+                continue;
+            }
+            time(
+                &format!("{kernel:?} decode B{b} len {len}"),
+                20,
+                bytes,
+                "GB/s (K+V read)",
+                &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
+            );
+        }
         let dst = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
         let idx = Tensor::from_u32(&ctx, &[b], &(0..b as u32).rev().collect::<Vec<_>>()).unwrap();
         let gbytes = (4 * b * hkv * tmax * d * 4) as f64;

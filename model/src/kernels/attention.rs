@@ -312,7 +312,8 @@ impl AttentionHeads {
         Ok(())
     }
 
-    /// The kernel for a training call on `ctx`, with the adapter checks a forced kernel needs.
+    /// The kernel for a training call on `ctx` (or a decode call that `decode_plan` leaves to
+    /// the training families), with the adapter checks a forced kernel needs.
     fn kernel_for(&self, op: &'static str, ctx: &GpuContext) -> Result<AttentionKernel> {
         let k = self.resolved_kernel(ctx);
         if k == AttentionKernel::SubgroupDecode {
@@ -335,9 +336,7 @@ impl AttentionHeads {
         }
         Ok(k)
     }
-}
 
-impl AttentionHeads {
     /// The kernel family that runs [`attention_decode`] of `rows_per_seq` query rows per
     /// sequence on `ctx`. Under `Auto`: `SubgroupDecode` for one row per sequence wherever it
     /// fits (adapter subgroups, D, group size), else the training choice, with `Workgroup` in
