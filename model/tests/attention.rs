@@ -1110,7 +1110,8 @@ impl DecodeCase {
 }
 
 /// Single-token decode cases over GQA groups 1, 2, 4 and 8, D 8 to 256 (D 36: lanes of a
-/// subgroup partly idle; D 256, group 8: the kernel's bounds), cache lengths that are multiples
+/// subgroup partly idle; group 8 and D 256: the kernel's bounds, each with a merge buffer that
+/// fits lavapipe's 32 KiB of workgroup memory), cache lengths that are multiples
 /// of nothing, ragged starts from an empty cache (one key) to more keys than one pass of a
 /// workgroup's subgroups covers, left padding, a masked query (zero row) and a query at Tmax
 /// (zero row).
@@ -1161,10 +1162,19 @@ fn decode_cases() -> Vec<DecodeCase> {
         DecodeCase {
             hq: 8,
             hkv: 1,
-            d: 256,
+            d: 64,
             tmax: 71,
             starts: vec![70, 33],
             masked: Some(vec![vec![3, 4], vec![0]]),
+            nan_masked: true,
+        },
+        DecodeCase {
+            hq: 4,
+            hkv: 2,
+            d: 256,
+            tmax: 45,
+            starts: vec![44, 17, 3],
+            masked: Some(vec![vec![], vec![0, 1, 2, 3], vec![2]]),
             nan_masked: true,
         },
     ]
@@ -1257,11 +1267,18 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
         "attention.wgsl"
     };
     let plan = |h: AttentionHeads, s: usize| planned_decode_shader(&ctx, &h, s).unwrap();
-    let single = if fits { "attention_decode.wgsl" } else { old };
+    // The merge buffer: 8 subgroups (at most 128 invocations) x G x (4 D + 8) bytes.
+    let memory_fits = |g: usize, d: usize| {
+        let sg = ctx.caps().fixed_subgroup_size().unwrap_or(1) as usize;
+        let nsg = 128.min(8 * sg) / sg;
+        nsg * g * (4 * d + 8) <= ctx.limits().max_compute_workgroup_storage_size as usize
+    };
     for (hq, hkv, d) in [(16, 8, 128), (4, 1, 64), (8, 1, 256), (3, 3, 8), (4, 2, 36)] {
         let h = AttentionHeads::new(hq, hkv, d);
+        let takes = fits && memory_fits(hq / hkv, d);
+        let single = if takes { "attention_decode.wgsl" } else { old };
         assert_eq!(plan(h, 1), single, "Hq {hq} Hkv {hkv} D {d}");
-        let want = if fits {
+        let want = if takes {
             SubgroupDecode
         } else {
             h.resolved_kernel(&ctx)
@@ -1288,6 +1305,10 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
         assert!(e.contains("multiple of 4"), "{e}");
         let e = msg(forced(16, 1, 8), 1);
         assert!(e.contains("1..=8 query heads per kv head"), "{e}");
+        if !memory_fits(8, 256) {
+            let e = msg(forced(8, 1, 256), 1);
+            assert!(e.contains("bytes of workgroup memory"), "{e}");
+        }
     } else {
         let e = msg(forced(4, 2, 8), 1);
         assert!(e.contains("subgroup"), "{e}");

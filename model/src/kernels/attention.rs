@@ -19,8 +19,9 @@
 //!   global read-modify-writes and few workgroups, so it is not the default there.
 //! - `SubgroupDecode` (shaders/attention_decode.wgsl, launch code in attention_decode.rs), for
 //!   [`attention_decode`] with one query row per sequence on adapters whose subgroup size is
-//!   fixed (NVIDIA 32, lavapipe 8), D % 4 == 0, Hq/Hkv <= 8: a workgroup of 128 per (sequence,
-//!   kv head) serves the whole GQA group, its subgroups split the keys and the lanes of a
+//!   fixed (NVIDIA 32, lavapipe 8), D % 4 == 0, Hq/Hkv <= 8 (and the merge buffer in
+//!   workgroup memory): a workgroup of 128 (64 on lavapipe) per (sequence, kv head) serves the
+//!   whole GQA group, its subgroups split the keys and the lanes of a
 //!   subgroup split D, so each cached K and V row is read once, coalesced. One pipeline per
 //!   (subgroup size, group, D). `Auto` picks it wherever it fits; prefill chunks and other
 //!   adapters keep the families above.
@@ -204,7 +205,8 @@ pub enum AttentionKernel {
     /// Single-token decode only ([`attention_decode`] with one query row per sequence): one
     /// workgroup per (sequence, kv head) for all its query heads, subgroups split the keys,
     /// lanes split D (shaders/attention_decode.wgsl). Needs subgroups of a fixed size (a power
-    /// of two, 8..=128), D a multiple of 4 up to 256 and Hq/Hkv <= 8; other calls, and
+    /// of two, 8..=128), D a multiple of 4 up to 256, Hq/Hkv <= 8 and a merge buffer of
+    /// 8 (4 at subgroup size 32) x Hq/Hkv x (4 D + 8) bytes of workgroup memory; other calls, and
     /// adapters or heads it does not fit, are shape errors. `Auto` picks it wherever it fits;
     /// force `Workgroup` (GPUs) or `Rows` (CPU adapters) to decode with the older kernels.
     SubgroupDecode,
@@ -347,18 +349,18 @@ impl AttentionHeads {
             .map(|(k, _)| k)
     }
 
-    /// `decode_kernel` and, for `SubgroupDecode`, the subgroup size it runs with.
+    /// `decode_kernel` and, for `SubgroupDecode`, the geometry it runs with.
     fn decode_plan(
         &self,
         op: &'static str,
         ctx: &GpuContext,
         rows_per_seq: usize,
-    ) -> Result<(AttentionKernel, u32)> {
+    ) -> Result<(AttentionKernel, Option<attention_decode::Geometry>)> {
         use AttentionKernel::{Auto, SubgroupDecode, Tiled, Workgroup};
         self.check(op)?;
         let fits = attention_decode::fits(ctx, self);
         match (self.kernel, fits) {
-            (SubgroupDecode, Ok(sg)) if rows_per_seq == 1 => Ok((SubgroupDecode, sg)),
+            (SubgroupDecode, Ok(geo)) if rows_per_seq == 1 => Ok((SubgroupDecode, Some(geo))),
             (SubgroupDecode, fits) => Err(GpuError::shape(
                 op,
                 match fits {
@@ -369,12 +371,12 @@ impl AttentionHeads {
                     ),
                 },
             )),
-            (Auto, Ok(sg)) if rows_per_seq == 1 => Ok((SubgroupDecode, sg)),
+            (Auto, Ok(geo)) if rows_per_seq == 1 => Ok((SubgroupDecode, Some(geo))),
             _ => match self.kernel_for(op, ctx)? {
                 Tiled if self.kernel == Auto && rows_per_seq < TILED_MIN_DECODE_ROWS => {
-                    Ok((Workgroup, 0))
+                    Ok((Workgroup, None))
                 }
-                k => Ok((k, 0)),
+                k => Ok((k, None)),
             },
         }
     }
@@ -914,8 +916,8 @@ pub fn attention_decode(
         ..Default::default()
     };
     let ctx = rec.ctx().clone();
-    let (kernel, sg) = h.decode_plan(OP, &ctx, rows / b)?;
-    if kernel == AttentionKernel::SubgroupDecode {
+    let (kernel, geo) = h.decode_plan(OP, &ctx, rows / b)?;
+    if let Some(geo) = geo {
         let call = attention_decode::DecodeCall {
             batch: b,
             tmax,
@@ -926,7 +928,7 @@ pub fn attention_decode(
             key_mask,
             out,
         };
-        return attention_decode::record(rec, OP, h, sg, &call);
+        return attention_decode::record(rec, OP, h, geo, &call);
     }
     let plan = plan(kernel, Pass::Decode, h, b, rows / b);
     // The lse slot is read_write; it cannot share the read-only unused binding.

@@ -1,16 +1,18 @@
 //! Launch code of the single-token decode kernel (shaders/attention_decode.wgsl), the
-//! `AttentionKernel::SubgroupDecode` family of [`super::attention`]: one workgroup of 128 per
-//! (sequence, kv head) serves the G = Hq/Hkv query heads of the group, its subgroups split the
-//! cached keys and the lanes of a subgroup split D, so every cached K and V row is read once,
-//! by coalesced vec4 loads. `attention_decode` chooses it (see `AttentionHeads::decode_kernel`)
+//! `AttentionKernel::SubgroupDecode` family of [`super::attention`]: one workgroup (128
+//! invocations, 64 with 8-wide subgroups) per (sequence, kv head) serves the G = Hq/Hkv query
+//! heads of the group, its subgroups split the cached keys and the lanes of a subgroup split D,
+//! so every cached K and V row is read once, by coalesced vec4 loads. `attention_decode` chooses it (see `AttentionHeads::decode_kernel`)
 //! for one query row per sequence when [`fits`] accepts the adapter and the heads.
 //!
-//! On lavapipe (2-core machine shared with a build, Mesa's LLVM 15 llvmpipe, test profile,
-//! fastest of 5 x 4 calls, one token against len cached positions, no mask), Rows ->
-//! SubgroupDecode: B8 len 100, 4/2 heads, D 32: 0.52 -> 0.48 ms; 3/1 heads: 0.30 -> 0.34 ms;
-//! B64 len 200, 3/1, D 32: 3.7 -> 2.9 ms; B16 len 300, 16/8, D 128: 38.7 -> 14.7 ms (Workgroup:
-//! 2.5, 2.4, 36, 120 ms). So `Auto` takes it on CPU adapters too. No GPU timing yet: the
-//! ignored test `timing_qwen3_shapes` compares it with `Workgroup` at B 64 x 384 positions.
+//! On lavapipe (2-core machine shared with another build, Mesa 25.0.7, LLVM 15,
+//! test profile, fastest of 5 x 4 calls, one token against `len` cached positions, no mask),
+//! `Rows` -> `SubgroupDecode`: B8 len 100, 4/2 heads, D 32: 0.50 -> 0.23 ms; 3/1 heads (the demo
+//! model): 0.29 -> 0.19 ms; B64 len 200, 3/1, D 32: 3.6 -> 1.5 ms; B16 len 300, 16/8, D 128:
+//! 38 -> 12 ms (`Workgroup`: 2.5, 2.4, 36, 120 ms). So `Auto` takes it on CPU adapters too.
+//! Compiling one pipeline on a cold Mesa cache there: 0.5-1 s at D <= 36, 2.5-3 s at D 64-128,
+//! 9 s at D 256 (8 vec4 columns per lane). No GPU timing yet: the ignored test
+//! `timing_qwen3_shapes` compares it with `Workgroup`, B 64 x 384 positions included.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -35,17 +37,16 @@ pub(crate) static ENTRY: KernelEntry = KernelEntry {
     ],
 };
 
-/// Invocations per workgroup (the shader's WG).
-const WG: u32 = 128;
-/// Smallest subgroup the shader's workgroup arrays are sized for (at most WG / 8 = 16
-/// subgroups; at most 8 vec4 columns per lane at D 256).
+/// Largest workgroup (the shader's WG); workgroups hold at most MAX_SUBGROUPS subgroups.
+const MAX_WG: u32 = 128;
+const MAX_SUBGROUPS: u32 = 8;
+/// Smallest subgroup the shader's register arrays are sized for (at most 8 vec4 columns per
+/// lane at D 256).
 const MIN_SUBGROUP: u32 = 8;
 /// Largest GQA group (query heads per kv head) the kernel holds in registers.
 pub const MAX_GROUP: usize = 8;
 /// Largest head dimension (64 vec4 columns).
 pub const MAX_HEAD_DIM: usize = 256;
-/// Workgroup memory the shader declares: red (512 vec4) and st_m, st_l (128 f32 each).
-const SHARED_BYTES: u32 = 512 * 16 + 2 * 128 * 4;
 
 const HAS_MASK: u32 = 1;
 const HAS_START: u32 = 2;
@@ -63,10 +64,31 @@ struct DecodeParams {
     _p0: u32,
 }
 
-/// The subgroup size the kernel would run with on `ctx` for heads `h`, or why it cannot run:
-/// the adapter's subgroup size must be fixed (min == max), a power of two in 8..=128; D a
-/// multiple of 4 up to 256; Hq/Hkv at most 8; 9 KiB of workgroup memory.
-pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<u32, String> {
+/// How the kernel runs on one adapter: its fixed subgroup size and the workgroup size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    sg: u32,
+    wg: u32,
+}
+
+/// Invocations per workgroup for subgroups of `sg`: 128, or 8 subgroups when they are
+/// narrower than 16 (lavapipe's 8: a workgroup of 64), which bounds the merge buffer.
+fn workgroup_size(sg: u32) -> u32 {
+    MAX_WG.min(MAX_SUBGROUPS * sg)
+}
+
+/// Workgroup memory the shader declares: per subgroup and query head, one output row (D/4
+/// vec4) and the running max and sum.
+fn shared_bytes(nsg: usize, group: usize, d: usize) -> usize {
+    nsg * group * (4 * d + 8)
+}
+
+/// The geometry the kernel would run with on `ctx` for heads `h`, or why it cannot run: the
+/// adapter's subgroup size must be fixed (min == max), a power of two in 8..=128; D a multiple
+/// of 4 up to 256; Hq/Hkv at most 8; the merge buffer, NSG x G x (4 D + 8) bytes with NSG = 8
+/// subgroups (4 at subgroup size 32, e.g. 32 KiB at G 8, D 256), must fit the adapter's
+/// workgroup memory (lavapipe's 32 KiB holds G 4 at D 128, G 2 at D 256).
+pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<Geometry, String> {
     let caps = ctx.caps();
     let Some(sg) = caps.fixed_subgroup_size() else {
         return Err(format!(
@@ -81,12 +103,13 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
             }
         ));
     };
-    if !sg.is_power_of_two() || !(MIN_SUBGROUP..=WG).contains(&sg) {
+    if !sg.is_power_of_two() || !(MIN_SUBGROUP..=MAX_WG).contains(&sg) {
         return Err(format!(
-            "needs a subgroup size that is a power of two in {MIN_SUBGROUP}..={WG}; the adapter's \
-             is {sg}"
+            "needs a subgroup size that is a power of two in {MIN_SUBGROUP}..={MAX_WG}; the \
+             adapter's is {sg}"
         ));
     }
+    let wg = workgroup_size(sg);
     let (d, group) = (h.head_dim, h.q_heads / h.kv_heads.max(1));
     if !d.is_multiple_of(4) || d > MAX_HEAD_DIM {
         return Err(format!(
@@ -99,13 +122,16 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
             h.q_heads, h.kv_heads
         ));
     }
+    let need = shared_bytes((wg / sg) as usize, group, d);
     let have = ctx.limits().max_compute_workgroup_storage_size;
-    if have < SHARED_BYTES {
+    if need > have as usize || wg > ctx.limits().max_compute_invocations_per_workgroup {
         return Err(format!(
-            "needs {SHARED_BYTES} bytes of workgroup memory; the adapter has {have}"
+            "needs {need} bytes of workgroup memory and {wg} invocations per workgroup at \
+             D {d}, {group} query heads per kv head; the adapter has {have} bytes and {}",
+            ctx.limits().max_compute_invocations_per_workgroup
         ));
     }
-    Ok(sg)
+    Ok(Geometry { sg, wg })
 }
 
 /// The shader file of this family (tests check which kernel a call plans).
@@ -126,12 +152,12 @@ pub(crate) struct DecodeCall<'a> {
     pub out: &'a Tensor,
 }
 
-/// Records the kernel for a checked single-row decode call; `sg` from [`fits`].
+/// Records the kernel for a checked single-row decode call; `geo` from [`fits`].
 pub(crate) fn record(
     rec: &mut Recorder,
     op: &'static str,
     h: &AttentionHeads,
-    sg: u32,
+    geo: Geometry,
     x: &DecodeCall,
 ) -> Result<()> {
     let n_wg = x.batch * h.kv_heads;
@@ -146,7 +172,8 @@ pub(crate) fn record(
         _p0: 0,
     };
     let constants = [
-        ("SG", f64::from(sg)),
+        ("SG", f64::from(geo.sg)),
+        ("WG", f64::from(geo.wg)),
         ("G", (h.q_heads / h.kv_heads) as f64),
         ("D4", (h.head_dim / 4) as f64),
     ];
