@@ -8,6 +8,11 @@
 //! and 8; T 260 > its 256 key rows per workgroup) and the Tiled kernel several 64-row blocks
 //! and 32-row tiles; the Tiled kernel also runs on odd batches, odd T, D 32/64/128/67/5 and
 //! prefill chunks at start offsets (forward and backward, outputs poisoned before launch).
+//! Single-token decode through the `SubgroupDecode` kernel (shaders/attention_decode.wgsl) runs
+//! against an f64 reference and against the `Workgroup` and `Rows` kernels on GQA groups 1, 2,
+//! 4 and 8, D 8/36/64/128/256, ragged starts, left padding, NaN in masked and unwritten cache
+//! rows, a masked query and a query at Tmax; a plan test checks that `Auto` picks it wherever
+//! the adapter allows (and that a forced `SubgroupDecode` that cannot run is an error).
 //!
 //! Tolerances (inputs uniform in [-1, 1], f32 arithmetic, sums over at most 33 keys x D <= 256):
 //! - forward out: |err| <= 1e-5 (a convex combination of values in [-1, 1]; the softmax
@@ -18,13 +23,16 @@
 //! - finite differences (directional, central, eps 1e-2 on the f32 forward): |fd - <g,u>| <=
 //!   2e-3 + 1e-2 * |<g,u>| (truncation O(eps^2) plus f32 rounding of the loss / 2 eps).
 //! - decode rows vs training rows: 1e-6 (the same kernel visits the keys in the same order).
+//! - SubgroupDecode vs the f64 reference: 1e-5 (as the forward); vs Workgroup and Rows: 2e-6
+//!   (the same f32 function summed in another order; ~1e-7 in practice on lavapipe).
 
 mod common;
 
 use common::*;
 use grrm_model::kernels::attention::{
     attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache, TILED_MAX_HEAD_DIM,
+    planned_decode_shader, AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel,
+    KvCache, TILED_MAX_HEAD_DIM,
 };
 
 const KERNELS: [AttentionKernel; 3] = [
@@ -945,21 +953,29 @@ fn timing_qwen3_shapes() {
             &|rec| attention_backward(rec, &heads, &inputs, &out, &lse, &out, &grads).unwrap(),
         );
     }
-    let heads = AttentionHeads::new(hq, hkv, d);
-    for (b, len) in [(64usize, 1024usize), (8, 2000)] {
-        let tmax = 2048;
+    for (b, len, tmax) in [
+        (64usize, 1024usize, 2048usize),
+        (8, 2000, 2048),
+        (64, 383, 384),
+    ] {
         let cache = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
         let q = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
         let out = Tensor::zeros(&ctx, &[b, hq * d], DType::F32).unwrap();
         let start = Tensor::from_u32(&ctx, &[b], &vec![len as u32; b]).unwrap();
         let bytes = (2 * b * hkv * (len + 1) * d * 4) as f64;
-        time(
-            &format!("decode B{b} len {len}"),
-            20,
-            bytes,
-            "GB/s (K+V read)",
-            &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
-        );
+        for kernel in [AttentionKernel::Workgroup, AttentionKernel::SubgroupDecode] {
+            let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
+            if heads.decode_kernel(&ctx, 1).is_err() {
+                continue;
+            }
+            time(
+                &format!("{kernel:?} decode B{b} len {len}"),
+                20,
+                bytes,
+                "GB/s (K+V read)",
+                &|rec| attention_decode(rec, &heads, &cache, &q, &start, None, &out).unwrap(),
+            );
+        }
         let dst = KvCache::new(&ctx, b, hkv, tmax, d).unwrap();
         let idx = Tensor::from_u32(&ctx, &[b], &(0..b as u32).rev().collect::<Vec<_>>()).unwrap();
         let gbytes = (4 * b * hkv * tmax * d * 4) as f64;
@@ -967,4 +983,353 @@ fn timing_qwen3_shapes() {
             kv_cache_gather(rec, &cache, &idx, &dst).unwrap()
         });
     }
+}
+
+/// One single-token decode problem against a cache `[B, Hkv, Tmax, D]`: sequence b's query sits
+/// at `starts[b]` and the cache holds data at positions 0..=starts[b] (below Tmax); later
+/// positions are NaN, as are masked positions when `nan_masked` (kernels that skip masked keys
+/// must not read them).
+struct DecodeCase {
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    tmax: usize,
+    starts: Vec<usize>,
+    /// Masked (0) positions per sequence; `None` binds no key mask.
+    masked: Option<Vec<Vec<usize>>>,
+    nan_masked: bool,
+}
+
+struct DecodeData {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    q: Vec<f32>,
+    mask: Option<Vec<u32>>,
+}
+
+impl DecodeCase {
+    fn b(&self) -> usize {
+        self.starts.len()
+    }
+    fn row(&self, b: usize, g: usize, j: usize) -> usize {
+        ((b * self.hkv + g) * self.tmax + j) * self.d
+    }
+    fn data(&self, seed: u64) -> DecodeData {
+        let (b, d, tmax) = (self.b(), self.d, self.tmax);
+        let mut r = rng(seed);
+        let mask = self.masked.as_ref().map(|m| {
+            let mut v = vec![1u32; b * tmax];
+            for (bi, js) in m.iter().enumerate() {
+                for &j in js {
+                    v[bi * tmax + j] = 0;
+                }
+            }
+            v
+        });
+        let n = b * self.hkv * tmax * d;
+        let (mut k, mut v) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        for (bi, &s) in self.starts.iter().enumerate() {
+            for j in 0..=s.min(tmax - 1) {
+                let skip = self.nan_masked && mask.as_ref().is_some_and(|m| m[bi * tmax + j] == 0);
+                for g in 0..self.hkv {
+                    let at = self.row(bi, g, j);
+                    let (kr, vr) = (randn(&mut r, d), randn(&mut r, d));
+                    if !skip {
+                        k[at..at + d].copy_from_slice(&kr);
+                        v[at..at + d].copy_from_slice(&vr);
+                    }
+                }
+            }
+        }
+        let q = randn(&mut r, b * self.hq * d);
+        DecodeData { k, v, q, mask }
+    }
+
+    /// f64 softmax(scale q.k) v over keys j <= start whose mask is 1; zero rows for a masked
+    /// query or one at or beyond Tmax.
+    fn reference(&self, x: &DecodeData) -> Vec<f64> {
+        let (hq, d, tmax) = (self.hq, self.d, self.tmax);
+        let scale = 1.0 / (d as f64).sqrt();
+        let visible = |b: usize, j: usize| x.mask.as_ref().is_none_or(|m| m[b * tmax + j] != 0);
+        let mut want = vec![0f64; self.b() * hq * d];
+        for (b, &qpos) in self.starts.iter().enumerate() {
+            if qpos >= tmax || !visible(b, qpos) {
+                continue;
+            }
+            for h in 0..hq {
+                let g = h / (hq / self.hkv);
+                let qr = &x.q[(b * hq + h) * d..][..d];
+                let keys: Vec<usize> = (0..=qpos).filter(|&j| visible(b, j)).collect();
+                let sc: Vec<f64> = keys
+                    .iter()
+                    .map(|&j| scale * dot(qr, &x.k[self.row(b, g, j)..][..d]))
+                    .collect();
+                let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
+                let l: f64 = e.iter().sum();
+                for (n, &j) in keys.iter().enumerate() {
+                    for dd in 0..d {
+                        want[(b * hq + h) * d + dd] +=
+                            e[n] / l * x.v[self.row(b, g, j) + dd] as f64;
+                    }
+                }
+            }
+        }
+        want
+    }
+
+    /// attention_decode of the case's single query rows through `kernel`, output poisoned first.
+    fn run(&self, ctx: &GpuContext, x: &DecodeData, kernel: AttentionKernel) -> Vec<f32> {
+        let (b, hq, d) = (self.b(), self.hq, self.d);
+        let heads = AttentionHeads::new(hq, self.hkv, d).with_kernel(kernel);
+        let shape = [b, self.hkv, self.tmax, d];
+        let cache = KvCache {
+            k: Tensor::from_f32(ctx, &shape, &x.k).unwrap(),
+            v: Tensor::from_f32(ctx, &shape, &x.v).unwrap(),
+        };
+        let q = Tensor::from_f32(ctx, &[b, hq * d], &x.q).unwrap();
+        let st: Vec<u32> = self.starts.iter().map(|&s| s as u32).collect();
+        let start = Tensor::from_u32(ctx, &[b], &st).unwrap();
+        let mask = x
+            .mask
+            .as_ref()
+            .map(|m| Tensor::from_u32(ctx, &[b, self.tmax], m).unwrap());
+        let out = Tensor::poisoned(ctx, &[b, hq * d], DType::F32).unwrap();
+        let mut rec = Recorder::new(ctx, "decode-test");
+        attention_decode(&mut rec, &heads, &cache, &q, &start, mask.as_ref(), &out).unwrap();
+        rec.submit().unwrap();
+        out.to_f32_vec().unwrap()
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "Hq {} Hkv {} D {} Tmax {} starts {:?}",
+            self.hq, self.hkv, self.d, self.tmax, self.starts
+        )
+    }
+}
+
+/// Single-token decode cases over GQA groups 1, 2, 4 and 8, D 8 to 256 (D 36: lanes of a
+/// subgroup partly idle; group 8 and D 256: the kernel's bounds, each with a merge buffer that
+/// fits lavapipe's 32 KiB of workgroup memory), cache lengths that are multiples
+/// of nothing, ragged starts from an empty cache (one key) to more keys than one pass of a
+/// workgroup's subgroups covers, left padding, a masked query (zero row) and a query at Tmax
+/// (zero row).
+fn decode_cases() -> Vec<DecodeCase> {
+    vec![
+        DecodeCase {
+            hq: 3,
+            hkv: 3,
+            d: 8,
+            tmax: 37,
+            starts: vec![0, 20, 36, 37],
+            masked: Some(vec![vec![], vec![0, 1, 2, 3, 4], vec![5, 36], vec![]]),
+            nan_masked: true,
+        },
+        DecodeCase {
+            hq: 4,
+            hkv: 2,
+            d: 36,
+            tmax: 203,
+            starts: vec![200, 3, 77],
+            masked: Some(vec![(0..9).collect(), vec![], vec![1, 2]]),
+            nan_masked: true,
+        },
+        DecodeCase {
+            hq: 8,
+            hkv: 2,
+            d: 64,
+            tmax: 151,
+            starts: vec![150, 0, 64, 129, 151],
+            masked: Some(vec![
+                vec![0, 1],
+                vec![],
+                vec![64],
+                (0..30).collect(),
+                vec![],
+            ]),
+            nan_masked: true,
+        },
+        DecodeCase {
+            hq: 4,
+            hkv: 2,
+            d: 128,
+            tmax: 97,
+            starts: vec![96, 13],
+            masked: None,
+            nan_masked: false,
+        },
+        DecodeCase {
+            hq: 8,
+            hkv: 1,
+            d: 64,
+            tmax: 71,
+            starts: vec![70, 33],
+            masked: Some(vec![vec![3, 4], vec![0]]),
+            nan_masked: true,
+        },
+        DecodeCase {
+            hq: 4,
+            hkv: 2,
+            d: 256,
+            tmax: 45,
+            starts: vec![44, 17, 3],
+            masked: Some(vec![vec![], vec![0, 1, 2, 3], vec![2]]),
+            nan_masked: true,
+        },
+    ]
+}
+
+/// Tolerance: |err| <= 1e-5 (a convex combination of values in [-1, 1]; f32 partial dots of
+/// D/SG terms summed across lanes, softmax weights with a few roundings each).
+#[test]
+fn subgroup_decode_matches_reference() {
+    let ctx = ctx();
+    let kernel = AttentionKernel::SubgroupDecode;
+    if AttentionHeads::new(4, 2, 128)
+        .with_kernel(kernel)
+        .decode_kernel(&ctx, 1)
+        .is_err()
+    {
+        eprintln!("skipped: the adapter has no fixed subgroup size");
+        return;
+    }
+    for (i, c) in decode_cases().iter().enumerate() {
+        let x = c.data(300 + i as u64);
+        let got = c.run(&ctx, &x, kernel);
+        assert_close(
+            &format!("SubgroupDecode {}", c.label()),
+            &got,
+            &c.reference(&x),
+            1e-5,
+            0.0,
+            None,
+        );
+    }
+}
+
+/// The new kernel against the older decode paths on the same inputs (masked rows finite: the
+/// Rows kernel reads them). Tolerance 2e-6: the same function summed in different orders.
+#[test]
+fn subgroup_decode_equals_older_kernels() {
+    let ctx = ctx();
+    let new = AttentionKernel::SubgroupDecode;
+    if AttentionHeads::new(4, 2, 128)
+        .with_kernel(new)
+        .decode_kernel(&ctx, 1)
+        .is_err()
+    {
+        eprintln!("skipped: the adapter has no fixed subgroup size");
+        return;
+    }
+    for (i, mut c) in decode_cases().into_iter().enumerate() {
+        c.nan_masked = false;
+        let x = c.data(400 + i as u64);
+        let got = c.run(&ctx, &x, new);
+        for old in [AttentionKernel::Workgroup, AttentionKernel::Rows] {
+            let want: Vec<f64> = c.run(&ctx, &x, old).into_iter().map(f64::from).collect();
+            assert_close(
+                &format!("SubgroupDecode vs {old:?} {}", c.label()),
+                &got,
+                &want,
+                2e-6,
+                0.0,
+                None,
+            );
+        }
+    }
+}
+
+/// Which shader decodes: the subgroup kernel for single tokens wherever the adapter's subgroup
+/// size is fixed (power of two, 8..=128), D % 4 == 0 and Hq/Hkv <= 8; the older kernels
+/// otherwise, for prefill chunks, and when forced. A forced SubgroupDecode that cannot run is
+/// an error, never a silent fallback.
+#[test]
+fn decode_plans_the_subgroup_kernel_where_it_fits() {
+    use AttentionKernel::{Rows, SubgroupDecode, Workgroup};
+    let ctx = ctx();
+    let fits = ctx
+        .caps()
+        .fixed_subgroup_size()
+        .is_some_and(|s| s.is_power_of_two() && (8..=128).contains(&s));
+    let cpu = matches!(
+        ctx.info().device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+    );
+    eprintln!(
+        "adapter {}, fixed subgroup size {:?}",
+        ctx.info().name,
+        ctx.caps().fixed_subgroup_size()
+    );
+    let old = if cpu {
+        "attention_rows.wgsl"
+    } else {
+        "attention.wgsl"
+    };
+    let plan = |h: AttentionHeads, s: usize| planned_decode_shader(&ctx, &h, s).unwrap();
+    // The merge buffer: 8 subgroups (at most 128 invocations) x G x (4 D + 8) bytes.
+    let memory_fits = |g: usize, d: usize| {
+        let sg = ctx.caps().fixed_subgroup_size().unwrap_or(1) as usize;
+        let nsg = 128.min(8 * sg) / sg;
+        nsg * g * (4 * d + 8) <= ctx.limits().max_compute_workgroup_storage_size as usize
+    };
+    for (hq, hkv, d) in [(16, 8, 128), (4, 1, 64), (8, 1, 256), (3, 3, 8), (4, 2, 36)] {
+        let h = AttentionHeads::new(hq, hkv, d);
+        let takes = fits && memory_fits(hq / hkv, d);
+        let single = if takes { "attention_decode.wgsl" } else { old };
+        assert_eq!(plan(h, 1), single, "Hq {hq} Hkv {hkv} D {d}");
+        let want = if takes {
+            SubgroupDecode
+        } else {
+            h.resolved_kernel(&ctx)
+        };
+        assert_eq!(h.decode_kernel(&ctx, 1).unwrap(), want);
+    }
+    // Prefill chunks, D not a multiple of 4, groups over 8: the older kernels.
+    assert_eq!(plan(AttentionHeads::new(16, 8, 128), 2), old);
+    assert_eq!(plan(AttentionHeads::new(4, 2, 6), 1), old);
+    assert_eq!(plan(AttentionHeads::new(16, 1, 8), 1), old);
+    // Forcing an older kernel decodes with it.
+    let h = AttentionHeads::new(16, 8, 128);
+    assert_eq!(plan(h.with_kernel(Workgroup), 1), "attention.wgsl");
+    assert_eq!(plan(h.with_kernel(Rows), 1), "attention_rows.wgsl");
+
+    let msg =
+        |h: AttentionHeads, s: usize| planned_decode_shader(&ctx, &h, s).unwrap_err().to_string();
+    let forced = |hq, hkv, d| AttentionHeads::new(hq, hkv, d).with_kernel(SubgroupDecode);
+    if fits {
+        assert_eq!(plan(forced(4, 2, 8), 1), "attention_decode.wgsl");
+        let e = msg(forced(4, 2, 8), 2);
+        assert!(e.contains("one query row per sequence; got 2"), "{e}");
+        let e = msg(forced(4, 2, 6), 1);
+        assert!(e.contains("multiple of 4"), "{e}");
+        let e = msg(forced(16, 1, 8), 1);
+        assert!(e.contains("1..=8 query heads per kv head"), "{e}");
+        if !memory_fits(8, 256) {
+            let e = msg(forced(8, 1, 256), 1);
+            assert!(e.contains("bytes of workgroup memory"), "{e}");
+        }
+    } else {
+        let e = msg(forced(4, 2, 8), 1);
+        assert!(e.contains("subgroup"), "{e}");
+    }
+    // Training calls reject it.
+    let f = |shape: &[usize]| Tensor::zeros(&ctx, shape, DType::F32).unwrap();
+    let (q, k) = (f(&[6, 32]), f(&[6, 16]));
+    let x = AttentionInputs {
+        batch: 2,
+        q: &q,
+        k: &k,
+        v: &k,
+        mask: None,
+    };
+    let mut rec = Recorder::new(&ctx, "test");
+    let e = attention_forward(&mut rec, &forced(4, 2, 8), &x, &q, &f(&[2, 4, 3]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("attention_forward:") && e.contains("SubgroupDecode kernel runs"),
+        "{e}"
+    );
+    assert!(rec.is_empty());
 }

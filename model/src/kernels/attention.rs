@@ -1,8 +1,8 @@
 //! Causal grouped-query attention and KV-cache maintenance (shaders/kv_cache.wgsl): training
 //! forward and backward, decode against a cache, cache append and beam gather.
 //!
-//! Three kernel families compute the same attention ([`AttentionKernel`]); `Auto` picks by
-//! adapter and shape:
+//! Three kernel families compute the same attention ([`AttentionKernel`]), and a fourth serves
+//! single-token decode only; `Auto` picks by adapter and shape:
 //! - `Tiled` (shaders/attention_tiled.wgsl), for GPUs, D <= 128: flash-attention tiles, a
 //!   workgroup of 128 per 64 query rows (key rows for dk/dv) of one head, the other side
 //!   streamed through workgroup memory in tiles of 32 rows, scores and outputs in registers.
@@ -17,6 +17,14 @@
 //!   runs one row per invocation); Mesa compiles them in about 3.3 s of CPU on a cold shader
 //!   cache, `Workgroup`'s three in about 2.8 s. On GPUs its per-lane rows make uncoalesced
 //!   global read-modify-writes and few workgroups, so it is not the default there.
+//! - `SubgroupDecode` (shaders/attention_decode.wgsl, launch code in attention_decode.rs), for
+//!   [`attention_decode`] with one query row per sequence on adapters whose subgroup size is
+//!   fixed (NVIDIA 32, lavapipe 8), D % 4 == 0, Hq/Hkv <= 8 (and the merge buffer in
+//!   workgroup memory): a workgroup of 128 (64 on lavapipe) per (sequence, kv head) serves the
+//!   whole GQA group, its subgroups split the keys and the lanes of a
+//!   subgroup split D, so each cached K and V row is read once, coalesced. One pipeline per
+//!   (subgroup size, group, D). `Auto` picks it wherever it fits; prefill chunks and other
+//!   adapters keep the families above.
 //!
 //! `grrm bench kernels --quick --filter attention` times the families. Release build, 2-core
 //! lavapipe machine (Mesa 25.0.7) shared with other jobs, fastest of 8 runs, 4/2 heads, D 32,
@@ -48,6 +56,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::attention_decode;
 use crate::gpu::{
     grid_1d, Access, DType, GpuContext, GpuError, KernelEntry, Recorder, Result, ShaderSource,
     Tensor,
@@ -181,7 +190,8 @@ struct CacheParams {
 pub enum AttentionKernel {
     /// On CPU adapters (lavapipe) `Rows` when Hq/Hkv <= 64, else `Workgroup`; on GPUs `Tiled`
     /// when D <= 128 and the adapter has its workgroup memory, else `Workgroup` (and
-    /// `Workgroup` for prefill chunks of fewer than 16 rows, e.g. single-token decode).
+    /// `Workgroup` for prefill chunks of fewer than 16 rows). Single-token decode:
+    /// `SubgroupDecode` wherever it fits (see [`AttentionHeads::decode_kernel`]).
     #[default]
     Auto,
     /// One workgroup per (query row, head) with shared-memory score blocks: GPUs, any D.
@@ -192,6 +202,14 @@ pub enum AttentionKernel {
     /// Flash-attention tiles: 64 query (or key) rows per workgroup share every staged key
     /// (or query) tile: GPUs. Needs D <= 128 and 28 KiB of workgroup memory.
     Tiled,
+    /// Single-token decode only ([`attention_decode`] with one query row per sequence): one
+    /// workgroup per (sequence, kv head) for all its query heads, subgroups split the keys,
+    /// lanes split D (shaders/attention_decode.wgsl). Needs subgroups of a fixed size (a power
+    /// of two, 8..=128), D a multiple of 4 up to 256, Hq/Hkv <= 8 and a merge buffer of
+    /// 8 (4 at subgroup size 32) x Hq/Hkv x (4 D + 8) bytes of workgroup memory; other calls, and
+    /// adapters or heads it does not fit, are shape errors. `Auto` picks it wherever it fits;
+    /// force `Workgroup` (GPUs) or `Rows` (CPU adapters) to decode with the older kernels.
+    SubgroupDecode,
 }
 
 /// Largest GQA group (Hq/Hkv) the Rows kernel spreads over one workgroup.
@@ -296,9 +314,18 @@ impl AttentionHeads {
         Ok(())
     }
 
-    /// The kernel for a call on `ctx`, with the adapter checks a forced kernel needs.
+    /// The kernel for a training call on `ctx` (or a decode call that `decode_plan` leaves to
+    /// the training families), with the adapter checks a forced kernel needs.
     fn kernel_for(&self, op: &'static str, ctx: &GpuContext) -> Result<AttentionKernel> {
         let k = self.resolved_kernel(ctx);
+        if k == AttentionKernel::SubgroupDecode {
+            return Err(GpuError::shape(
+                op,
+                "the SubgroupDecode kernel runs attention_decode with one query row per \
+                 sequence only"
+                    .to_string(),
+            ));
+        }
         if k == AttentionKernel::Tiled && !tiled_fits(ctx) {
             return Err(GpuError::shape(
                 op,
@@ -311,6 +338,64 @@ impl AttentionHeads {
         }
         Ok(k)
     }
+
+    /// The kernel family that runs [`attention_decode`] of `rows_per_seq` query rows per
+    /// sequence on `ctx`. Under `Auto`: `SubgroupDecode` for one row per sequence wherever it
+    /// fits (adapter subgroups, D, group size), else the training choice, with `Workgroup` in
+    /// place of `Tiled` for chunks under 16 rows. A forced kernel is used as is, or is an error
+    /// where it cannot run.
+    pub fn decode_kernel(&self, ctx: &GpuContext, rows_per_seq: usize) -> Result<AttentionKernel> {
+        self.decode_plan("attention_decode", ctx, rows_per_seq)
+            .map(|(k, _)| k)
+    }
+
+    /// `decode_kernel` and, for `SubgroupDecode`, the geometry it runs with.
+    fn decode_plan(
+        &self,
+        op: &'static str,
+        ctx: &GpuContext,
+        rows_per_seq: usize,
+    ) -> Result<(AttentionKernel, Option<attention_decode::Geometry>)> {
+        use AttentionKernel::{Auto, SubgroupDecode, Tiled, Workgroup};
+        self.check(op)?;
+        let fits = attention_decode::fits(ctx, self);
+        match (self.kernel, fits) {
+            (SubgroupDecode, Ok(geo)) if rows_per_seq == 1 => Ok((SubgroupDecode, Some(geo))),
+            (SubgroupDecode, fits) => Err(GpuError::shape(
+                op,
+                match fits {
+                    Err(why) => format!("the SubgroupDecode kernel {why}"),
+                    Ok(_) => format!(
+                        "the SubgroupDecode kernel runs one query row per sequence; got \
+                         {rows_per_seq}"
+                    ),
+                },
+            )),
+            (Auto, Ok(geo)) if rows_per_seq == 1 => Ok((SubgroupDecode, Some(geo))),
+            _ => match self.kernel_for(op, ctx)? {
+                Tiled if self.kernel == Auto && rows_per_seq < TILED_MIN_DECODE_ROWS => {
+                    Ok((Workgroup, None))
+                }
+                k => Ok((k, None)),
+            },
+        }
+    }
+}
+
+/// The shader file that runs [`attention_decode`] with `rows_per_seq` query rows per sequence
+/// (tests use it to check which kernel covers a case).
+#[doc(hidden)]
+pub fn planned_decode_shader(
+    ctx: &GpuContext,
+    h: &AttentionHeads,
+    rows_per_seq: usize,
+) -> Result<&'static str> {
+    let kernel = h.decode_kernel(ctx, rows_per_seq)?;
+    if kernel == AttentionKernel::SubgroupDecode {
+        return Ok(attention_decode::shader_name());
+    }
+    let pl = plan(kernel, Pass::Decode, h, 1, rows_per_seq);
+    Ok(pl.entry.source.name)
 }
 
 fn tiled_fits(ctx: &GpuContext) -> bool {
@@ -772,7 +857,8 @@ pub fn kv_cache_append(
 /// whose `key_mask` (u32 `[B, Tmax]`, 1 = real; `None` = all real) is 1. Append the chunk's
 /// keys first ([`kv_cache_append`] with the same `start`). S = 1 is single-token decode,
 /// S > 1 a prefill chunk; sequences may have different lengths. A query whose own position is
-/// masked or lies at or beyond Tmax gets a zero row. Writes `out [B*S, Hq*D]`.
+/// masked or lies at or beyond Tmax gets a zero row. Writes `out [B*S, Hq*D]`. The kernel is
+/// [`AttentionHeads::decode_kernel`]'s choice.
 pub fn attention_decode(
     rec: &mut Recorder,
     h: &AttentionHeads,
@@ -830,14 +916,20 @@ pub fn attention_decode(
         ..Default::default()
     };
     let ctx = rec.ctx().clone();
-    let kernel = match h.kernel_for(OP, &ctx)? {
-        AttentionKernel::Tiled
-            if h.kernel == AttentionKernel::Auto && rows / b < TILED_MIN_DECODE_ROWS =>
-        {
-            AttentionKernel::Workgroup
-        }
-        k => k,
-    };
+    let (kernel, geo) = h.decode_plan(OP, &ctx, rows / b)?;
+    if let Some(geo) = geo {
+        let call = attention_decode::DecodeCall {
+            batch: b,
+            tmax,
+            k: &cache.k,
+            v: &cache.v,
+            q,
+            start,
+            key_mask,
+            out,
+        };
+        return attention_decode::record(rec, OP, h, geo, &call);
+    }
     let plan = plan(kernel, Pass::Decode, h, b, rows / b);
     // The lse slot is read_write; it cannot share the read-only unused binding.
     let no_lse = Tensor::zeros(&ctx, &[1], DType::F32)?;

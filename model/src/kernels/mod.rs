@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod attention;
+mod attention_decode;
 pub mod cast;
 pub mod cast_scaled;
 pub mod cross_entropy;
