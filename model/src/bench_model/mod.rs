@@ -223,6 +223,8 @@ pub fn run_model_bench(
             }
             Phase::Beam => report.beam = Some(beam::run(&model, &o.beam, o.seed, progress)?),
         }
+        // The next phase allocates other shapes: what this one freed is of no use to it.
+        ctx.release_cached_buffers();
         if let Some(p) = ctx.profiler() {
             // Warm-up included: GPU time per kernel over the whole phase.
             progress(&format!(

@@ -7,6 +7,7 @@ use super::adapter::{self, AdapterSelector, Capabilities};
 use super::error::{GpuError, Result};
 use super::memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 use super::pipeline::PipelineCache;
+use super::pool::{self, BufferPool};
 use super::profiler::{self, Profiler};
 use super::recorder::Binding;
 
@@ -33,6 +34,8 @@ pub(crate) struct Inner {
     pub memory: Arc<MemoryCounter>,
     /// Per-kernel GPU time (`GRRM_PROFILE=1` on an adapter with timestamp queries).
     pub profiler: Option<Profiler>,
+    /// Freed tensor buffers kept for reuse (see `pool.rs`).
+    pub pool: Arc<BufferPool>,
 }
 
 impl GpuContext {
@@ -104,6 +107,7 @@ impl GpuContext {
         ));
         tracing::info!(adapter = %info.name, backend = ?info.backend, "opened GPU device");
         let profiler = profile.then(|| Profiler::new(queue.get_timestamp_period()));
+        let pool_limit = pool::default_limit(info.device_type);
         Ok(GpuContext {
             binding_limit: limits.max_storage_buffer_binding_size as u64,
             inner: Arc::new(Inner {
@@ -118,6 +122,7 @@ impl GpuContext {
                 unused_buffer,
                 memory,
                 profiler,
+                pool: Arc::new(BufferPool::new(pool_limit)),
             }),
         })
     }
@@ -173,7 +178,26 @@ impl GpuContext {
     /// grrm's own count of tensor-buffer bytes on this device: live now and the peak since the
     /// context opened or since the last `reset_memory_peak` (shared by every clone).
     pub fn memory_stats(&self) -> MemoryStats {
-        self.inner.memory.stats()
+        MemoryStats {
+            cached_bytes: self.inner.pool.cached_bytes(),
+            ..self.inner.memory.stats()
+        }
+    }
+
+    /// Caps the bytes of freed buffers kept for reuse (0 disables reuse; default 16 GiB on
+    /// GPUs, 0 on CPU adapters, or `GRRM_BUFFER_POOL_MIB`), dropping what is over.
+    pub fn set_buffer_pool_limit(&self, bytes: u64) {
+        self.inner.pool.set_limit(bytes)
+    }
+
+    /// Drops every freed buffer held for reuse (e.g. between phases that allocate different
+    /// shapes).
+    pub fn release_cached_buffers(&self) {
+        self.inner.pool.release()
+    }
+
+    pub(crate) fn pool(&self) -> &Arc<BufferPool> {
+        &self.inner.pool
     }
 
     /// Starts a new peak window at the bytes live now.

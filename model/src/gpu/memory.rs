@@ -10,12 +10,14 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::pool::BufferPool;
+
 /// Live and peak bytes of the tensor buffers of one device.
 #[derive(Debug, Default)]
 pub struct MemoryCounter {
     live: AtomicU64,
     peak: AtomicU64,
-    /// Buffers ever created (a sanity check that allocations are being counted).
+    /// Buffers ever created through `Tensor` allocation (reused ones are not counted again).
     buffers: AtomicU64,
     /// Host nanoseconds spent creating them (drivers may clear new memory synchronously).
     create_ns: AtomicU64,
@@ -29,16 +31,19 @@ pub struct MemoryStats {
     pub buffers_created: u64,
     /// Host seconds spent in buffer creation since the context opened.
     pub create_seconds: f64,
+    /// Bytes of freed buffers the context holds for reuse (not in `live_bytes`).
+    pub cached_bytes: u64,
 }
 
 impl MemoryCounter {
     fn allocated(&self, bytes: u64) {
         let live = self.live.fetch_add(bytes, Ordering::SeqCst) + bytes;
         self.peak.fetch_max(live, Ordering::SeqCst);
-        self.buffers.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts one newly created buffer and the host time its creation took.
     pub(crate) fn creation_took(&self, d: std::time::Duration) {
+        self.buffers.fetch_add(1, Ordering::SeqCst);
         self.create_ns
             .fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
@@ -53,6 +58,7 @@ impl MemoryCounter {
             peak_bytes: self.peak.load(Ordering::SeqCst),
             buffers_created: self.buffers.load(Ordering::SeqCst),
             create_seconds: self.create_ns.load(Ordering::SeqCst) as f64 * 1e-9,
+            cached_bytes: 0,
         }
     }
 
@@ -63,29 +69,54 @@ impl MemoryCounter {
     }
 }
 
-/// A wgpu buffer whose size stays on its context's counter for as long as it exists.
-#[derive(Debug)]
+/// A wgpu buffer whose size stays on its context's counter for as long as it exists; when
+/// dropped it goes back to the context's buffer pool, if it came with one.
 pub struct TrackedBuffer {
-    buffer: wgpu::Buffer,
+    /// `None` only while being dropped.
+    buffer: Option<wgpu::Buffer>,
     counter: Arc<MemoryCounter>,
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl std::fmt::Debug for TrackedBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrackedBuffer({} bytes)", self.size())
+    }
 }
 
 impl TrackedBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, counter: Arc<MemoryCounter>) -> Self {
+        Self::pooled(buffer, counter, None)
+    }
+
+    pub(crate) fn pooled(
+        buffer: wgpu::Buffer,
+        counter: Arc<MemoryCounter>,
+        pool: Option<Arc<BufferPool>>,
+    ) -> Self {
         counter.allocated(buffer.size());
-        TrackedBuffer { buffer, counter }
+        TrackedBuffer {
+            buffer: Some(buffer),
+            counter,
+            pool,
+        }
     }
 }
 
 impl Deref for TrackedBuffer {
     type Target = wgpu::Buffer;
     fn deref(&self) -> &wgpu::Buffer {
-        &self.buffer
+        self.buffer.as_ref().expect("buffer present until drop")
     }
 }
 
 impl Drop for TrackedBuffer {
     fn drop(&mut self) {
-        self.counter.freed(self.buffer.size());
+        if let Some(b) = self.buffer.take() {
+            self.counter.freed(b.size());
+            if let Some(pool) = &self.pool {
+                pool.give(b);
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ mod context;
 mod error;
 mod memory;
 mod pipeline;
+mod pool;
 mod profiler;
 mod recorder;
 mod tensor;

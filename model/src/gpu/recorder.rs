@@ -195,6 +195,7 @@ impl Recorder {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(self.label),
         });
+
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
         let mut timing = self
             .ctx
@@ -266,7 +267,10 @@ impl Recorder {
         if let Some(t) = timing.as_ref() {
             t.resolve(&mut enc);
         }
-        self.ctx.queue().submit([enc.finish()]);
+        // Reused buffers handed out as zeros are cleared before anything here touches them.
+        self.ctx
+            .pool()
+            .submit(self.ctx.device(), self.ctx.queue(), Some(enc.finish()));
         self.ctx.take_errors()?;
         match timing {
             Some(t) => t.collect(&self.ctx),

@@ -49,7 +49,8 @@ const POISON_INT: u32 = 0xffff_ffff;
 const POISON_F16_PAIR: u32 = 0x7e01_7e01;
 
 impl Tensor {
-    fn alloc(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
+    /// A tensor over a new or reused buffer; `zero` makes a reused one zero (new buffers are).
+    fn alloc(ctx: &GpuContext, shape: &[usize], dtype: DType, zero: bool) -> Result<Self> {
         let numel: usize = shape.iter().product();
         // Round up to whole 16-byte words: kernels may bind any tensor as an array of vec4
         // (16-byte loads), whose runtime length would otherwise drop a partial last word.
@@ -63,19 +64,29 @@ impl Tensor {
                 what: "max_buffer_size",
             });
         }
-        let started = std::time::Instant::now();
-        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        ctx.memory_counter().creation_took(started.elapsed());
+        let buffer = match ctx.pool().take(bytes, zero) {
+            Some(b) => b,
+            None => {
+                let started = std::time::Instant::now();
+                let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                ctx.memory_counter().creation_took(started.elapsed());
+                b
+            }
+        };
         Ok(Tensor {
             ctx: ctx.clone(),
-            buffer: Arc::new(TrackedBuffer::new(buffer, ctx.memory_counter().clone())),
+            buffer: Arc::new(TrackedBuffer::pooled(
+                buffer,
+                ctx.memory_counter().clone(),
+                Some(ctx.pool().clone()),
+            )),
             shape: shape.to_vec(),
             dtype,
             offset: 0,
@@ -84,13 +95,13 @@ impl Tensor {
 
     /// A zero-filled tensor (wgpu zero-initialises new buffers).
     pub fn zeros(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
-        Self::alloc(ctx, shape, dtype)
+        Self::alloc(ctx, shape, dtype, true)
     }
 
     /// A tensor filled with NaN / all-ones bit patterns, for tests that must notice unwritten
     /// outputs.
     pub fn poisoned(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
-        let t = Self::alloc(ctx, shape, dtype)?;
+        let t = Self::alloc(ctx, shape, dtype, false)?;
         let word = match dtype {
             DType::F32 => POISON_F32,
             DType::F16 => POISON_F16_PAIR,
@@ -103,7 +114,7 @@ impl Tensor {
     }
 
     fn from_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Self> {
-        let t = Self::alloc(ctx, shape, dtype)?;
+        let t = Self::alloc(ctx, shape, dtype, false)?;
         let numel: usize = shape.iter().product();
         if bytes.len() != numel * dtype.size_bytes() {
             return Err(GpuError::shape(
@@ -124,6 +135,14 @@ impl Tensor {
                 bytes
             };
             ctx.queue().write_buffer(&t.buffer, 0, data);
+        }
+        // A reused buffer's last partial 16-byte word may hold old bytes; kernels that read
+        // whole words expect zeros there, as in a new buffer.
+        let written = bytes.len().div_ceil(4) as u64 * 4;
+        let tail = t.buffer.size() - written;
+        if tail > 0 {
+            ctx.queue()
+                .write_buffer(&t.buffer, written, &[0u8; 16][..tail as usize]);
         }
         Ok(t)
     }
@@ -150,6 +169,10 @@ impl Tensor {
                 format!("tensor {:?} but {} values", self.shape, data.len()),
             ));
         }
+        // A pending clear of a reused buffer must land before this write, not after it.
+        self.ctx
+            .pool()
+            .flush_clears(self.ctx.device(), self.ctx.queue());
         self.ctx
             .queue()
             .write_buffer(&self.buffer, self.byte_offset(), bytemuck::cast_slice(data));
@@ -321,7 +344,8 @@ impl Tensor {
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         enc.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, size);
-        ctx.queue().submit([enc.finish()]);
+        ctx.pool()
+            .submit(ctx.device(), ctx.queue(), Some(enc.finish()));
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
