@@ -132,3 +132,38 @@ fn whole_workloads_are_bit_identical_with_reuse() {
         plain.3
     );
 }
+
+/// Several threads on one device, each uploading its own data, reading it in a kernel and
+/// dropping its tensors as soon as they are recorded. A buffer must not go back to the pool
+/// while a recorder has encoded it but not yet submitted (another thread would then overwrite
+/// it first): every thread must read back exactly its own numbers.
+#[test]
+fn threads_sharing_a_device_never_see_each_others_buffers() {
+    use grrm_model::kernels::elementwise::add;
+    let ctx = pooled(1 << 30);
+    std::thread::scope(|s| {
+        for thread in 0..4u32 {
+            let ctx = ctx.clone();
+            s.spawn(move || {
+                for round in 0..60u32 {
+                    let n = 4096;
+                    let base = (thread * 1000 + round) as f32;
+                    let a = Tensor::from_f32(&ctx, &[n], &vec![base; n]).unwrap();
+                    let b = Tensor::from_f32(&ctx, &[n], &vec![0.5; n]).unwrap();
+                    let out = Tensor::zeros(&ctx, &[n], DType::F32).unwrap();
+                    let mut rec = Recorder::new(&ctx, "test");
+                    add(&mut rec, &a, &b, &out).unwrap();
+                    drop((a, b));
+                    rec.submit().unwrap();
+                    let got = out.to_f32_vec().unwrap();
+                    assert!(
+                        got.iter().all(|&v| v == base + 0.5),
+                        "thread {thread} round {round}: got {} want {}",
+                        got[0],
+                        base + 0.5
+                    );
+                }
+            });
+        }
+    });
+}

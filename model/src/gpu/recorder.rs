@@ -201,7 +201,11 @@ impl Recorder {
             .ctx
             .profiler()
             .map(|_| Timing::new(&self.ctx, &self.cmds));
-        for cmd in self.cmds.drain(..) {
+        // The commands (and the buffer handles in their bindings) live until the queue has the
+        // command buffer: a buffer whose last handle dropped earlier would go back to the pool
+        // while encoded here, and another thread could reuse it before this submission.
+        let cmds = std::mem::take(&mut self.cmds);
+        for cmd in &cmds {
             match cmd {
                 Cmd::Dispatch {
                     kernel,
@@ -237,7 +241,7 @@ impl Recorder {
                     if let Some(t) = timing.as_mut() {
                         // One pass per dispatch, so its timestamps bracket only it.
                         drop(pass.take());
-                        pass = Some(t.timed_pass(&mut enc, name, groups));
+                        pass = Some(t.timed_pass(&mut enc, *name, *groups));
                     }
                     let p = pass.get_or_insert_with(|| {
                         enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -247,7 +251,7 @@ impl Recorder {
                         .forget_lifetime()
                     });
                     p.set_pipeline(&kernel.pipeline);
-                    p.set_bind_group(0, &bg, &[param_offset]);
+                    p.set_bind_group(0, &bg, &[*param_offset]);
                     p.dispatch_workgroups(groups[0], groups[1], groups[2]);
                 }
                 Cmd::Copy { src, dst } => {
@@ -271,6 +275,7 @@ impl Recorder {
         self.ctx
             .pool()
             .submit(self.ctx.device(), self.ctx.queue(), Some(enc.finish()));
+        drop(cmds);
         self.ctx.take_errors()?;
         match timing {
             Some(t) => t.collect(&self.ctx),
