@@ -78,7 +78,8 @@ def page(g, t, runs, card, driver, date, recompute=None):
         f"- driver: {driver or 'unknown'}",
         f"- host: {platform.system()} {platform.release()} {platform.machine()}",
         f"- grrm: {g.get('adapter', 'not run')} through {g.get('backend', '?')} ({g.get('driver', '?')}), "
-        "f32 weights, gradients, AdamW moments and activations",
+        f"f32 weights, gradients, AdamW moments and activations; training matmuls: {(gt or {}).get('dtype', '?')}; "
+        "inference f32",
         f"- transformers {t.get('transformers', 'not run')}, torch {t.get('torch', '?')}, CUDA {t.get('cuda', '?')}, "
         "sdpa attention, TF32 off",
         "- model: Qwen3, "
@@ -137,7 +138,7 @@ def page(g, t, runs, card, driver, date, recompute=None):
         ("beam search peak, nvidia-smi over idle (MiB)",
          smi_delta(runs, "grrm-beam"), smi_delta(runs, "torch-beam"), "-"),
     ]
-    grrm_col = "grrm (WGSL, f32" + (", recomputed activations" if gt and gt.get("recompute") else "") + ")"
+    grrm_col = "grrm (WGSL)"
     lines += [
         f"| measurement | {grrm_col} | transformers bf16 | transformers fp32 |",
         "|---|---:|---:|---:|",

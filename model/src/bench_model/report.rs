@@ -26,7 +26,8 @@ impl ModelBenchReport {
         if let Some(t) = &self.train {
             let _ = writeln!(
                 s,
-                "| training (f32, AdamW{}) | batch {} x {}, {} timed steps after {} warm-up | {:.0} tok/s | {:.3} s/step (median) | {:.1} | {:.1} |",
+                "| training ({}, AdamW{}) | batch {} x {}, {} timed steps after {} warm-up | {:.0} tok/s | {:.3} s/step (median) | {:.1} | {:.1} |",
+                t.dtype,
                 if t.recompute { ", recomputed activations" } else { "" },
                 t.batch,
                 t.seq,
