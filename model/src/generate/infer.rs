@@ -11,22 +11,32 @@ use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
 use crate::kernels::elementwise::add;
 use crate::kernels::embedding::embedding;
-use crate::kernels::matmul::{matmul, MatmulOpts};
+use crate::kernels::matmul::MatmulOpts;
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::kernels::rope::rope;
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
+use crate::transformer::precision::{InferWeights, Mm, Proj};
 use crate::transformer::{MlpActs, QkvActs, Transformer};
 use crate::{DType, GpuError};
 
-/// The KV caches of every layer for a batch of sequences, and how long each sequence is.
+/// The KV caches of every layer for a batch of sequences, how long each sequence is, and the
+/// weights its forwards multiply with.
 pub struct DecodeState {
     pub caches: Vec<KvCache>,
     pub lengths: Vec<usize>,
     pub max_len: usize,
+    /// f32 masters, or f16 copies cast when this state was made (states derived from it by
+    /// gathering keep them): weights may change between generate calls, never within one.
+    pub(crate) weights: InferWeights,
 }
 
 impl DecodeState {
+    /// Empty caches; under f16 tensor-core precision also casts the weights (one submission).
     pub fn new(t: &Transformer, batch: usize, max_len: usize) -> Result<Self> {
+        Self::alloc(t, batch, max_len, t.inference_weights()?)
+    }
+
+    fn alloc(t: &Transformer, batch: usize, max_len: usize, weights: InferWeights) -> Result<Self> {
         let c = &t.cfg;
         let caches = (0..c.num_hidden_layers)
             .map(|_| KvCache::new(t.ctx(), batch, c.num_key_value_heads, max_len, c.head_dim))
@@ -35,6 +45,7 @@ impl DecodeState {
             caches,
             lengths: vec![0; batch],
             max_len,
+            weights,
         })
     }
 
@@ -59,7 +70,7 @@ impl DecodeState {
         t: &Transformer,
         src: &[u32],
     ) -> Result<DecodeState> {
-        let fresh = DecodeState::new(t, src.len(), self.max_len)?;
+        let fresh = DecodeState::alloc(t, src.len(), self.max_len, self.weights.clone())?;
         self.record_gather_into(rec, src, &fresh)
     }
 
@@ -105,6 +116,7 @@ impl DecodeState {
             caches,
             lengths: src.iter().map(|&i| self.lengths[i as usize]).collect(),
             max_len: self.max_len,
+            weights: self.weights.clone(),
         })
     }
 }
@@ -178,17 +190,19 @@ impl Transformer {
         let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
 
+        let rows = b * repeat;
+        let mm = Mm::for_inference(self, &state.weights, n.max(rows))?;
         let scratch = InferScratch::alloc(self, n)?;
         let mut x = zeros(self, &[n, c.hidden_size])?;
         let mut spare = zeros(self, &[n, c.hidden_size])?;
         embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
-        for (l, cache) in self.params.layers.iter().zip(&state.caches) {
-            self.layer_infer(rec, l, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
+        for (li, (l, cache)) in self.params.layers.iter().zip(&state.caches).enumerate() {
+            let lw = (&mm, li);
+            self.layer_infer(rec, l, lw, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
             std::mem::swap(&mut x, &mut spare);
         }
         // The final norm and LM head only at each sequence's last real token (once per
         // output row).
-        let rows = b * repeat;
         let last: Vec<u32> = (0..rows)
             .map(|r| {
                 let i = r / repeat;
@@ -208,10 +222,12 @@ impl Transformer {
             &zeros(self, &[rows])?,
         )?;
         let logits = zeros(self, &[rows, c.vocab_size])?;
-        matmul(
+        let out_w = self.params.output_embedding();
+        let hidden_op = mm.act(rec, &hidden)?;
+        mm.mm(
             rec,
-            &hidden,
-            self.params.output_embedding(),
+            &hidden_op,
+            &mm.out_weight(out_w),
             None,
             &logits,
             MatmulOpts::nt(),
@@ -231,6 +247,7 @@ impl Transformer {
         &self,
         rec: &mut Recorder,
         l: &crate::transformer::Layer,
+        lw: (&Mm, usize),
         cache: &KvCache,
         pos: &Tensor,
         start: &Tensor,
@@ -240,21 +257,20 @@ impl Transformer {
     ) -> Result<()> {
         let a = &l.self_attn;
         // The shared input block; inference keeps nothing, so rotate its tensors in place.
-        // Inference stays f32 (decode rows are too few for tensor-core tiles).
-        let lw = (&crate::transformer::precision::Mm::F32, 0);
         self.qkv_into(rec, l, lw, x, &s.qkv)?;
         let (q, k) = s.qkv.q_k();
         rope(rec, &self.rope, q, pos, None, false)?;
         rope(rec, &self.rope, k, pos, None, false)?;
         kv_cache_append(rec, cache, k, &s.qkv.v, start)?;
         attention_decode(rec, &self.heads, cache, q, start, None, &s.attn)?;
-        matmul(
+        let (mm, li) = lw;
+        let attn = mm.act(rec, &s.attn)?;
+        mm.linear(
             rec,
-            &s.attn,
-            &a.o_proj.weight,
-            a.o_proj.bias.as_ref(),
+            &attn,
+            &mm.weight(li, Proj::O, &a.o_proj),
+            &a.o_proj,
             &s.o,
-            MatmulOpts::nt(),
         )?;
         add(rec, x, &s.o, &s.x_mid)?;
         self.mlp_into(rec, l, lw, &s.x_mid, &s.mlp, &s.down, out)

@@ -222,6 +222,30 @@ pub(crate) fn scratch_elems(
     )
 }
 
+/// The weights an inference forward multiplies with: the f32 masters, or the cast copies as
+/// refreshed when a decode state was made (weights change between generate calls, not within
+/// one).
+#[derive(Clone)]
+pub(crate) enum InferWeights {
+    F32,
+    Half(Arc<HalfWeights>, DType),
+}
+
+impl super::Transformer {
+    /// The weights inference uses under this model's precision; with f16 operands, casts them
+    /// from the f32 masters now (one submission).
+    pub(crate) fn inference_weights(&self) -> Result<InferWeights> {
+        let Some(dtype) = self.matmul_precision()?.operand_dtype() else {
+            return Ok(InferWeights::F32);
+        };
+        let w = self.half_weights.get(&self.params, dtype)?;
+        let mut rec = Recorder::new(&self.ctx, "cast-weights");
+        w.refresh(&mut rec, &self.params)?;
+        rec.submit()?;
+        Ok(InferWeights::Half(w, dtype))
+    }
+}
+
 /// How one recording's matmuls run, kept in `Activations` so the head and the backward use
 /// what the forward chose.
 #[derive(Clone)]
@@ -259,6 +283,28 @@ impl Mm {
             weights,
             x: Tensor::zeros(&t.ctx, &[xn], dtype)?,
             dy: Tensor::zeros(&t.ctx, &[dyn_], dtype)?,
+            x_scale: stats.view(0, &[2])?,
+            dy_scale: stats.view(SLOT, &[2])?,
+        })))
+    }
+
+    /// The matmul setup of one inference step over at most `rows` rows (tokens, or LM-head
+    /// rows) with the weights of its decode state.
+    pub(crate) fn for_inference(
+        t: &super::Transformer,
+        w: &InferWeights,
+        rows: usize,
+    ) -> Result<Self> {
+        let InferWeights::Half(weights, dtype) = w else {
+            return Ok(Mm::F32);
+        };
+        let (xn, _) = scratch_elems(&t.cfg, rows, rows);
+        let stats = Tensor::zeros(&t.ctx, &[2 * SLOT], DType::F32)?;
+        Ok(Mm::Half(Arc::new(HalfCtx {
+            weights: weights.clone(),
+            x: Tensor::zeros(&t.ctx, &[xn], *dtype)?,
+            // Inference has no gradients.
+            dy: Tensor::zeros(&t.ctx, &[1], *dtype)?,
             x_scale: stats.view(0, &[2])?,
             dy_scale: stats.view(SLOT, &[2])?,
         })))
