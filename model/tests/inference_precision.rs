@@ -2,9 +2,11 @@
 //! decode forward multiplies with f16 weight copies cast when the decode state is made, and
 //! casts activations with per-tensor scales. `F16Emulated` runs the same roundings through the
 //! f32 kernels, so lavapipe checks the whole path; `F16TensorCore` where the adapter has it.
-//! Checks: sampled log-probs equal a teacher-forced forward of the same precision (tolerance
-//! 2e-3 on a 6-token sum: both round the same operands to f16, only the per-tensor scales and
-//! the summation order differ) and differ from f32 inference (the path is really taken), and
+//! Prefill steps of at least 256 rows multiply in f16, decode steps (fewer rows) in f32.
+//! Checks: the first sampled token's log-prob (from the prefill) equals a teacher-forced
+//! forward of the same precision (tolerance 2e-3: both round the operands to f16, but the
+//! per-tensor scales come from different row sets; 4e-4 seen) and differs from the f32 one (the path is
+//! really taken); the later tokens' (f32 decode) stay within 0.05 of f32 teacher forcing; and
 //! weights written between generate calls are the ones the next call uses.
 
 mod common;
@@ -72,31 +74,44 @@ fn params() -> SamplingParams {
 }
 
 #[test]
-fn f16_inference_matches_a_teacher_forced_forward_of_the_same_precision() {
+fn f16_prefill_matches_a_teacher_forced_forward_of_the_same_precision() {
     let ctx = ctx();
-    let prompts = vec![vec![3, 4, 5, 6, 7], vec![9, 8], vec![11, 12, 13]];
+    // 4 x 64 = 256 prefill rows: an f16 step; decode steps have 4 rows.
+    let prompts = long_prompts();
     for p in precisions(&ctx) {
         let m = model(&ctx, 21, p);
         let f32_model = model(&ctx, 21, MatmulPrecision::F32);
         let got = generate(&m, &prompts, &params(), &[], None).unwrap();
         let mut differs = false;
         for (prompt, s) in prompts.iter().zip(&got) {
-            let total: f32 = s.logprobs.iter().sum();
-            let want = teacher_forced(&m, prompt, &s.tokens);
+            let first = s.logprobs[0];
+            let want = teacher_forced(&m, prompt, &s.tokens[..1]);
             assert!(
-                (total - want).abs() < 2e-3,
-                "{p:?}: sampled log-prob {total} vs teacher-forced {want}"
+                (first - want).abs() < 2e-3,
+                "{p:?}: first token log-prob {first} vs teacher-forced {want}"
             );
-            differs |= (total - teacher_forced(&f32_model, prompt, &s.tokens)).abs() > 1e-6;
+            differs |= (first - teacher_forced(&f32_model, prompt, &s.tokens[..1])).abs() > 1e-6;
+            let total: f32 = s.logprobs.iter().sum();
+            let want = teacher_forced(&f32_model, prompt, &s.tokens);
+            assert!(
+                (total - want).abs() < 0.05,
+                "{p:?}: sampled log-prob {total} vs f32 teacher-forced {want}"
+            );
         }
-        assert!(differs, "{p:?}: inference gave exactly the f32 log-probs");
+        assert!(differs, "{p:?}: the prefill gave exactly the f32 log-probs");
     }
+}
+
+fn long_prompts() -> Vec<Vec<u32>> {
+    (0..4u32)
+        .map(|i| (0..64u32).map(|j| (i * 7 + j * 3) % 50).collect())
+        .collect()
 }
 
 #[test]
 fn weights_written_between_calls_are_used_by_the_next_call() {
     let ctx = ctx();
-    let prompts = vec![vec![3, 4, 5], vec![9, 8, 2]];
+    let prompts = long_prompts();
     for p in precisions(&ctx) {
         let a = model(&ctx, 21, p);
         let b = model(&ctx, 33, p);

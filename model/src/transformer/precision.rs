@@ -246,6 +246,12 @@ impl super::Transformer {
     }
 }
 
+/// Fewest rows an inference step must have to multiply in f16. Decode steps have fewer: on an
+/// H100 (bench/NOTES.md) 64-row f16 decode ran 1,616 new tok/s against 1,993 in f32, its
+/// three cast dispatches per activation and the direct kernel at 64 rows costing more than the
+/// f16 weights save, while beam search (prefill-bound) went 53.4 -> 78.6 users/s.
+pub(crate) const HALF_INFERENCE_MIN_ROWS: usize = 256;
+
 /// How one recording's matmuls run, kept in `Activations` so the head and the backward use
 /// what the forward chose.
 #[derive(Clone)]
@@ -289,7 +295,8 @@ impl Mm {
     }
 
     /// The matmul setup of one inference step over at most `rows` rows (tokens, or LM-head
-    /// rows) with the weights of its decode state.
+    /// rows) with the weights of its decode state: f16 operands for prefill-sized steps, f32
+    /// below `HALF_INFERENCE_MIN_ROWS` rows.
     pub(crate) fn for_inference(
         t: &super::Transformer,
         w: &InferWeights,
@@ -298,6 +305,9 @@ impl Mm {
         let InferWeights::Half(weights, dtype) = w else {
             return Ok(Mm::F32);
         };
+        if rows < HALF_INFERENCE_MIN_ROWS {
+            return Ok(Mm::F32);
+        }
         let (xn, _) = scratch_elems(&t.cfg, rows, rows);
         let stats = Tensor::zeros(&t.ctx, &[2 * SLOT], DType::F32)?;
         Ok(Mm::Half(Arc::new(HalfCtx {
