@@ -219,6 +219,35 @@ fn matmul_tiled_interior_all_layouts() {
     );
 }
 
+/// Whole 64x64 blocks that are not whole 128x128 ones (decode's 64 rows) run the unchecked
+/// 64x64 kernel: every layout, split K (slices 64 + 64 + 32), batching; K not a multiple of 16
+/// falls back to the general kernel.
+#[test]
+fn matmul_tiled64_all_layouts() {
+    let ctx = ctx();
+    let plan = |m: usize, n: usize, k: usize| {
+        let a = Tensor::zeros(&ctx, &[m, k], DType::F32).unwrap();
+        let b = Tensor::zeros(&ctx, &[n, k], DType::F32).unwrap();
+        let c = Tensor::zeros(&ctx, &[m, n], DType::F32).unwrap();
+        let rec = Recorder::new(&ctx, "test");
+        let o = MatmulOpts::nt().kernel(MatmulKernel::Tiled);
+        planned_shader(&rec, &a, &b, None, &c, o).unwrap()
+    };
+    assert_eq!(plan(64, 192, 48), "matmul_tiled64.wgsl");
+    assert_eq!(plan(192, 64, 32), "matmul_tiled64.wgsl");
+    assert_eq!(plan(128, 256, 48), "matmul_tiled_interior.wgsl");
+    assert_eq!(plan(64, 192, 40), "matmul_tiled.wgsl");
+    all_layouts(&ctx, MatmulKernel::Tiled, &[(64, 192, 48), (192, 64, 32)]);
+    all_layouts_split(
+        &ctx,
+        MatmulKernel::Tiled,
+        SplitK::Slices(3),
+        Some(2),
+        &[(64, 128, 160)],
+    );
+    batched_and_broadcast(&ctx, MatmulKernel::Tiled, (64, 64, 32));
+}
+
 /// The benchmark variants of the tiled kernel compute the same function.
 #[test]
 fn matmul_tiled_variants() {

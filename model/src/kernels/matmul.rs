@@ -37,6 +37,13 @@ static INTERIOR: KernelEntry = KernelEntry {
     entry: "main",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+/// Trusted: every index is in bounds under `tiled64_fits` (the shader's header has the proof).
+static TILED64_SRC: ShaderSource = crate::shader!(trusted "matmul_tiled64.wgsl");
+static TILED64: KernelEntry = KernelEntry {
+    source: &TILED64_SRC,
+    entry: "main",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 static INTERIOR_CHECKED_SRC: ShaderSource = crate::shader!("matmul_tiled_interior.wgsl");
 static INTERIOR_CHECKED: KernelEntry = KernelEntry {
     source: &INTERIOR_CHECKED_SRC,
@@ -134,7 +141,8 @@ pub enum MatmulKernel {
     /// operands are not 4-aligned along their contiguous axes (see `simd8_fits`) run the
     /// portable kernel.
     Simd8,
-    /// Shared-memory tiled f32: the interior kernel where the shape allows, else the general one.
+    /// Shared-memory tiled f32: the 128x128 interior kernel where the shape allows, the 64x64
+    /// one (matmul_tiled64.wgsl) for whole 64x64 blocks, else the general one.
     Tiled,
     /// The tiled kernel's general (bounds-checked) path for every shape.
     TiledGeneral,
@@ -707,6 +715,7 @@ fn split_k(rec: &Recorder, pl: &Plan, batch: usize, want: SplitK) -> Result<Opti
         &TILED_UNCHECKED,
         &INTERIOR,
         &INTERIOR_CHECKED,
+        &TILED64,
         &COOP,
         &COOP_TILED,
         &COOP_DIRECT,
@@ -825,6 +834,9 @@ fn plan(
             };
             (e, TILE as u32)
         }
+        (_, Some(v)) if v.interior && !v.checked && tiled64_fits(rows, n, k, vec_a && vec_b) => {
+            (&TILED64, 64)
+        }
         (_, Some(v)) if v.checked => (&TILED, TILE as u32),
         (_, Some(_)) => (&TILED_UNCHECKED, TILE as u32),
         (MatmulKernel::Coop16, _)
@@ -917,6 +929,13 @@ pub fn planned_shader(
     let kernel = choose(rec, &d, &o)?;
     let pl = plan(kernel, &d, &o, bias.is_some(), d.m, Chunk::Whole);
     Ok(pl.entry.source.name)
+}
+
+/// Whether matmul_tiled64.wgsl (unchecked) may run a dispatch that `interior_fits` refused:
+/// whole 64x64 blocks (decode's 64 rows), K a multiple of its 16-deep slabs (split-K slices
+/// are multiples of 32) and 16-byte operand loads; its proof of in-bounds access rests on these.
+fn tiled64_fits(rows: usize, n: usize, k: usize, vec: bool) -> bool {
+    vec && rows.is_multiple_of(64) && n.is_multiple_of(64) && k >= 16 && k.is_multiple_of(16)
 }
 
 /// Whether the unchecked interior kernel may run a dispatch of `rows` x `n` outputs over `k`:
