@@ -167,7 +167,8 @@ def phase_generate(shape, w, seed, log):
     )
     with torch.no_grad():
         start = sync_time()
-        model.generate(input_ids=ids[:2], attention_mask=mask[:2], max_new_tokens=2, **kwargs)
+        # Warm-up on every prompt (as grrm's): kernels and their choices depend on the batch.
+        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2, **kwargs)
         log(f"generate: warm-up {sync_time() - start:.2f} s")
         torch.cuda.reset_peak_memory_stats()
         torch.manual_seed(seed)
