@@ -14,35 +14,9 @@
 //! Each cell is TFLOP/s (mean GPU time over N dispatches) and the worst sampled error relative
 //! to sum |a b| (BAD above 1e-4).
 
-use bytemuck::{Pod, Zeroable};
 use grrm_model::gpu::{Access, AdapterSelector, KernelEntry, ShaderSource};
-use grrm_model::kernels::matmul::{matmul, MatmulKernel, MatmulOpts};
+use grrm_model::kernels::matmul::{matmul, params_for, MatmulKernel, MatmulOpts};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_off: u32,
-    a_bs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    b_off: u32,
-    b_bs: u32,
-    b_rs: u32,
-    b_cs: u32,
-    c_off: u32,
-    c_bs: u32,
-    c_rs: u32,
-    flags: u32,
-    bias_off: u32,
-    alpha: f32,
-    k_split: u32,
-    splits: u32,
-}
 
 struct Spec {
     label: String,
@@ -175,24 +149,7 @@ fn main() {
         let at = Tensor::from_f16(&ctx, &if ta { [k, m] } else { [m, k] }, &a).unwrap();
         let bt = Tensor::from_f16(&ctx, &if tb { [n, k] } else { [k, n] }, &b).unwrap();
         let c = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
-        let p = Params {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            batch: 1,
-            a_bs: (m * k) as u32,
-            a_rs: if ta { 1 } else { k as u32 },
-            a_cs: if ta { m as u32 } else { 1 },
-            b_rs: if tb { 1 } else { n as u32 },
-            b_cs: if tb { k as u32 } else { 1 },
-            c_bs: (m * n) as u32,
-            c_rs: n as u32,
-            flags: (if ta { 4 } else { 0 }) | (if tb { 8 } else { 0 }) | 16 | 32,
-            alpha: 1.0,
-            k_split: k as u32,
-            splits: 1,
-            ..Default::default()
-        };
+        let p = params_for(m, n, k, ta, tb, true);
         let unused = ctx.unused_binding();
         let launch = |rec: &mut Recorder, which: Option<&Spec>| match which {
             None => matmul(

@@ -199,30 +199,33 @@ impl MatmulKernel {
     }
 }
 
+/// The parameter block every matmul kernel file reads (labs launching their own kernel files
+/// build it with `params_for`).
+#[doc(hidden)]
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_off: u32,
-    a_bs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    b_off: u32,
-    b_bs: u32,
-    b_rs: u32,
-    b_cs: u32,
-    c_off: u32,
-    c_bs: u32,
-    c_rs: u32,
-    flags: u32,
-    bias_off: u32,
-    alpha: f32,
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_off: u32,
+    pub a_bs: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_bs: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    pub c_bs: u32,
+    pub c_rs: u32,
+    pub flags: u32,
+    pub bias_off: u32,
+    pub alpha: f32,
     /// Split K (tiled and cooperative kernels): slice length and count; K and 1 when unsplit.
-    k_split: u32,
-    splits: u32,
+    pub k_split: u32,
+    pub splits: u32,
 }
 
 /// Parameters of matmul_split_reduce.wgsl.
@@ -912,6 +915,34 @@ fn coop_direct_fits(rows: usize, n: usize, k: usize, more: &[usize]) -> bool {
 /// (and on subgroups of exactly 8, which `choose` checks).
 fn simd8_fits(vec_a: bool, vec_b: bool) -> bool {
     vec_a && vec_b
+}
+
+/// The parameter block `matmul` gives a kernel for one unbatched, unchunked, unsplit product of
+/// contiguous operands (A [M, K] or [K, M], B [K, N] or [N, K]), without bias or accumulation:
+/// for labs that time their own kernel files against the launcher's.
+#[doc(hidden)]
+pub fn params_for(
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    half: bool,
+) -> Params {
+    let d = Dims {
+        batch: 1,
+        m,
+        n,
+        k,
+        b_batched: false,
+        half,
+    };
+    let o = MatmulOpts {
+        trans_a,
+        trans_b,
+        ..Default::default()
+    };
+    plan(MatmulKernel::Portable, &d, &o, false, m, Chunk::Whole).params
 }
 
 /// The shader file that runs `matmul(rec, a, b, bias, c, o)` when no operand needs chunking
