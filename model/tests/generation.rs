@@ -13,22 +13,11 @@ use grrm_model::generate::{
     BeamParams, BeamWorkspace, FinishReason, PrefixTrie, Sample, Sampler, SamplingParams,
     SeedStreams,
 };
-use grrm_model::hf::{init_random, Arch, ConfigBuilder};
+use grrm_model::hf::init_random;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 
 fn model() -> Transformer {
-    let mut cfg = ConfigBuilder::new(Arch::Qwen3)
-        .layers(2)
-        .hidden(32)
-        .heads(4)
-        .kv_heads(2)
-        .head_dim(8)
-        .ffn(48)
-        .vocab(50)
-        .max_positions(96)
-        .build()
-        .unwrap();
-    cfg.initializer_range = 0.3;
+    let cfg = tiny_generation_config();
     Transformer::new(&ctx(), &cfg, &init_random(&cfg, 21), 96)
         .unwrap()
         .with_matmul_precision(MatmulPrecision::F32)

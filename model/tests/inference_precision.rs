@@ -13,29 +13,13 @@ mod common;
 
 use common::*;
 use grrm_model::generate::{generate, SamplingParams};
-use grrm_model::hf::{init_random, Arch, ConfigBuilder, ModelConfig};
+use grrm_model::hf::init_random;
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 use grrm_model::GpuContext;
 
-fn cfg() -> ModelConfig {
-    let mut cfg = ConfigBuilder::new(Arch::Qwen3)
-        .layers(2)
-        .hidden(32)
-        .heads(4)
-        .kv_heads(2)
-        .head_dim(8)
-        .ffn(48)
-        .vocab(50)
-        .max_positions(96)
-        .build()
-        .unwrap();
-    cfg.initializer_range = 0.3;
-    cfg
-}
-
 fn model(ctx: &GpuContext, seed: u64, p: MatmulPrecision) -> Transformer {
-    let cfg = cfg();
+    let cfg = tiny_generation_config();
     Transformer::new(ctx, &cfg, &init_random(&cfg, seed), 96)
         .unwrap()
         .with_matmul_precision(p)

@@ -52,3 +52,23 @@ pub fn assert_close(
     }
     eprintln!("{what}: max |err| {:e} at {}", worst.1, worst.0);
 }
+
+/// The tiny Qwen3 configuration the generation tests share (2 layers, hidden 32, 4/2 heads of
+/// 8, vocabulary 50, 96 positions), with a wide initializer so its predictions are far from
+/// uniform.
+pub fn tiny_generation_config() -> grrm_model::hf::ModelConfig {
+    use grrm_model::hf::{Arch, ConfigBuilder};
+    let mut cfg = ConfigBuilder::new(Arch::Qwen3)
+        .layers(2)
+        .hidden(32)
+        .heads(4)
+        .kv_heads(2)
+        .head_dim(8)
+        .ffn(48)
+        .vocab(50)
+        .max_positions(96)
+        .build()
+        .unwrap();
+    cfg.initializer_range = 0.3;
+    cfg
+}
