@@ -8,6 +8,9 @@
 //! and 8; T 260 > its 256 key rows per workgroup) and the Tiled kernel several 64-row blocks
 //! and 32-row tiles; the Tiled kernel also runs on odd batches, odd T, D 32/64/128/67/5 and
 //! prefill chunks at start offsets (forward and backward, outputs poisoned before launch).
+//! The `TensorCore` kernel (f16 operands on cooperative matrices) runs on adapters that have
+//! them against the reference evaluated on its f16-rounded operands, including dout of a
+//! token-mean loss's size and prefill chunks; elsewhere a forced call must be a clear error.
 //! Single-token decode through the `SubgroupDecode` kernel (shaders/attention_decode.wgsl) runs
 //! against an f64 reference and against the `Workgroup` and `Rows` kernels on GQA groups 1, 2,
 //! 4 and 8, D 8/36/64/128/256, ragged starts, left padding, NaN in masked and unwritten cache
@@ -343,7 +346,7 @@ fn forward_default_scale_is_inverse_sqrt_head_dim() {
 }
 
 #[test]
-fn auto_kernel_is_rows_on_cpu_adapters_and_tiled_elsewhere() {
+fn auto_kernel_is_rows_on_cpu_adapters_and_tensor_core_or_tiled_elsewhere() {
     let ctx = ctx();
     let cpu = matches!(
         ctx.info().device_type,
@@ -351,13 +354,18 @@ fn auto_kernel_is_rows_on_cpu_adapters_and_tiled_elsewhere() {
     );
     let h = AttentionHeads::new(4, 2, 16);
     assert_eq!(h.kernel, AttentionKernel::Auto);
+    // D 16 fits the TensorCore kernel wherever the adapter has it.
+    let tc = tensor_cores(&ctx);
     let want = if cpu {
         AttentionKernel::Rows
+    } else if tc {
+        AttentionKernel::TensorCore
     } else {
         AttentionKernel::Tiled
     };
     assert_eq!(h.resolved_kernel(&ctx), want);
-    // A GQA group wider than one Rows workgroup falls back to Workgroup on CPU adapters.
+    // A GQA group wider than one Rows workgroup falls back to Workgroup on CPU adapters (and
+    // D 8 is no multiple of 16, so no TensorCore).
     let wide = AttentionHeads::new(65, 1, 8);
     let want = if cpu {
         AttentionKernel::Workgroup
@@ -901,10 +909,14 @@ fn timing_qwen3_shapes() {
     };
     let (hq, hkv, d) = (16, 8, 128);
     let shapes = [(8usize, 1024usize), (2, 2048), (8, 512)];
-    let kernels = [AttentionKernel::Workgroup, AttentionKernel::Tiled];
+    // TensorCore fails (an error, not a timing) on adapters without cooperative matrices.
+    let mut kernels = vec![AttentionKernel::Workgroup, AttentionKernel::Tiled];
+    if tensor_cores(&ctx) {
+        kernels.push(AttentionKernel::TensorCore);
+    }
     for ((b, t), kernel) in shapes
         .into_iter()
-        .flat_map(|s| kernels.map(move |k| (s, k)))
+        .flat_map(|s| kernels.iter().map(move |&k| (s, k)))
     {
         let heads = AttentionHeads::new(hq, hkv, d).with_kernel(kernel);
         let x = Dims {
@@ -1332,4 +1344,147 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
         "{e}"
     );
     assert!(rec.is_empty());
+}
+
+/// Whether the adapter runs the TensorCore kernel (`Auto` picks it at D 32 exactly then).
+fn tensor_cores(ctx: &GpuContext) -> bool {
+    AttentionHeads::new(2, 1, 32).resolved_kernel(ctx) == AttentionKernel::TensorCore
+}
+
+fn f16_round(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// The power of two the TensorCore backward scales dout by: max |dout| s in [1, 2).
+fn dout_scale(dout: &[f32]) -> f32 {
+    let m = dout.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let e = ((m.to_bits() >> 23) & 0xff) as i32;
+    if m == 0.0 || e == 255 {
+        return 1.0;
+    }
+    2f32.powi(127 - e)
+}
+
+/// The TensorCore kernel (f16 operands, f32 accumulation) against the f64 reference evaluated
+/// on the operands it multiplies: q, k, v rounded to f16, and dout rounded to f16 after the
+/// kernel's power-of-two scale (so the reference sees `f16(dout s) / s`). Shapes are chosen
+/// against its geometry (64-row blocks of 4 x 16-row subgroups, 32-row tiles, D/16 fragments):
+/// odd batches and T with partial blocks and tiles, GQA groups 1-8, D 16/32/64/128, one-row
+/// sequences, padding; dout of 1e-7 (a token-mean loss's size, deep in f16's subnormals
+/// without the scale); scores whose row max keeps growing (the forward's rescale); prefill chunks at start offsets equal to the training rows. Adapters
+/// without cooperative matrices (lavapipe in CI) check only that a forced TensorCore call is a
+/// clear error; the GPU machine runs the rest.
+///
+/// Tolerances. What the reference does not model is the rounding of the softmax weights to f16
+/// (P <= 2^8 under the lazy rescale, relative 2^-11) and f32 accumulation: forward out
+/// |err| <= 1e-3 (a convex combination of values in [-1, 1] with weights off by 4.9e-4
+/// relative), lse 1e-5 (1 + |lse|) (f32 scores of the same f16 operands); gradients
+/// |err| <= 5e-3 * mag + 1e-3 * max |want| (P and dS each rounded once, relative 4.9e-4, and
+/// delta taken from the kernel's own output).
+#[test]
+fn tensor_core_matches_reference_on_rounded_operands() {
+    let ctx = ctx();
+    let tc = AttentionKernel::TensorCore;
+    if !tensor_cores(&ctx) {
+        let x = dims(1, 8, 2, 1, 32).on(tc);
+        let pb = Problem::random(x, false, 1);
+        let t = pb.upload(&ctx);
+        let out = Tensor::zeros(&ctx, &[8, 64], DType::F32).unwrap();
+        let lse = Tensor::zeros(&ctx, &[1, 2, 8], DType::F32).unwrap();
+        let inputs = AttentionInputs {
+            batch: 1,
+            q: &t[0],
+            k: &t[1],
+            v: &t[2],
+            mask: None,
+        };
+        let mut rec = Recorder::new(&ctx, "attn-test");
+        let err = attention_forward(&mut rec, &x.heads(), &inputs, &out, &lse).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("attention_forward") && msg.contains("TensorCore"),
+            "{msg}"
+        );
+        eprintln!("no tensor-core attention on {}: {msg}", ctx.info().name);
+        return;
+    }
+    let cases = [
+        (dims(3, 131, 4, 2, 32), true, 1.0),
+        (dims(1, 97, 3, 1, 64), true, 1.0),
+        (dims(3, 65, 2, 2, 128), true, 1.0),
+        (dims(2, 1, 2, 1, 128), true, 1.0),
+        (dims(2, 70, 8, 1, 16), true, 1.0),
+        (dims(1, 129, 4, 4, 48), false, 1.0),
+        (dims(2, 100, 4, 2, 128), true, 1e-7),
+        (dims(2, 150, 2, 1, 64), false, 1.0),
+    ];
+    for (n, &(x, masked, dscale)) in cases.iter().enumerate() {
+        let x = x.on(tc);
+        let mut exact = Problem::random(x, masked, 300 + n as u64);
+        if n == cases.len() - 1 {
+            // Keys that grow along the sequence against large queries: each row's max moves by
+            // more than 2^8 several times, so the forward's rescale path runs.
+            let kw = x.hkv * x.d;
+            for (i, v) in exact.k.iter_mut().enumerate() {
+                *v *= 1.0 + 6.0 * ((i / kw) % x.t) as f32 / x.t as f32;
+            }
+            exact.q.iter_mut().for_each(|v| *v *= 4.0);
+        }
+        let rounded = |a: &[f32]| a.iter().map(|&v| f16_round(v)).collect::<Vec<_>>();
+        let pb = Problem {
+            q: rounded(&exact.q),
+            k: rounded(&exact.k),
+            v: rounded(&exact.v),
+            ..exact
+        };
+        let what = format!("tensor-core {x:?} masked {masked} dout x{dscale:e}");
+        let t = pb.upload(&ctx);
+        let (out, lse) = gpu_forward(&ctx, &pb, &t);
+        let (want_out, want_lse) = reference_forward(&x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones());
+        assert_close(
+            &format!("{what} out"),
+            &out.to_f32_vec().unwrap(),
+            &want_out,
+            1e-3,
+            0.0,
+            None,
+        );
+        let lse_scale: Vec<f64> = want_lse.iter().map(|v| 1.0 + v.abs()).collect();
+        assert_close(
+            &format!("{what} lse"),
+            &lse.to_f32_vec().unwrap(),
+            &want_lse,
+            0.0,
+            1e-5,
+            Some(&lse_scale),
+        );
+
+        let dout: Vec<f32> = randn(&mut rng(320 + n as u64), pb.q.len())
+            .into_iter()
+            .map(|v| v * dscale)
+            .collect();
+        let s = dout_scale(&dout);
+        let dout_r: Vec<f32> = dout.iter().map(|&v| f16_round(v * s) / s).collect();
+        let got = gpu_backward(&ctx, &pb, &dout);
+        let want = reference_backward(&x, &pb.q, &pb.k, &pb.v, &pb.mask_or_ones(), &dout_r);
+        let tops = want
+            .g
+            .clone()
+            .map(|g| g.iter().fold(0f64, |m, v| m.max(v.abs())));
+        assert!(tops[2] > 0.0, "{what}: the case has no gradient");
+        for (i, name) in ["dq", "dk", "dv"].iter().enumerate() {
+            let top = tops[i];
+            assert_close(
+                &format!("{what} {name}"),
+                &got[i],
+                &want.g[i],
+                1e-3 * top,
+                5e-3,
+                Some(&want.mag[i]),
+            );
+        }
+    }
+    // Prefill chunks at start offsets (a chunk spanning two query blocks after earlier ones)
+    // give the training rows: same tiles, same operands.
+    decode_matches_training(dims(3, 100, 4, 2, 32).on(tc), &[3, 67, 30], 104);
 }

@@ -219,3 +219,64 @@ fn f16_training_tracks_f32() {
         );
     }
 }
+
+/// The whole model with tensor-core attention as well (head dim 16, so `TensorCore` runs) against
+/// f32 matmuls and f32 tiled attention: loss and every gradient, same tolerances as the
+/// matmuls alone (the attention operands carry the same f16 rounding). Adapters without
+/// cooperative matrices skip it.
+#[test]
+fn tensor_core_attention_matches_f32_loss_and_gradients() {
+    use grrm_model::kernels::attention::AttentionKernel;
+    let ctx = ctx();
+    if !coop16_available(&ctx) {
+        eprintln!("tensor-core attention skipped: {}", ctx.info().name);
+        return;
+    }
+    let mut cfg = ConfigBuilder::new(Arch::Qwen3)
+        .layers(2)
+        .hidden(64)
+        .heads(4)
+        .kv_heads(2)
+        .head_dim(16)
+        .ffn(96)
+        .vocab(67)
+        .max_positions(64)
+        .build()
+        .expect("valid config");
+    cfg.initializer_range = 0.2;
+    let run = |p: MatmulPrecision, kernel: AttentionKernel| {
+        let m = Transformer::new(&ctx, &cfg, &init_random(&cfg, 9), 64)
+            .unwrap()
+            .with_matmul_precision(p)
+            .with_attention_kernel(kernel);
+        let (b, targets, coef) = batch(4);
+        let grads = m.params.zeros_like().unwrap();
+        let mut rec = Recorder::new(&ctx, "precision");
+        m.zero_grads(&mut rec, &grads).unwrap();
+        let loss = m
+            .record_loss_backward(&mut rec, &b, &targets, coef, &grads)
+            .unwrap();
+        rec.submit().unwrap();
+        let loss: f64 = loss
+            .to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|&l| l as f64 * coef as f64)
+            .sum();
+        let g = grads
+            .tensors()
+            .iter()
+            .map(|t| t.to_f32_vec().unwrap())
+            .collect::<Vec<_>>();
+        (loss, g)
+    };
+    let f32_ = run(MatmulPrecision::F32, AttentionKernel::Tiled);
+    let tc = run(MatmulPrecision::F16TensorCore, AttentionKernel::TensorCore);
+    compare(
+        "tensor-core matmuls and attention vs f32",
+        &tc,
+        &f32_,
+        2e-3,
+        2e-2,
+    );
+}

@@ -186,7 +186,7 @@ pub fn run_model_bench(
         .with_matmul_precision(crate::transformer::MatmulPrecision::from_env()?);
     progress(&format!(
         "attention kernel: {:?}; training matmuls: {:?} ({} to choose)",
-        model.heads.resolved_kernel(ctx),
+        model.attention_heads()?.resolved_kernel(ctx),
         model.matmul_precision()?,
         crate::transformer::PRECISION_ENV
     ));
@@ -264,10 +264,14 @@ fn attention_kernel_from_env() -> Result<crate::kernels::attention::AttentionKer
         "workgroup" => K::Workgroup,
         "rows" => K::Rows,
         "tiled" => K::Tiled,
+        "tensor-core" | "tensor_core" => K::TensorCore,
         other => {
             return Err(GpuError::shape(
                 "bench model",
-                format!("GRRM_ATTENTION_KERNEL {other:?}: want auto, workgroup, rows or tiled"),
+                format!(
+                    "GRRM_ATTENTION_KERNEL {other:?}: want auto, workgroup, rows, tiled or \
+                     tensor-core"
+                ),
             ))
         }
     })

@@ -262,7 +262,15 @@ impl Transformer {
         rope(rec, &self.rope, q, pos, None, false)?;
         rope(rec, &self.rope, k, pos, None, false)?;
         kv_cache_append(rec, cache, k, &s.qkv.v, start)?;
-        attention_decode(rec, &self.heads, cache, q, start, None, &s.attn)?;
+        attention_decode(
+            rec,
+            &self.attention_heads()?,
+            cache,
+            q,
+            start,
+            None,
+            &s.attn,
+        )?;
         let (mm, li) = lw;
         let attn = mm.act(rec, &s.attn)?;
         mm.linear(

@@ -28,8 +28,31 @@ pub struct ShaderSource {
 
 /// Embeds `shaders/<file>` from the workspace root; `shader!(trusted "file.wgsl")` marks it
 /// for compilation without runtime checks (see `ShaderSource::trusted`).
+/// `shader!("file.wgsl" after "prelude.wgsl", ..)` (or `trusted "file.wgsl" after ..`)
+/// compiles the preludes, in order, in front of the file: WGSL has no includes, and a prelude
+/// lets several passes share declarations while each declares only its own workgroup memory.
 #[macro_export]
 macro_rules! shader {
+    ($name:literal after $($pre:literal),+) => {
+        $crate::gpu::ShaderSource {
+            name: $name,
+            wgsl: concat!(
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $pre)), "\n",)+
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name))
+            ),
+            trusted: false,
+        }
+    };
+    (trusted $name:literal after $($pre:literal),+) => {
+        $crate::gpu::ShaderSource {
+            name: $name,
+            wgsl: concat!(
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $pre)), "\n",)+
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name))
+            ),
+            trusted: true,
+        }
+    };
     ($name:literal) => {
         $crate::gpu::ShaderSource {
             name: $name,

@@ -1,7 +1,7 @@
 //! Causal grouped-query attention and KV-cache maintenance (shaders/kv_cache.wgsl): training
 //! forward and backward, decode against a cache, cache append and beam gather.
 //!
-//! Three kernel families compute the same attention ([`AttentionKernel`]), and a fourth serves
+//! Four kernel families compute the same attention ([`AttentionKernel`]), and a fifth serves
 //! single-token decode only; `Auto` picks by adapter and shape:
 //! - `Tiled` (shaders/attention_tiled.wgsl), for GPUs, D <= 128: flash-attention tiles, a
 //!   workgroup of 128 per 64 query rows (key rows for dk/dv) of one head, the other side
@@ -17,6 +17,13 @@
 //!   runs one row per invocation); Mesa compiles them in about 3.3 s of CPU on a cold shader
 //!   cache, `Workgroup`'s three in about 2.8 s. On GPUs its per-lane rows make uncoalesced
 //!   global read-modify-writes and few workgroups, so it is not the default there.
+//! - `TensorCore` (shaders/attention_coop_{fwd,dq,dkdv}.wgsl after attention_coop_common.wgsl),
+//!   for GPUs with 16x16x16 f16 -> f32 cooperative matrices and subgroups of 32, D % 16 == 0,
+//!   D <= 128: the Tiled geometry (64 stationary rows per workgroup, 4 subgroups of 16 rows)
+//!   with every product on the tensor cores, operands rounded to f16 while staged, f32
+//!   accumulation and softmax statistics, dout scaled by a power of two from its max |x|.
+//!   `Auto` picks it on such adapters for training and prefill; the transformer keeps `Tiled`
+//!   when its matmuls run in f32 (`Transformer::attention_heads`).
 //! - `SubgroupDecode` (shaders/attention_decode.wgsl, launch code in attention_decode.rs), for
 //!   [`attention_decode`] with one query row per sequence on adapters whose subgroup size is
 //!   fixed (NVIDIA 32, lavapipe 8), D % 4 == 0, Hq/Hkv <= 8 (and the merge buffer in
@@ -51,12 +58,14 @@
 //! same test, causal FLOPs, 2026-11-26): B8 x T1024 forward 4.2 vs 36.3 ms (8.1 vs 0.95
 //! TFLOP/s), backward 12.9 vs 138 ms (6.7 vs 0.62); B2 x T2048 forward 9.6, backward 7.3
 //! TFLOP/s. torch SDPA on the same card: fp32 10.3 / 20.5, bf16 399 / 234 TFLOP/s (forward /
-//! backward). Next steps: cooperative-matrix (f16 in, f32 accumulate) score and P V products,
-//! a split-K decode.
+//! backward). `TensorCore` on the same card (2026-11-26, session 5): B8 x T1024 forward 1.58 ms
+//! (21.8 TFLOP/s), backward 4.84 ms (17.8); B2 x T2048 27.3 / 20.7 TFLOP/s. Next steps: register
+//! prefetch of the next tile, f16 q/k/v from the producing kernels, a split-K decode.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::attention_decode;
+use super::cast_scaled::absmax_bits;
 use crate::gpu::{
     grid_1d, Access, DType, GpuContext, GpuError, KernelEntry, Recorder, Result, ShaderSource,
     Tensor,
@@ -114,6 +123,30 @@ static TILED_BWD_DKDV: KernelEntry = KernelEntry {
     entry: "attn_tiled_bwd_dkdv",
     bindings: &[R, R, R, R, R, R, W, W],
 };
+/// Trusted (no runtime bounds checks): attention_coop_common.wgsl's header proves every index
+/// in bounds. One file per pass after a shared prelude, so each declares only its workgroup
+/// memory.
+static COOP_FWD_SRC: ShaderSource =
+    crate::shader!(trusted "attention_coop_fwd.wgsl" after "attention_coop_common.wgsl");
+static COOP_DQ_SRC: ShaderSource =
+    crate::shader!(trusted "attention_coop_dq.wgsl" after "attention_coop_common.wgsl");
+static COOP_DKDV_SRC: ShaderSource =
+    crate::shader!(trusted "attention_coop_dkdv.wgsl" after "attention_coop_common.wgsl");
+static COOP_FWD: KernelEntry = KernelEntry {
+    source: &COOP_FWD_SRC,
+    entry: "attn_coop_fwd",
+    bindings: &[R, R, R, R, R, W, W],
+};
+static COOP_BWD_DQ: KernelEntry = KernelEntry {
+    source: &COOP_DQ_SRC,
+    entry: "attn_coop_bwd_dq",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
+static COOP_BWD_DKDV: KernelEntry = KernelEntry {
+    source: &COOP_DKDV_SRC,
+    entry: "attn_coop_bwd_dkdv",
+    bindings: &[R, R, R, R, R, R, W, W],
+};
 static KV_APPEND: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_append",
@@ -144,6 +177,26 @@ const TILED_SHARED_BYTES: u32 = (1056 + 576) * 16 + 512 * 4 + 4;
 /// owns 64 query rows, so a single new token would leave 63 of them idle.
 const TILED_MIN_DECODE_ROWS: usize = 16;
 
+/// Tensor-core kernel geometry (attention_coop_*.wgsl): stationary rows per workgroup, the
+/// largest head dimension, and the workgroup memory of its largest pass (dk/dv: 14,592 staged
+/// halves, 8 KiB of f32 scratch, 5 KiB of f16 weights, 32 row factors and a 16-byte word).
+const COOP_BLOCK: usize = 64;
+pub const COOP_MAX_HEAD_DIM: usize = 128;
+const COOP_SHARED_BYTES: u32 = 14592 * 2 + 2048 * 4 + 2560 * 2 + 32 * 4 + 16;
+/// Override `ND` (D / 16) per head dimension.
+static COOP_ND: [[(&str, f64); 1]; 8] = [
+    [("ND", 1.0)],
+    [("ND", 2.0)],
+    [("ND", 3.0)],
+    [("ND", 4.0)],
+    [("ND", 5.0)],
+    [("ND", 6.0)],
+    [("ND", 7.0)],
+    [("ND", 8.0)],
+];
+/// Stats words reserved behind [lse ; delta] for max |dO| (a 256-byte-aligned view).
+const COOP_STAT_SLOT: usize = 64;
+
 const HAS_MASK: u32 = 1;
 const HAS_START: u32 = 2;
 const WRITE_LSE: u32 = 4;
@@ -167,9 +220,11 @@ struct AttnParams {
     keys: u32,
     n_wg: u32,
     n_stat: u32,
-    /// Rows kernel: workgroups per (sequence, kv head).
+    /// Rows kernel: workgroups per (sequence, kv head); Tiled and TensorCore: 64-row blocks
+    /// per sequence.
     n_blk: u32,
-    _p: u32,
+    /// TensorCore backward: the stats word holding the bits of max |dout|.
+    aux: u32,
 }
 
 #[repr(C)]
@@ -188,9 +243,10 @@ struct CacheParams {
 /// every case through each); they differ in speed per adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// On CPU adapters (lavapipe) `Rows` when Hq/Hkv <= 64, else `Workgroup`; on GPUs `Tiled`
-    /// when D <= 128 and the adapter has its workgroup memory, else `Workgroup` (and
-    /// `Workgroup` for prefill chunks of fewer than 16 rows). Single-token decode:
+    /// On CPU adapters (lavapipe) `Rows` when Hq/Hkv <= 64, else `Workgroup`; on GPUs
+    /// `TensorCore` where it fits (adapter and D), else `Tiled` when D <= 128 and the adapter
+    /// has its workgroup memory, else `Workgroup` (and `Workgroup` for prefill chunks of fewer
+    /// than 16 rows). Single-token decode:
     /// `SubgroupDecode` wherever it fits (see [`AttentionHeads::decode_kernel`]).
     #[default]
     Auto,
@@ -202,6 +258,13 @@ pub enum AttentionKernel {
     /// Flash-attention tiles: 64 query (or key) rows per workgroup share every staged key
     /// (or query) tile: GPUs. Needs D <= 128 and 28 KiB of workgroup memory.
     Tiled,
+    /// Flash attention on tensor cores (shaders/attention_coop_*.wgsl): the Tiled geometry with
+    /// every product a 16x16x16 cooperative-matrix multiply-add, f16 operands (q, k, v and dout
+    /// rounded while staged; dout scaled by a power of two from its max |x|) and f32
+    /// accumulation, softmax statistics in f32. Needs 16x16x16 f16 -> f32 cooperative
+    /// matrices, subgroups of exactly 32, D a multiple of 16 up to 128, 42 KiB of workgroup
+    /// memory, and |q|, |k|, |v| within f16's range. Training and prefill.
+    TensorCore,
     /// Single-token decode only ([`attention_decode`] with one query row per sequence): one
     /// workgroup per (sequence, kv head) for all its query heads, subgroups split the keys,
     /// lanes split D (shaders/attention_decode.wgsl). Needs subgroups of a fixed size (a power
@@ -264,6 +327,8 @@ impl AttentionHeads {
                     } else {
                         AttentionKernel::Workgroup
                     }
+                } else if coop_fits(ctx, self.head_dim).is_ok() {
+                    AttentionKernel::TensorCore
                 } else if self.head_dim <= TILED_MAX_HEAD_DIM && tiled_fits(ctx) {
                     AttentionKernel::Tiled
                 } else {
@@ -311,6 +376,17 @@ impl AttentionHeads {
                 format!("head dim D {d}: the Tiled kernel holds at most D {TILED_MAX_HEAD_DIM}"),
             ));
         }
+        if self.kernel == AttentionKernel::TensorCore
+            && (d > COOP_MAX_HEAD_DIM || !d.is_multiple_of(16))
+        {
+            return Err(GpuError::shape(
+                op,
+                format!(
+                    "head dim D {d}: the TensorCore kernel needs D a multiple of 16 up to \
+                     {COOP_MAX_HEAD_DIM}"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -336,6 +412,11 @@ impl AttentionHeads {
                 ),
             ));
         }
+        if k == AttentionKernel::TensorCore {
+            if let Err(why) = coop_fits(ctx, self.head_dim) {
+                return Err(GpuError::shape(op, format!("the TensorCore kernel {why}")));
+            }
+        }
         Ok(k)
     }
 
@@ -356,7 +437,7 @@ impl AttentionHeads {
         ctx: &GpuContext,
         rows_per_seq: usize,
     ) -> Result<(AttentionKernel, Option<attention_decode::Geometry>)> {
-        use AttentionKernel::{Auto, SubgroupDecode, Tiled, Workgroup};
+        use AttentionKernel::{Auto, SubgroupDecode, TensorCore, Tiled, Workgroup};
         self.check(op)?;
         let fits = attention_decode::fits(ctx, self);
         match (self.kernel, fits) {
@@ -373,7 +454,9 @@ impl AttentionHeads {
             )),
             (Auto, Ok(geo)) if rows_per_seq == 1 => Ok((SubgroupDecode, Some(geo))),
             _ => match self.kernel_for(op, ctx)? {
-                Tiled if self.kernel == Auto && rows_per_seq < TILED_MIN_DECODE_ROWS => {
+                Tiled | TensorCore
+                    if self.kernel == Auto && rows_per_seq < TILED_MIN_DECODE_ROWS =>
+                {
                     Ok((Workgroup, None))
                 }
                 k => Ok((k, None)),
@@ -400,6 +483,29 @@ pub fn planned_decode_shader(
 
 fn tiled_fits(ctx: &GpuContext) -> bool {
     ctx.limits().max_compute_workgroup_storage_size >= TILED_SHARED_BYTES
+}
+
+/// Whether the TensorCore kernel runs on `ctx` at head dim `d`; the reason when not.
+fn coop_fits(ctx: &GpuContext, d: usize) -> std::result::Result<(), String> {
+    let caps = ctx.caps();
+    if !(caps.has_coop_16x16_f16_f32() && caps.shader_f16) {
+        return Err("needs 16x16x16 f16 -> f32 cooperative matrices and shader-f16".into());
+    }
+    if caps.fixed_subgroup_size() != Some(32) {
+        return Err("needs subgroups of exactly 32 invocations".into());
+    }
+    let shared = ctx.limits().max_compute_workgroup_storage_size;
+    if shared < COOP_SHARED_BYTES {
+        return Err(format!(
+            "needs {COOP_SHARED_BYTES} bytes of workgroup memory; the adapter has {shared}"
+        ));
+    }
+    if d > COOP_MAX_HEAD_DIM || !d.is_multiple_of(16) {
+        return Err(format!(
+            "needs D a multiple of 16 up to {COOP_MAX_HEAD_DIM}; got {d}"
+        ));
+    }
+    Ok(())
 }
 
 /// Workgroups per (sequence, kv head) of the Rows kernel's query-row passes (forward, dq) over
@@ -445,6 +551,22 @@ fn plan(
         n_blk: 0,
         flags: 0,
     };
+    if kernel == AttentionKernel::TensorCore {
+        let n_blk = rows.div_ceil(COOP_BLOCK);
+        let (entry, heads) = match pass {
+            Pass::Forward | Pass::Decode => (&COOP_FWD, h.q_heads),
+            Pass::Dq => (&COOP_BWD_DQ, h.q_heads),
+            Pass::Dkdv => (&COOP_BWD_DKDV, h.kv_heads),
+        };
+        let nd = (h.head_dim / 16).clamp(1, COOP_ND.len());
+        return Plan {
+            entry,
+            constants: &COOP_ND[nd - 1],
+            n_wg: batch * heads * n_blk,
+            n_blk,
+            flags: 0,
+        };
+    }
     if kernel == AttentionKernel::Tiled {
         let n_blk = rows.div_ceil(TILED_BLOCK);
         let (entry, heads) = match pass {
@@ -707,9 +829,18 @@ pub fn attention_backward(
     }
     let n_stat = rows * h.q_heads;
     let ctx = rec.ctx().clone();
-    // stats = [lse ; delta]: one buffer keeps each backward kernel at 8 storage bindings (the
-    // portable minimum of max_storage_buffers_per_shader_stage).
-    let stats = Tensor::zeros(&ctx, &[2 * n_stat], DType::F32)?;
+    let kernel = h.kernel_for(OP, &ctx)?;
+    // stats = [lse ; delta] (and for TensorCore, max |dout| in a slot behind them): one buffer
+    // keeps each backward kernel at 8 storage bindings (the portable minimum of
+    // max_storage_buffers_per_shader_stage).
+    let aux = (2 * n_stat).next_multiple_of(COOP_STAT_SLOT);
+    let coop = kernel == AttentionKernel::TensorCore;
+    let len = if coop {
+        aux + COOP_STAT_SLOT
+    } else {
+        2 * n_stat
+    };
+    let stats = Tensor::zeros(&ctx, &[len], DType::F32)?;
     rec.copy(
         lse.binding_range(OP, 0, n_stat)?,
         stats.binding_range(OP, 0, n_stat)?,
@@ -717,8 +848,11 @@ pub fn attention_backward(
     let mut p = training_params(h, x.batch, t, x.mask.is_some());
     p.n_stat = u32_of(OP, n_stat)?;
     u32_of(OP, x.q.numel())?;
+    if coop {
+        p.aux = u32_of(OP, aux)?;
+        absmax_bits(rec, dout, stats.binding_range(OP, aux, COOP_STAT_SLOT)?)?;
+    }
     let mask = optional(&ctx, OP, x.mask)?;
-    let kernel = h.kernel_for(OP, &ctx)?;
 
     let binds = vec![
         x.q.binding(OP)?,

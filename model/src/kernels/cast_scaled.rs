@@ -85,6 +85,30 @@ pub fn cast_scaled(rec: &mut Recorder, x: &Tensor, stats: &Tensor, out: &Tensor)
     Ok(())
 }
 
+/// Writes the bits of max |x| (f32 `x`) into the first word of `slot` (a view of at least one
+/// f32 word that holds 0 beforehand): the absmax pass of [`cast_scaled`] on its own, for
+/// kernels that pick their own scale from it (tensor-core attention's backward).
+pub(crate) fn absmax_bits(rec: &mut Recorder, x: &Tensor, slot: crate::gpu::Binding) -> Result<()> {
+    let op = "absmax";
+    if x.dtype() != DType::F32 {
+        return Err(GpuError::shape(
+            op,
+            format!("x must be f32, got {:?}", x.dtype()),
+        ));
+    }
+    let limit = rec.ctx().max_binding_bytes();
+    for (s, len) in windows(x.numel(), 4, limit) {
+        let p = Params {
+            n: len as u32,
+            ..Default::default()
+        };
+        let binds = vec![x.binding_range(op, s, len)?, slot.clone()];
+        let g = groups_for(rec, len.div_ceil(4), WG);
+        rec.dispatch(&ABSMAX, &[], &p, binds, g)?;
+    }
+    Ok(())
+}
+
 /// log2 of the scale the kernel picks for a tensor whose max |x| has the bits `absmax`
 /// (host mirror of the shader's rule, for tests and documentation).
 pub fn scale_log2(absmax: u32) -> i32 {

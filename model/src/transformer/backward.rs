@@ -146,7 +146,8 @@ impl Transformer {
             mask: Some(&acts.tensors.mask),
         };
         let ag = AttentionGrads { dq, dk, dv };
-        attention_backward(rec, &self.heads, &inputs, &la.attn, &la.lse, d_attn, &ag)?;
+        let heads = self.attention_heads()?;
+        attention_backward(rec, &heads, &inputs, &la.attn, &la.lse, d_attn, &ag)?;
         // RoPE is a rotation: its backward rotates the gradient back.
         rope(rec, &self.rope, dq, &acts.tensors.positions, None, true)?;
         rope(rec, &self.rope, dk, &acts.tensors.positions, None, true)?;

@@ -186,7 +186,13 @@ impl Transformer {
             v: &acts.qkv.v,
             mask: Some(&bt.mask),
         };
-        attention_forward(rec, &self.heads, &inputs, &acts.attn, &acts.lse)?;
+        attention_forward(
+            rec,
+            &self.attention_heads()?,
+            &inputs,
+            &acts.attn,
+            &acts.lse,
+        )?;
         let (mm, li) = lw;
         let o = &l.self_attn.o_proj;
         let attn = mm.act(rec, &acts.attn)?;

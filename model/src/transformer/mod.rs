@@ -35,7 +35,7 @@ pub use train::next_token_targets;
 
 use crate::gpu::{GpuContext, Result};
 use crate::hf::{ModelConfig, Weights};
-use crate::kernels::attention::AttentionHeads;
+use crate::kernels::attention::{AttentionHeads, AttentionKernel};
 use crate::kernels::rope::RopeTable;
 
 pub struct Transformer {
@@ -111,6 +111,19 @@ impl Transformer {
     /// `F16TensorCore` was asked for on an adapter without cooperative matrices.
     pub fn matmul_precision(&self) -> Result<MatmulPrecision> {
         self.matmul_precision.resolve(&self.ctx)
+    }
+
+    /// The heads that training and prefill attention run with: under `Auto`, f16
+    /// tensor-core attention only when the matmuls run on the tensor cores too, so that
+    /// `MatmulPrecision::F32` keeps every product in f32.
+    pub(crate) fn attention_heads(&self) -> Result<AttentionHeads> {
+        let h = self.heads;
+        let tensor_core = h.kernel == AttentionKernel::Auto
+            && h.resolved_kernel(&self.ctx) == AttentionKernel::TensorCore;
+        if tensor_core && self.matmul_precision()? != MatmulPrecision::F16TensorCore {
+            return Ok(h.with_kernel(AttentionKernel::Tiled));
+        }
+        Ok(h)
     }
 
     pub fn ctx(&self) -> &GpuContext {

@@ -1,0 +1,252 @@
+// Tensor-core attention backward, first pass (compiled after attention_coop_common.wgsl; read
+// its header first): delta = rowsum(dO s * out) and dQ = scale * dS K for 64 query rows of one
+// query head, streaming the keys in tiles of 32. Training layout only (rows = keys = T, no
+// start). stats = [lse ; delta ; .. max |dO| at aux]. With P = softmax(scale * Q K^T) and
+// dS = P * (dO V^T - delta): dQ = scale * dS K.
+//
+// kv regions: the Q and then the dO s block (64 row copies) at the start, loaded into
+// registers; then per tile the K rows ([0, 4352)), the V rows ([4352, 8704)) and K^T (D rows of
+// 32 keys, stride TS = 40, [8704, 13824)). The S tile and then the dP tile go through the
+// subgroup's scratch in turn (a second scratch would not fit 48 KiB beside the K^T copy).
+
+const KT0: u32 = 8704u; // 2 * BKV * DP
+
+var<workgroup> kv: array<f16, 13824>;
+var<workgroup> sc: array<f32, 2048>;
+var<workgroup> pw: array<f16, 2560>;
+// A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
+// units, so that the arrays the cooperative loads read stay 16-byte aligned however the
+// driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
+var<workgroup> count: vec4<u32>;
+
+@group(0) @binding(5) var<storage, read> do4: array<vec4<f32>>;
+
+fn ld(src: u32, w: u32) -> vec4<f32> {
+    switch src {
+        case 0u: { return q4[w]; }
+        case 1u: { return k4[w]; }
+        case 2u: { return v4[w]; }
+        default: { return do4[w]; }
+    }
+}
+
+@group(0) @binding(6) var<storage, read> dq_out: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dq_stats: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dq_dq: array<f32>;
+
+// dq dims 16 i.. of this lane's row (element `at`, `ok` when the row exists) from tile i,
+// times f.
+fn emit_dq(acc: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, f: f32) {
+    let sgo = sg * SC_SUB;
+    let r = lane % 16u;
+    let half = lane / 16u;
+    coopStoreT(acc, &sc[sgo], SCS);
+    workgroupBarrier();
+    if (ok) {
+        for (var c = 0u; c < 8u; c++) {
+            let col = half * 8u + (c + r) % 8u;
+            dq_dq[at + i * 16u + col] = sc[sgo + r * SCS + col] * f;
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(128, 1, 1)
+fn attn_coop_bwd_dq(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    if (w >= p.n_wg) {
+        return;
+    }
+    let h = w % p.hq;
+    let b = (w / p.hq) % p.batch;
+    let s0 = (p.n_blk - 1u - w / (p.hq * p.batch)) * BQ;
+    let g = h / (p.hq / p.hkv);
+    let kbase = b * p.k_bs + g * p.k_hs;
+    let qrs = p.hq * p.d;
+    let qbase = b * p.rows * qrs + h * p.d;
+    let kend = min(s0 + BQ, p.rows);
+    if (t == 0u) {
+        count.x = bitcast<u32>(dq_stats[p.aux]);
+    }
+    let gs = grad_scale(workgroupUniformLoad(&count).x);
+
+    let r = lane % 16u;
+    let half = lane / 16u;
+    let srow = s0 + sg * 16u + r;
+    let sgo = sg * SC_SUB;
+    let pwo = sg * PW_SUB;
+    let vb = BKV * DP;
+    // delta = rowsum(dO s * out) in f32 over the f16-rounded dO s the products use (so each
+    // row of dS sums to zero up to the weights' rounding); the two lanes of a row split D.
+    // Written behind lse, divided by s, for the dk/dv pass; lse of this row.
+    var nk = 0u;
+    var part = 0.0;
+    var lse = 0.0;
+    let stat = (b * p.hq + h) * p.rows + srow;
+    if (srow < p.rows) {
+        if (key_visible(b, srow)) {
+            nk = srow + 1u;
+        }
+        let at = (qbase + srow * qrs) / 4u + half * ND * 2u;
+        for (var c = 0u; c < ND * 2u; c++) {
+            part += dot(vec4<f32>(vec4<f16>(do4[at + c] * gs)), dq_out[at + c]);
+        }
+        lse = dq_stats[stat];
+    }
+    let dlt = part + subgroupShuffleXor(part, 16u);
+    if (half == 0u && srow < p.rows) {
+        dq_stats[p.n_stat + stat] = dlt / gs;
+    }
+
+    let qa = sg * 16u * DP;
+    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
+    workgroupBarrier();
+    let fq0 = a_rows(qa);
+    var fq1: FA;
+    var fq2: FA;
+    var fq3: FA;
+    var fq4: FA;
+    var fq5: FA;
+    var fq6: FA;
+    var fq7: FA;
+    if (ND > 1u) { fq1 = a_rows(qa + 16u); }
+    if (ND > 2u) { fq2 = a_rows(qa + 32u); }
+    if (ND > 3u) { fq3 = a_rows(qa + 48u); }
+    if (ND > 4u) { fq4 = a_rows(qa + 64u); }
+    if (ND > 5u) { fq5 = a_rows(qa + 80u); }
+    if (ND > 6u) { fq6 = a_rows(qa + 96u); }
+    if (ND > 7u) { fq7 = a_rows(qa + 112u); }
+    workgroupBarrier();
+    stage(t, SRC_DO, qbase, qrs, s0, p.rows, BQ, 0u, gs);
+    workgroupBarrier();
+    let fd0 = a_rows(qa);
+    var fd1: FA;
+    var fd2: FA;
+    var fd3: FA;
+    var fd4: FA;
+    var fd5: FA;
+    var fd6: FA;
+    var fd7: FA;
+    if (ND > 1u) { fd1 = a_rows(qa + 16u); }
+    if (ND > 2u) { fd2 = a_rows(qa + 32u); }
+    if (ND > 3u) { fd3 = a_rows(qa + 48u); }
+    if (ND > 4u) { fd4 = a_rows(qa + 64u); }
+    if (ND > 5u) { fd5 = a_rows(qa + 80u); }
+    if (ND > 6u) { fd6 = a_rows(qa + 96u); }
+    if (ND > 7u) { fd7 = a_rows(qa + 112u); }
+    workgroupBarrier();
+
+    var a0 = FC();
+    var a1 = FC();
+    var a2 = FC();
+    var a3 = FC();
+    var a4 = FC();
+    var a5 = FC();
+    var a6 = FC();
+    var a7 = FC();
+    for (var j0 = 0u; j0 < kend; j0 += BKV) {
+        stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
+        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
+        stage_t(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, KT0, 1.0);
+        workgroupBarrier();
+        // S = Q K^T and dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
+        let kh = 16u * DP;
+        var s_lo = mma_cols(FC(), fq0, 0u);
+        var s_hi = mma_cols(FC(), fq0, kh);
+        var d_lo = mma_cols(FC(), fd0, vb);
+        var d_hi = mma_cols(FC(), fd0, vb + kh);
+        if (ND > 1u) {
+            s_lo = mma_cols(s_lo, fq1, 16u);
+            s_hi = mma_cols(s_hi, fq1, kh + 16u);
+            d_lo = mma_cols(d_lo, fd1, vb + 16u);
+            d_hi = mma_cols(d_hi, fd1, vb + kh + 16u);
+        }
+        if (ND > 2u) {
+            s_lo = mma_cols(s_lo, fq2, 32u);
+            s_hi = mma_cols(s_hi, fq2, kh + 32u);
+            d_lo = mma_cols(d_lo, fd2, vb + 32u);
+            d_hi = mma_cols(d_hi, fd2, vb + kh + 32u);
+        }
+        if (ND > 3u) {
+            s_lo = mma_cols(s_lo, fq3, 48u);
+            s_hi = mma_cols(s_hi, fq3, kh + 48u);
+            d_lo = mma_cols(d_lo, fd3, vb + 48u);
+            d_hi = mma_cols(d_hi, fd3, vb + kh + 48u);
+        }
+        if (ND > 4u) {
+            s_lo = mma_cols(s_lo, fq4, 64u);
+            s_hi = mma_cols(s_hi, fq4, kh + 64u);
+            d_lo = mma_cols(d_lo, fd4, vb + 64u);
+            d_hi = mma_cols(d_hi, fd4, vb + kh + 64u);
+        }
+        if (ND > 5u) {
+            s_lo = mma_cols(s_lo, fq5, 80u);
+            s_hi = mma_cols(s_hi, fq5, kh + 80u);
+            d_lo = mma_cols(d_lo, fd5, vb + 80u);
+            d_hi = mma_cols(d_hi, fd5, vb + kh + 80u);
+        }
+        if (ND > 6u) {
+            s_lo = mma_cols(s_lo, fq6, 96u);
+            s_hi = mma_cols(s_hi, fq6, kh + 96u);
+            d_lo = mma_cols(d_lo, fd6, vb + 96u);
+            d_hi = mma_cols(d_hi, fd6, vb + kh + 96u);
+        }
+        if (ND > 7u) {
+            s_lo = mma_cols(s_lo, fq7, 112u);
+            s_hi = mma_cols(s_hi, fq7, kh + 112u);
+            d_lo = mma_cols(d_lo, fd7, vb + 112u);
+            d_hi = mma_cols(d_hi, fd7, vb + kh + 112u);
+        }
+        coopStoreT(s_lo, &sc[sgo], SCS);
+        coopStoreT(s_hi, &sc[sgo + 16u], SCS);
+        workgroupBarrier();
+        var pr: array<f32, 16>;
+        for (var c = 0u; c < 16u; c++) {
+            let col = col_of(lane, c);
+            let key = j0 + col;
+            pr[c] = 0.0;
+            if (key < nk && key_visible(b, key)) {
+                pr[c] = exp(sc[sgo + r * SCS + col] * p.scale - lse);
+            }
+        }
+        workgroupBarrier();
+        coopStoreT(d_lo, &sc[sgo], SCS);
+        coopStoreT(d_hi, &sc[sgo + 16u], SCS);
+        workgroupBarrier();
+        for (var c = 0u; c < 16u; c++) {
+            let col = col_of(lane, c);
+            pw[pwo + r * PWS + col] = f16(pr[c] * (sc[sgo + r * SCS + col] - dlt));
+        }
+        workgroupBarrier();
+        // dQ += dS K (K^T copy).
+        let w_lo = w_frag(pwo);
+        let w_hi = w_frag(pwo + 16u);
+        a0 = mma_trans2(a0, w_lo, w_hi, KT0);
+        if (ND > 1u) { a1 = mma_trans2(a1, w_lo, w_hi, KT0 + 16u * TS); }
+        if (ND > 2u) { a2 = mma_trans2(a2, w_lo, w_hi, KT0 + 32u * TS); }
+        if (ND > 3u) { a3 = mma_trans2(a3, w_lo, w_hi, KT0 + 48u * TS); }
+        if (ND > 4u) { a4 = mma_trans2(a4, w_lo, w_hi, KT0 + 64u * TS); }
+        if (ND > 5u) { a5 = mma_trans2(a5, w_lo, w_hi, KT0 + 80u * TS); }
+        if (ND > 6u) { a6 = mma_trans2(a6, w_lo, w_hi, KT0 + 96u * TS); }
+        if (ND > 7u) { a7 = mma_trans2(a7, w_lo, w_hi, KT0 + 112u * TS); }
+        workgroupBarrier();
+    }
+
+    let f = p.scale / gs;
+    let ok = srow < p.rows;
+    let at = qbase + srow * qrs;
+    emit_dq(a0, 0u, sg, lane, ok, at, f);
+    if (ND > 1u) { emit_dq(a1, 1u, sg, lane, ok, at, f); }
+    if (ND > 2u) { emit_dq(a2, 2u, sg, lane, ok, at, f); }
+    if (ND > 3u) { emit_dq(a3, 3u, sg, lane, ok, at, f); }
+    if (ND > 4u) { emit_dq(a4, 4u, sg, lane, ok, at, f); }
+    if (ND > 5u) { emit_dq(a5, 5u, sg, lane, ok, at, f); }
+    if (ND > 6u) { emit_dq(a6, 6u, sg, lane, ok, at, f); }
+    if (ND > 7u) { emit_dq(a7, 7u, sg, lane, ok, at, f); }
+}

@@ -1,0 +1,245 @@
+// Tensor-core attention, forward and prefill pass (compiled after attention_coop_common.wgsl;
+// read its header first): a workgroup owns 64 query rows of one query head and streams the
+// keys in tiles of 32.
+//
+// Online softmax with lazy rescaling: scores are in log2 units (x = s * scale * log2 e); a
+// row's reference max m only moves when a tile's max exceeds it by more than TH = 8, so the
+// weights exp2(x - m) stay below 2^8 (exact enough in f16) and the accumulators, which
+// cooperative matrices cannot scale per row, are rescaled through workgroup memory only on
+// those tiles. Whether any subgroup needs it is made workgroup-uniform (cooperative-matrix
+// operations need uniform control flow) with workgroupUniformLoad.
+//
+// kv regions: the Q block (64 row copies) at the start; then per tile the K rows (32 row
+// copies, [0, 4352)) and V^T (D rows of 32 keys, stride TS = 40, [4352, 9472)).
+
+const TH: f32 = 8.0;
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
+const VT0: u32 = 4352u; // BKV * DP
+
+var<workgroup> kv: array<f16, 9472>;
+// Per-subgroup f32 scratch: score tiles, and accumulator tiles on their way out.
+var<workgroup> sc: array<f32, 2048>;
+// Per-subgroup f16 weights P, 16 x 32.
+var<workgroup> pw: array<f16, 2560>;
+// Per-row rescale factors.
+var<workgroup> rowf: array<f32, 64>;
+var<workgroup> need: array<u32, 4>;
+// A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
+// units, so that the arrays the cooperative loads read stay 16-byte aligned however the
+// driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
+var<workgroup> count: vec4<u32>;
+
+fn ld(src: u32, w: u32) -> vec4<f32> {
+    switch src {
+        case 0u: { return q4[w]; }
+        case 1u: { return k4[w]; }
+        default: { return v4[w]; }
+    }
+}
+
+@group(0) @binding(5) var<storage, read> fw_start: array<u32>;
+@group(0) @binding(6) var<storage, read_write> fw_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> fw_lse: array<f32>;
+
+// acc with row r multiplied by rowf[sg * 16 + r], through this subgroup's scratch.
+fn rescaled(acc: FC, sg: u32, lane: u32) -> FC {
+    let sgo = sg * SC_SUB;
+    let r = lane % 16u;
+    let half = lane / 16u;
+    coopStoreT(acc, &sc[sgo], SCS);
+    workgroupBarrier();
+    let f = rowf[sg * 16u + r];
+    for (var c = 0u; c < 8u; c++) {
+        let e = sgo + r * SCS + half * 8u + (c + r) % 8u;
+        sc[e] *= f;
+    }
+    workgroupBarrier();
+    let out = coopLoadT<FC>(&sc[sgo], SCS);
+    workgroupBarrier();
+    return out;
+}
+
+// Output dims 16 i.. of this lane's row (element `at` of out, `ok` when the row exists) from
+// accumulator tile i, times f.
+fn emit_out(acc: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, f: f32) {
+    let sgo = sg * SC_SUB;
+    let r = lane % 16u;
+    let half = lane / 16u;
+    coopStoreT(acc, &sc[sgo], SCS);
+    workgroupBarrier();
+    if (ok) {
+        for (var c = 0u; c < 8u; c++) {
+            let col = half * 8u + (c + r) % 8u;
+            fw_out[at + i * 16u + col] = sc[sgo + r * SCS + col] * f;
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(128, 1, 1)
+fn attn_coop_fwd(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    if (w >= p.n_wg) {
+        return;
+    }
+    let h = w % p.hq;
+    let b = (w / p.hq) % p.batch;
+    let s0 = (p.n_blk - 1u - w / (p.hq * p.batch)) * BQ;
+    let g = h / (p.hq / p.hkv);
+    let kbase = b * p.k_bs + g * p.k_hs;
+    let qrs = p.hq * p.d;
+    let qbase = b * p.rows * qrs + h * p.d;
+    var start = 0u;
+    if ((p.flags & HAS_START) != 0u) {
+        start = fw_start[b];
+    }
+    if (t == 0u) {
+        count.x = min(start + min(s0 + BQ, p.rows), p.keys);
+    }
+    // This lane's row and the keys it sees: positions < nk (0 for padded rows and rows past
+    // the end or the capacity).
+    let r = lane % 16u;
+    let half = lane / 16u;
+    let srow = s0 + sg * 16u + r;
+    let qpos = start + srow;
+    var nk = 0u;
+    if (srow < p.rows && qpos < p.keys && key_visible(b, qpos)) {
+        nk = qpos + 1u;
+    }
+    let sgo = sg * SC_SUB;
+    let pwo = sg * PW_SUB;
+    let xs = p.scale * LOG2E;
+
+    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
+    let kend = workgroupUniformLoad(&count).x;
+    let qa = sg * 16u * DP;
+    let fq0 = a_rows(qa);
+    var fq1: FA;
+    var fq2: FA;
+    var fq3: FA;
+    var fq4: FA;
+    var fq5: FA;
+    var fq6: FA;
+    var fq7: FA;
+    if (ND > 1u) { fq1 = a_rows(qa + 16u); }
+    if (ND > 2u) { fq2 = a_rows(qa + 32u); }
+    if (ND > 3u) { fq3 = a_rows(qa + 48u); }
+    if (ND > 4u) { fq4 = a_rows(qa + 64u); }
+    if (ND > 5u) { fq5 = a_rows(qa + 80u); }
+    if (ND > 6u) { fq6 = a_rows(qa + 96u); }
+    if (ND > 7u) { fq7 = a_rows(qa + 112u); }
+    workgroupBarrier();
+
+    var o0 = FC();
+    var o1 = FC();
+    var o2 = FC();
+    var o3 = FC();
+    var o4 = FC();
+    var o5 = FC();
+    var o6 = FC();
+    var o7 = FC();
+    var m = NEG;
+    var l = 0.0; // this lane's share of the row sum
+    for (var j0 = 0u; j0 < kend; j0 += BKV) {
+        stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
+        stage_t(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, VT0, 1.0);
+        workgroupBarrier();
+        // S = Q K^T: keys 0..15 of the tile (lo) and 16..31 (hi).
+        var s_lo = mma_cols(FC(), fq0, 0u);
+        var s_hi = mma_cols(FC(), fq0, 16u * DP);
+        if (ND > 1u) { s_lo = mma_cols(s_lo, fq1, 16u); s_hi = mma_cols(s_hi, fq1, 16u * DP + 16u); }
+        if (ND > 2u) { s_lo = mma_cols(s_lo, fq2, 32u); s_hi = mma_cols(s_hi, fq2, 16u * DP + 32u); }
+        if (ND > 3u) { s_lo = mma_cols(s_lo, fq3, 48u); s_hi = mma_cols(s_hi, fq3, 16u * DP + 48u); }
+        if (ND > 4u) { s_lo = mma_cols(s_lo, fq4, 64u); s_hi = mma_cols(s_hi, fq4, 16u * DP + 64u); }
+        if (ND > 5u) { s_lo = mma_cols(s_lo, fq5, 80u); s_hi = mma_cols(s_hi, fq5, 16u * DP + 80u); }
+        if (ND > 6u) { s_lo = mma_cols(s_lo, fq6, 96u); s_hi = mma_cols(s_hi, fq6, 16u * DP + 96u); }
+        if (ND > 7u) { s_lo = mma_cols(s_lo, fq7, 112u); s_hi = mma_cols(s_hi, fq7, 16u * DP + 112u); }
+        coopStoreT(s_lo, &sc[sgo], SCS);
+        coopStoreT(s_hi, &sc[sgo + 16u], SCS);
+        workgroupBarrier();
+
+        var x: array<f32, 16>;
+        var mx = NEG;
+        for (var c = 0u; c < 16u; c++) {
+            let col = col_of(lane, c);
+            let key = j0 + col;
+            x[c] = NEG;
+            if (key < nk && key_visible(b, key)) {
+                x[c] = sc[sgo + r * SCS + col] * xs;
+            }
+            mx = max(mx, x[c]);
+        }
+        mx = max(mx, subgroupShuffleXor(mx, 16u));
+        var alpha = 1.0;
+        if (mx > m + TH) {
+            // Nothing was accumulated while m was NEG, so only a finite m needs a rescale.
+            if (m > NEG) {
+                alpha = exp2(m - mx);
+            }
+            m = mx;
+        }
+        l *= alpha;
+        for (var c = 0u; c < 16u; c++) {
+            let col = col_of(lane, c);
+            var pr = 0.0;
+            if (x[c] > NEG) {
+                pr = exp2(x[c] - m);
+            }
+            l += pr;
+            pw[pwo + r * PWS + col] = f16(pr);
+        }
+        if (half == 0u) {
+            rowf[sg * 16u + r] = alpha;
+        }
+        let any = subgroupAny(alpha != 1.0);
+        if (lane == 0u) {
+            need[sg] = u32(any);
+        }
+        let nd = workgroupUniformLoad(&need);
+        if ((nd[0] | nd[1] | nd[2] | nd[3]) != 0u) {
+            o0 = rescaled(o0, sg, lane);
+            if (ND > 1u) { o1 = rescaled(o1, sg, lane); }
+            if (ND > 2u) { o2 = rescaled(o2, sg, lane); }
+            if (ND > 3u) { o3 = rescaled(o3, sg, lane); }
+            if (ND > 4u) { o4 = rescaled(o4, sg, lane); }
+            if (ND > 5u) { o5 = rescaled(o5, sg, lane); }
+            if (ND > 6u) { o6 = rescaled(o6, sg, lane); }
+            if (ND > 7u) { o7 = rescaled(o7, sg, lane); }
+        }
+        // O += P V.
+        let p_lo = w_frag(pwo);
+        let p_hi = w_frag(pwo + 16u);
+        o0 = mma_trans2(o0, p_lo, p_hi, VT0);
+        if (ND > 1u) { o1 = mma_trans2(o1, p_lo, p_hi, VT0 + 16u * TS); }
+        if (ND > 2u) { o2 = mma_trans2(o2, p_lo, p_hi, VT0 + 32u * TS); }
+        if (ND > 3u) { o3 = mma_trans2(o3, p_lo, p_hi, VT0 + 48u * TS); }
+        if (ND > 4u) { o4 = mma_trans2(o4, p_lo, p_hi, VT0 + 64u * TS); }
+        if (ND > 5u) { o5 = mma_trans2(o5, p_lo, p_hi, VT0 + 80u * TS); }
+        if (ND > 6u) { o6 = mma_trans2(o6, p_lo, p_hi, VT0 + 96u * TS); }
+        if (ND > 7u) { o7 = mma_trans2(o7, p_lo, p_hi, VT0 + 112u * TS); }
+        workgroupBarrier();
+    }
+
+    let lt = l + subgroupShuffleXor(l, 16u);
+    let inv = select(0.0, 1.0 / lt, lt > 0.0);
+    if (half == 0u && srow < p.rows && (p.flags & WRITE_LSE) != 0u) {
+        fw_lse[(b * p.hq + h) * p.rows + srow] = select(0.0, (m + log2(lt)) * LN2, lt > 0.0);
+    }
+    let ok = srow < p.rows;
+    let at = qbase + srow * qrs;
+    emit_out(o0, 0u, sg, lane, ok, at, inv);
+    if (ND > 1u) { emit_out(o1, 1u, sg, lane, ok, at, inv); }
+    if (ND > 2u) { emit_out(o2, 2u, sg, lane, ok, at, inv); }
+    if (ND > 3u) { emit_out(o3, 3u, sg, lane, ok, at, inv); }
+    if (ND > 4u) { emit_out(o4, 4u, sg, lane, ok, at, inv); }
+    if (ND > 5u) { emit_out(o5, 5u, sg, lane, ok, at, inv); }
+    if (ND > 6u) { emit_out(o6, 6u, sg, lane, ok, at, inv); }
+    if (ND > 7u) { emit_out(o7, 7u, sg, lane, ok, at, inv); }
+}
