@@ -13,20 +13,20 @@
 // six products of flash attention (Q K^T, P V, dO V^T, dS K, dS^T Q, P^T dO) are 16x16x16
 // cooperative-matrix multiply-adds, and only the softmax runs on scalars.
 //
-// Operand forms. Every product is computed as A x B with A loaded row-major (coopLoadT) and B
-// loaded column-major (coopLoad), so that both operands are read with their contraction index
-// contiguous in workgroup memory; accumulators leave through row-major stores (coopStoreT).
-// The other forms (row-major B, column-major A, column-major stores) read or wrote at an offset
-// of two rows minus two elements inside these kernels on an H100 (driver 580.159.04), although
-// the same calls were correct in a small probe shader (bench/NOTES.md); the forms used here
-// are the ones the matmul's default layout also uses. So a product whose B operand is
-// stored with its contraction index strided (V in P V, K in dS K, Q and dO in dS^T Q and
-// P^T dO) gets a transposed copy staged next to the row copy (stage_t).
+// Operand forms. A operands are loaded row-major (coopLoadT); B operands column-major (coopLoad)
+// where the contraction runs along the staged rows (K^T in Q K^T, V^T in dO V^T) and row-major
+// (coopLoadT) where it runs across them (V in P V, K in dS K, Q and dO in dS^T Q and P^T dO);
+// accumulators leave through row-major stores (coopStoreT).
 //
+// Alignment: every workgroup variable of every pass is a whole number of 16-byte units. With a
+// lone u32 beside the f16 arrays, the cooperative loads of an H100 (driver 580.159.04) read at
+// shifted addresses (the driver orders workgroup variables its own way, and a 4-byte one
+// misaligned the arrays behind it) while scalar reads of the same arrays were right.
+
 // Geometry. A workgroup is 4 subgroups of 32. The forward and dq passes own BQ = 64 query rows
 // of one query head (16 per subgroup) and stream keys in tiles of BKV = 32; dk/dv owns 64 key
 // rows of one kv head (16 per subgroup) and streams the query rows of each query head of the
-// group in tiles of 16. Operands are read from storage as f32 vec4, rounded to f16 and staged
+// group in tiles of 32. Operands are read from storage as f32 vec4, rounded to f16 and staged
 // into workgroup memory (row copies padded to DP = 136 halves, transposed copies to TS = 40, so the rows of one fragment load fall on different banks); each subgroup keeps
 // its stationary fragments (Q and dO, or K and V: 16 rows x D) in registers and its output
 // accumulators (16 x D f32) as ND = D/16 cooperative matrices, named variables under `ND > i`
@@ -51,15 +51,14 @@
 // (0 * NaN is not 0), as in the tiled kernel.
 //
 // Compiled without wgpu's runtime checks (shader!(trusted ...)); why every access is in bounds:
-// - Workgroup memory: a row copy's element (dst + r) * DP + 4 c + i with r < rows staged and
-//   4 c + 3 < D <= 128 < DP; a transposed copy's element at + (4 c + i) * TS + r with
-//   r < n <= 32 < TS and 4 c + i < D; each pass's array holds its regions (stated in its file)
-//   and fragment loads read rows and columns inside them (row copies: rows <= 63 of a 64-row
-//   region or 31 of a 32-row one, columns 16 i + 15 < D; transposed copies: rows 16 i + 15 < D,
-//   columns < n); scratch indices sg * 512 + r * 32 + col (r < 16, col < 32) < 2048 and
-//   weights sg * 640 + r * 40 + col < 2560, their fragment loads ending at sg * 512 + 16 +
-//   15 * 32 + 15 < 2048 and sg * 640 + 16 + 15 * 40 + 15 < 2560; sg < 4 (workgroup 128,
-//   subgroups of 32, checked by the launch code).
+// - Workgroup memory: a staged element (dst + r) * DP + 4 c + i with dst + r < 64 and
+//   4 c + 3 < D <= 128 < DP, inside kv (64 * DP halves in every pass); fragment loads read rows
+//   at most 48 + 15 = 63 and columns 16 i + 15 < D; each subgroup's scratch and weights are its
+//   own region (forward, dq: 512 f32 and 640 halves at sg * 512 and sg * 640; dk/dv: two of each
+//   at sg * 1024 and sg * 1280), lane indices r * 32 + col and r * 40 + col (r < 16, col < 32)
+//   and fragment loads ending at 16 + 15 * 32 + 15 < 512 and 16 + 15 * 40 + 15 < 640 stay
+//   inside a region; sg < 4 (workgroup 128, subgroups of 32, checked by the launch code); row
+//   factors t < 64.
 // - Storage: a staged row is read only when row0 + r < limit, where limit is the tensor's rows
 //   per sequence (T, S) or the block's key bound kend <= keys, and its vec4 runs c < D / 4
 //   lie inside that row (D % 16 == 0, so every row offset is a multiple of 4); mask entries
@@ -101,7 +100,6 @@ const SCS: u32 = 32u;  // scratch row stride in f32
 const SC_SUB: u32 = 512u; // scratch per subgroup: 16 x 32 f32
 const PWS: u32 = 40u;  // weight row stride in halves
 const PW_SUB: u32 = 640u; // weights per subgroup: 16 x 40 halves
-const TS: u32 = 40u;   // transposed copies: row stride in halves (a tile of <= 32 rows, + 8)
 const NEG: f32 = -3.0e38;
 const HAS_MASK: u32 = 1u;
 const HAS_START: u32 = 2u;
@@ -148,26 +146,6 @@ fn stage(t: u32, src: u32, base: u32, rs: u32, row0: u32, limit: u32, n: u32, ds
     }
 }
 
-// Transposed copy of the same rows: element (r, d) to kv[at + d * TS + r]. Consecutive
-// invocations take consecutive rows of one vec4 column, so the halves they write are adjacent.
-fn stage_t(t: u32, src: u32, base: u32, rs: u32, row0: u32, limit: u32, n: u32, at: u32, mul: f32) {
-    let c4 = ND * 4u;
-    for (var e = t; e < n * c4; e += WG) {
-        let r = e % n;
-        let c = e / n;
-        var x = vec4<f32>(0.0);
-        if (row0 + r < limit) {
-            x = ld(src, (base + (row0 + r) * rs) / 4u + c) * mul;
-        }
-        let h = vec4<f16>(x);
-        let o = at + 4u * c * TS + r;
-        kv[o] = h.x;
-        kv[o + TS] = h.y;
-        kv[o + 2u * TS] = h.z;
-        kv[o + 3u * TS] = h.w;
-    }
-}
-
 // Column of step c of the scalar phase over a 16 x 32 tile for `lane` (rotated so the 32
 // lanes read 32 different banks).
 fn col_of(lane: u32, c: u32) -> u32 {
@@ -195,10 +173,10 @@ fn b_cols(at: u32) -> FB {
     return coopLoad<FB>(&kv[at], DP);
 }
 
-// B fragment over a transposed copy: element (k, j) at kv[at + j * TS + k]. (Strides are
-// constants everywhere: the loads' address pattern is then known when the driver compiles.)
-fn b_trans(at: u32) -> FB {
-    return coopLoad<FB>(&kv[at], TS);
+// B fragment over a row copy, contraction across the rows: element (k, j) at
+// kv[at + k * DP + j] (B = X for the streamed rows X of a P V-style product).
+fn b_rows(at: u32) -> FB {
+    return coopLoadT<FB>(&kv[at], DP);
 }
 
 // A fragment of this subgroup's weights: element (i, k) at pw[at + i * PWS + k].
@@ -211,8 +189,8 @@ fn mma_cols(acc: FC, a: FA, at: u32) -> FC {
     return coopMultiplyAdd(a, b_cols(at), acc);
 }
 
-// acc + [w_lo w_hi] x (32 rows of a transposed copy from column `at`): a 16 x 32 weight tile
-// times the streamed rows' 16 dims whose transposed rows start at `at`.
-fn mma_trans2(acc: FC, w_lo: FA, w_hi: FA, at: u32) -> FC {
-    return coopMultiplyAdd(w_hi, b_trans(at + 16u), coopMultiplyAdd(w_lo, b_trans(at), acc));
+// acc + [w_lo w_hi] x (32 staged rows from `at`): a 16 x 32 weight tile times 16 dims of the
+// streamed rows.
+fn mma_rows2(acc: FC, w_lo: FA, w_hi: FA, at: u32) -> FC {
+    return coopMultiplyAdd(w_hi, b_rows(at + 16u * DP), coopMultiplyAdd(w_lo, b_rows(at), acc));
 }

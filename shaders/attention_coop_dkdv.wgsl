@@ -1,29 +1,26 @@
 // Tensor-core attention backward, second pass (compiled after attention_coop_common.wgsl; read
 // its header first): dK = scale * dS^T Q and dV = P^T dO for 64 key rows of one kv head,
-// streaming the query rows of each query head of the group in tiles of QT = 16, from the
-// block's first key to T. Training layout only; stats = [lse ; delta ; .. max |dO| at aux].
+// streaming the query rows of each query head of the group in tiles of 32, from the block's
+// first key to T. Training layout only; stats = [lse ; delta ; .. max |dO| at aux].
 //
 // Each subgroup keeps its 16 keys' K and V fragments in registers (S^T = K Q^T and
 // dP^T = V (dO s)^T need them as A operands) and dK, dV as accumulators. Per query tile the
-// lanes turn S^T and dP^T into P^T and dS^T (rows = keys), which multiply the transposed
-// copies of Q and dO s (dS^T Q and P^T dO contract over the queries).
+// lanes turn S^T and dP^T into P^T and dS^T (rows = keys), which multiply the staged Q and
+// dO s rows.
 //
-// kv regions: the V and then the K block (64 row copies) at the start, loaded into registers;
-// then per tile the Q rows ([0, 2176)), the dO s rows ([2176, 4352)), Q^T ([4352, 9472)) and
-// dO^T s ([9472, 14592)), the transposed copies D rows of 16 queries at stride TS.
+// kv: the V and then the K block (64 rows) at the start, loaded into registers; then per tile
+// the Q rows (rows 0..31) and the dO s rows (rows 32..63). Scratch per subgroup: S^T
+// (16 x 32) then dP^T; weights per subgroup: P^T then dS^T (16 x 40 each).
 
-const QT: u32 = 16u;
-const DR0: u32 = 2176u;  // QT * DP
-const QT0: u32 = 4352u;  // 2 * QT * DP
-const DT0: u32 = 9472u;  // QT0 + 128 * TS
+const DR0: u32 = 4352u;     // BKV * DP: the dO s rows
+const SC2_SUB: u32 = 1024u; // scratch per subgroup: S^T and dP^T, 16 x 32 each
+const PW2_SUB: u32 = 1280u; // weights per subgroup: P^T and dS^T, 16 x 40 each
 
-var<workgroup> kv: array<f16, 14592>;
-// Per-subgroup f32 scratch: S^T (columns 0..15) and dP^T (16..31), and outputs on their way.
-var<workgroup> sc: array<f32, 2048>;
-// Per-subgroup f16 weights: P^T (columns 0..15) and dS^T (16..31).
-var<workgroup> pw: array<f16, 2560>;
-// lse (0..15) and delta s (16..31) of the query tile; NEG lse marks a query that sees nothing.
-var<workgroup> rowf: array<f32, 32>;
+var<workgroup> kv: array<f16, 8704>;
+var<workgroup> sc: array<f32, 4096>;
+var<workgroup> pw: array<f16, 5120>;
+// lse (0..31) and delta s (32..63) of the query tile; NEG lse marks a query that sees nothing.
+var<workgroup> rowf: array<f32, 64>;
 // A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
 // units, so that the arrays the cooperative loads read stay 16-byte aligned however the
 // driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
@@ -46,7 +43,7 @@ fn ld(src: u32, w: u32) -> vec4<f32> {
 // dk and dv dims 16 i.. of this lane's key (element `at`, `ok` when the key exists) from
 // tiles i, times fk and fv.
 fn emit_dkdv(dk: FC, dv: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, fk: f32, fv: f32) {
-    let sgo = sg * SC_SUB;
+    let sgo = sg * SC2_SUB;
     let r = lane % 16u;
     let half = lane / 16u;
     coopStoreT(dk, &sc[sgo], SCS);
@@ -89,8 +86,8 @@ fn attn_coop_bwd_dkdv(
     let half = lane / 16u;
     let j = r0 + sg * 16u + r; // this lane's key
     let kreal = j < p.rows && key_visible(b, j);
-    let sgo = sg * SC_SUB;
-    let pwo = sg * PW_SUB;
+    let sgo = sg * SC2_SUB;
+    let pwo = sg * PW2_SUB;
     let ka = sg * 16u * DP;
 
     stage(t, SRC_V, kbase, p.k_rs, r0, p.rows, BQ, 0u, 1.0);
@@ -150,12 +147,10 @@ fn attn_coop_bwd_dkdv(
         let h = g * group + hh;
         let stat0 = (b * p.hq + h) * p.rows;
         let qbase = b * p.rows * qrs + h * p.d;
-        for (var i0 = r0; i0 < p.rows; i0 += QT) {
-            stage(t, SRC_Q, qbase, qrs, i0, p.rows, QT, 0u, 1.0);
-            stage(t, SRC_DO, qbase, qrs, i0, p.rows, QT, QT, gs);
-            stage_t(t, SRC_Q, qbase, qrs, i0, p.rows, QT, QT0, 1.0);
-            stage_t(t, SRC_DO, qbase, qrs, i0, p.rows, QT, DT0, gs);
-            if (t < QT) {
+        for (var i0 = r0; i0 < p.rows; i0 += BKV) {
+            stage(t, SRC_Q, qbase, qrs, i0, p.rows, BKV, 0u, 1.0);
+            stage(t, SRC_DO, qbase, qrs, i0, p.rows, BKV, BKV, gs);
+            if (t < BKV) {
                 let qi = i0 + t;
                 var ls = NEG;
                 var dl = 0.0;
@@ -164,68 +159,112 @@ fn attn_coop_bwd_dkdv(
                     dl = kv_stats[p.n_stat + stat0 + qi] * gs;
                 }
                 rowf[t] = ls;
-                rowf[QT + t] = dl;
+                rowf[BKV + t] = dl;
             }
             workgroupBarrier();
-            // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x 16 queries.
-            var st = mma_cols(FC(), fk0, 0u);
-            var dt = mma_cols(FC(), fv0, DR0);
-            if (ND > 1u) { st = mma_cols(st, fk1, 16u); dt = mma_cols(dt, fv1, DR0 + 16u); }
-            if (ND > 2u) { st = mma_cols(st, fk2, 32u); dt = mma_cols(dt, fv2, DR0 + 32u); }
-            if (ND > 3u) { st = mma_cols(st, fk3, 48u); dt = mma_cols(dt, fv3, DR0 + 48u); }
-            if (ND > 4u) { st = mma_cols(st, fk4, 64u); dt = mma_cols(dt, fv4, DR0 + 64u); }
-            if (ND > 5u) { st = mma_cols(st, fk5, 80u); dt = mma_cols(dt, fv5, DR0 + 80u); }
-            if (ND > 6u) { st = mma_cols(st, fk6, 96u); dt = mma_cols(dt, fv6, DR0 + 96u); }
-            if (ND > 7u) { st = mma_cols(st, fk7, 112u); dt = mma_cols(dt, fv7, DR0 + 112u); }
-            coopStoreT(st, &sc[sgo], SCS);
-            coopStoreT(dt, &sc[sgo + 16u], SCS);
+            // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x queries 0..15 (lo)
+            // and 16..31 (hi).
+            let qh = 16u * DP;
+            var s_lo = mma_cols(FC(), fk0, 0u);
+            var s_hi = mma_cols(FC(), fk0, qh);
+            var d_lo = mma_cols(FC(), fv0, DR0);
+            var d_hi = mma_cols(FC(), fv0, DR0 + qh);
+            if (ND > 1u) {
+                s_lo = mma_cols(s_lo, fk1, 16u);
+                s_hi = mma_cols(s_hi, fk1, qh + 16u);
+                d_lo = mma_cols(d_lo, fv1, DR0 + 16u);
+                d_hi = mma_cols(d_hi, fv1, DR0 + qh + 16u);
+            }
+            if (ND > 2u) {
+                s_lo = mma_cols(s_lo, fk2, 32u);
+                s_hi = mma_cols(s_hi, fk2, qh + 32u);
+                d_lo = mma_cols(d_lo, fv2, DR0 + 32u);
+                d_hi = mma_cols(d_hi, fv2, DR0 + qh + 32u);
+            }
+            if (ND > 3u) {
+                s_lo = mma_cols(s_lo, fk3, 48u);
+                s_hi = mma_cols(s_hi, fk3, qh + 48u);
+                d_lo = mma_cols(d_lo, fv3, DR0 + 48u);
+                d_hi = mma_cols(d_hi, fv3, DR0 + qh + 48u);
+            }
+            if (ND > 4u) {
+                s_lo = mma_cols(s_lo, fk4, 64u);
+                s_hi = mma_cols(s_hi, fk4, qh + 64u);
+                d_lo = mma_cols(d_lo, fv4, DR0 + 64u);
+                d_hi = mma_cols(d_hi, fv4, DR0 + qh + 64u);
+            }
+            if (ND > 5u) {
+                s_lo = mma_cols(s_lo, fk5, 80u);
+                s_hi = mma_cols(s_hi, fk5, qh + 80u);
+                d_lo = mma_cols(d_lo, fv5, DR0 + 80u);
+                d_hi = mma_cols(d_hi, fv5, DR0 + qh + 80u);
+            }
+            if (ND > 6u) {
+                s_lo = mma_cols(s_lo, fk6, 96u);
+                s_hi = mma_cols(s_hi, fk6, qh + 96u);
+                d_lo = mma_cols(d_lo, fv6, DR0 + 96u);
+                d_hi = mma_cols(d_hi, fv6, DR0 + qh + 96u);
+            }
+            if (ND > 7u) {
+                s_lo = mma_cols(s_lo, fk7, 112u);
+                s_hi = mma_cols(s_hi, fk7, qh + 112u);
+                d_lo = mma_cols(d_lo, fv7, DR0 + 112u);
+                d_hi = mma_cols(d_hi, fv7, DR0 + qh + 112u);
+            }
+            coopStoreT(s_lo, &sc[sgo], SCS);
+            coopStoreT(s_hi, &sc[sgo + 16u], SCS);
+            coopStoreT(d_lo, &sc[sgo + 512u], SCS);
+            coopStoreT(d_hi, &sc[sgo + 528u], SCS);
             workgroupBarrier();
-            // P^T and dS^T = P^T (dP^T - delta): lane (r, half) takes 8 of the 16 queries.
-            for (var c = 0u; c < 8u; c++) {
-                let col = half * 8u + (c + r) % 8u;
+            // P^T and dS^T = P^T (dP^T - delta) of this lane's key over its 16 queries.
+            for (var c = 0u; c < 16u; c++) {
+                let col = col_of(lane, c);
                 let qi = i0 + col;
                 var pr = 0.0;
                 var ds = 0.0;
                 if (kreal && qi >= j && rowf[col] > NEG) {
-                    pr = exp(sc[sgo + r * SCS + col] * p.scale - rowf[col]);
-                    ds = pr * (sc[sgo + r * SCS + 16u + col] - rowf[QT + col]);
+                    let e = sgo + r * SCS + col;
+                    pr = exp(sc[e] * p.scale - rowf[col]);
+                    ds = pr * (sc[e + 512u] - rowf[BKV + col]);
                 }
                 pw[pwo + r * PWS + col] = f16(pr);
-                pw[pwo + r * PWS + 16u + col] = f16(ds);
+                pw[pwo + 640u + r * PWS + col] = f16(ds);
             }
             workgroupBarrier();
-            // dV += P^T (dO s) and dK += dS^T Q over the transposed copies.
-            let pt = w_frag(pwo);
-            let dst = w_frag(pwo + 16u);
-            dv0 = coopMultiplyAdd(pt, b_trans(DT0), dv0);
-            dk0 = coopMultiplyAdd(dst, b_trans(QT0), dk0);
+            // dV += P^T (dO s) and dK += dS^T Q.
+            let p_lo = w_frag(pwo);
+            let p_hi = w_frag(pwo + 16u);
+            let w_lo = w_frag(pwo + 640u);
+            let w_hi = w_frag(pwo + 656u);
+            dv0 = mma_rows2(dv0, p_lo, p_hi, DR0);
+            dk0 = mma_rows2(dk0, w_lo, w_hi, 0u);
             if (ND > 1u) {
-                dv1 = coopMultiplyAdd(pt, b_trans(DT0 + 16u * TS), dv1);
-                dk1 = coopMultiplyAdd(dst, b_trans(QT0 + 16u * TS), dk1);
+                dv1 = mma_rows2(dv1, p_lo, p_hi, DR0 + 16u);
+                dk1 = mma_rows2(dk1, w_lo, w_hi, 16u);
             }
             if (ND > 2u) {
-                dv2 = coopMultiplyAdd(pt, b_trans(DT0 + 32u * TS), dv2);
-                dk2 = coopMultiplyAdd(dst, b_trans(QT0 + 32u * TS), dk2);
+                dv2 = mma_rows2(dv2, p_lo, p_hi, DR0 + 32u);
+                dk2 = mma_rows2(dk2, w_lo, w_hi, 32u);
             }
             if (ND > 3u) {
-                dv3 = coopMultiplyAdd(pt, b_trans(DT0 + 48u * TS), dv3);
-                dk3 = coopMultiplyAdd(dst, b_trans(QT0 + 48u * TS), dk3);
+                dv3 = mma_rows2(dv3, p_lo, p_hi, DR0 + 48u);
+                dk3 = mma_rows2(dk3, w_lo, w_hi, 48u);
             }
             if (ND > 4u) {
-                dv4 = coopMultiplyAdd(pt, b_trans(DT0 + 64u * TS), dv4);
-                dk4 = coopMultiplyAdd(dst, b_trans(QT0 + 64u * TS), dk4);
+                dv4 = mma_rows2(dv4, p_lo, p_hi, DR0 + 64u);
+                dk4 = mma_rows2(dk4, w_lo, w_hi, 64u);
             }
             if (ND > 5u) {
-                dv5 = coopMultiplyAdd(pt, b_trans(DT0 + 80u * TS), dv5);
-                dk5 = coopMultiplyAdd(dst, b_trans(QT0 + 80u * TS), dk5);
+                dv5 = mma_rows2(dv5, p_lo, p_hi, DR0 + 80u);
+                dk5 = mma_rows2(dk5, w_lo, w_hi, 80u);
             }
             if (ND > 6u) {
-                dv6 = coopMultiplyAdd(pt, b_trans(DT0 + 96u * TS), dv6);
-                dk6 = coopMultiplyAdd(dst, b_trans(QT0 + 96u * TS), dk6);
+                dv6 = mma_rows2(dv6, p_lo, p_hi, DR0 + 96u);
+                dk6 = mma_rows2(dk6, w_lo, w_hi, 96u);
             }
             if (ND > 7u) {
-                dv7 = coopMultiplyAdd(pt, b_trans(DT0 + 112u * TS), dv7);
-                dk7 = coopMultiplyAdd(dst, b_trans(QT0 + 112u * TS), dk7);
+                dv7 = mma_rows2(dv7, p_lo, p_hi, DR0 + 112u);
+                dk7 = mma_rows2(dk7, w_lo, w_hi, 112u);
             }
             workgroupBarrier();
         }

@@ -4,14 +4,12 @@
 // start). stats = [lse ; delta ; .. max |dO| at aux]. With P = softmax(scale * Q K^T) and
 // dS = P * (dO V^T - delta): dQ = scale * dS K.
 //
-// kv regions: the Q and then the dO s block (64 row copies) at the start, loaded into
-// registers; then per tile the K rows ([0, 4352)), the V rows ([4352, 8704)) and K^T (D rows of
-// 32 keys, stride TS = 40, [8704, 13824)). The S tile and then the dP tile go through the
-// subgroup's scratch in turn (a second scratch would not fit 48 KiB beside the K^T copy).
+// kv: the Q and then the dO s block (64 rows) at the start, loaded into registers; then per
+// tile the K rows (rows 0..31) and the V rows (rows 32..63). The S tile and then the dP tile go
+// through the subgroup's scratch in turn.
 
-const KT0: u32 = 8704u; // 2 * BKV * DP
 
-var<workgroup> kv: array<f16, 13824>;
+var<workgroup> kv: array<f16, 8704>;
 var<workgroup> sc: array<f32, 2048>;
 var<workgroup> pw: array<f16, 2560>;
 // A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
@@ -153,7 +151,6 @@ fn attn_coop_bwd_dq(
     for (var j0 = 0u; j0 < kend; j0 += BKV) {
         stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
         stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
-        stage_t(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, KT0, 1.0);
         workgroupBarrier();
         // S = Q K^T and dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
         let kh = 16u * DP;
@@ -224,17 +221,17 @@ fn attn_coop_bwd_dq(
             pw[pwo + r * PWS + col] = f16(pr[c] * (sc[sgo + r * SCS + col] - dlt));
         }
         workgroupBarrier();
-        // dQ += dS K (K^T copy).
+        // dQ += dS K.
         let w_lo = w_frag(pwo);
         let w_hi = w_frag(pwo + 16u);
-        a0 = mma_trans2(a0, w_lo, w_hi, KT0);
-        if (ND > 1u) { a1 = mma_trans2(a1, w_lo, w_hi, KT0 + 16u * TS); }
-        if (ND > 2u) { a2 = mma_trans2(a2, w_lo, w_hi, KT0 + 32u * TS); }
-        if (ND > 3u) { a3 = mma_trans2(a3, w_lo, w_hi, KT0 + 48u * TS); }
-        if (ND > 4u) { a4 = mma_trans2(a4, w_lo, w_hi, KT0 + 64u * TS); }
-        if (ND > 5u) { a5 = mma_trans2(a5, w_lo, w_hi, KT0 + 80u * TS); }
-        if (ND > 6u) { a6 = mma_trans2(a6, w_lo, w_hi, KT0 + 96u * TS); }
-        if (ND > 7u) { a7 = mma_trans2(a7, w_lo, w_hi, KT0 + 112u * TS); }
+        a0 = mma_rows2(a0, w_lo, w_hi, 0u);
+        if (ND > 1u) { a1 = mma_rows2(a1, w_lo, w_hi, 16u); }
+        if (ND > 2u) { a2 = mma_rows2(a2, w_lo, w_hi, 32u); }
+        if (ND > 3u) { a3 = mma_rows2(a3, w_lo, w_hi, 48u); }
+        if (ND > 4u) { a4 = mma_rows2(a4, w_lo, w_hi, 64u); }
+        if (ND > 5u) { a5 = mma_rows2(a5, w_lo, w_hi, 80u); }
+        if (ND > 6u) { a6 = mma_rows2(a6, w_lo, w_hi, 96u); }
+        if (ND > 7u) { a7 = mma_rows2(a7, w_lo, w_hi, 112u); }
         workgroupBarrier();
     }
 

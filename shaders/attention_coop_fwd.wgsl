@@ -9,15 +9,15 @@
 // those tiles. Whether any subgroup needs it is made workgroup-uniform (cooperative-matrix
 // operations need uniform control flow) with workgroupUniformLoad.
 //
-// kv regions: the Q block (64 row copies) at the start; then per tile the K rows (32 row
-// copies, [0, 4352)) and V^T (D rows of 32 keys, stride TS = 40, [4352, 9472)).
+// kv: the Q block (64 rows) at the start; then per tile the K rows (rows 0..31) and the V rows
+// (rows 32..63).
 
 const TH: f32 = 8.0;
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
-const VT0: u32 = 4352u; // BKV * DP
+const VB: u32 = 4352u; // BKV * DP: the V rows
 
-var<workgroup> kv: array<f16, 9472>;
+var<workgroup> kv: array<f16, 8704>;
 // Per-subgroup f32 scratch: score tiles, and accumulator tiles on their way out.
 var<workgroup> sc: array<f32, 2048>;
 // Per-subgroup f16 weights P, 16 x 32.
@@ -149,7 +149,7 @@ fn attn_coop_fwd(
     var l = 0.0; // this lane's share of the row sum
     for (var j0 = 0u; j0 < kend; j0 += BKV) {
         stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
-        stage_t(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, VT0, 1.0);
+        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
         workgroupBarrier();
         // S = Q K^T: keys 0..15 of the tile (lo) and 16..31 (hi).
         var s_lo = mma_cols(FC(), fq0, 0u);
@@ -216,14 +216,14 @@ fn attn_coop_fwd(
         // O += P V.
         let p_lo = w_frag(pwo);
         let p_hi = w_frag(pwo + 16u);
-        o0 = mma_trans2(o0, p_lo, p_hi, VT0);
-        if (ND > 1u) { o1 = mma_trans2(o1, p_lo, p_hi, VT0 + 16u * TS); }
-        if (ND > 2u) { o2 = mma_trans2(o2, p_lo, p_hi, VT0 + 32u * TS); }
-        if (ND > 3u) { o3 = mma_trans2(o3, p_lo, p_hi, VT0 + 48u * TS); }
-        if (ND > 4u) { o4 = mma_trans2(o4, p_lo, p_hi, VT0 + 64u * TS); }
-        if (ND > 5u) { o5 = mma_trans2(o5, p_lo, p_hi, VT0 + 80u * TS); }
-        if (ND > 6u) { o6 = mma_trans2(o6, p_lo, p_hi, VT0 + 96u * TS); }
-        if (ND > 7u) { o7 = mma_trans2(o7, p_lo, p_hi, VT0 + 112u * TS); }
+        o0 = mma_rows2(o0, p_lo, p_hi, VB);
+        if (ND > 1u) { o1 = mma_rows2(o1, p_lo, p_hi, VB + 16u); }
+        if (ND > 2u) { o2 = mma_rows2(o2, p_lo, p_hi, VB + 32u); }
+        if (ND > 3u) { o3 = mma_rows2(o3, p_lo, p_hi, VB + 48u); }
+        if (ND > 4u) { o4 = mma_rows2(o4, p_lo, p_hi, VB + 64u); }
+        if (ND > 5u) { o5 = mma_rows2(o5, p_lo, p_hi, VB + 80u); }
+        if (ND > 6u) { o6 = mma_rows2(o6, p_lo, p_hi, VB + 96u); }
+        if (ND > 7u) { o7 = mma_rows2(o7, p_lo, p_hi, VB + 112u); }
         workgroupBarrier();
     }
 

@@ -178,11 +178,12 @@ const TILED_SHARED_BYTES: u32 = (1056 + 576) * 16 + 512 * 4 + 4;
 const TILED_MIN_DECODE_ROWS: usize = 16;
 
 /// Tensor-core kernel geometry (attention_coop_*.wgsl): stationary rows per workgroup, the
-/// largest head dimension, and the workgroup memory of its largest pass (dk/dv: 14,592 staged
-/// halves, 8 KiB of f32 scratch, 5 KiB of f16 weights, 32 row factors and a 16-byte word).
+/// largest head dimension, and the workgroup memory of its largest pass (dk/dv: 64 staged rows
+/// of 136 halves, 16 KiB of f32 scratch, 10 KiB of f16 weights, 64 row factors and a 16-byte
+/// word).
 const COOP_BLOCK: usize = 64;
 pub const COOP_MAX_HEAD_DIM: usize = 128;
-const COOP_SHARED_BYTES: u32 = 14592 * 2 + 2048 * 4 + 2560 * 2 + 32 * 4 + 16;
+const COOP_SHARED_BYTES: u32 = 64 * 136 * 2 + 4096 * 4 + 5120 * 2 + 64 * 4 + 16;
 /// Override `ND` (D / 16) per head dimension.
 static COOP_ND: [[(&str, f64); 1]; 8] = [
     [("ND", 1.0)],
@@ -262,7 +263,7 @@ pub enum AttentionKernel {
     /// every product a 16x16x16 cooperative-matrix multiply-add, f16 operands (q, k, v and dout
     /// rounded while staged; dout scaled by a power of two from its max |x|) and f32
     /// accumulation, softmax statistics in f32. Needs 16x16x16 f16 -> f32 cooperative
-    /// matrices, subgroups of exactly 32, D a multiple of 16 up to 128, 42 KiB of workgroup
+    /// matrices, subgroups of exactly 32, D a multiple of 16 up to 128, 43.3 KiB of workgroup
     /// memory, and |q|, |k|, |v| within f16's range. Training and prefill.
     TensorCore,
     /// Single-token decode only ([`attention_decode`] with one query row per sequence): one
