@@ -1,6 +1,9 @@
 //! `grrm selfcheck`: runs kernels on the chosen adapter against CPU references, so a user on a
 //! new GPU or driver learns at once whether the kernels compute correctly there. The full
-//! per-kernel suites live in `model/tests/`; this is the quick on-device subset.
+//! per-kernel suites live in `model/tests/`; this is the quick on-device subset: f32 matmuls in
+//! three layouts, and training attention with the kernel `Auto` picks (selfcheck/attention.rs).
+
+mod attention;
 
 use std::fmt;
 use std::time::Instant;
@@ -132,5 +135,6 @@ pub fn run(ctx: &GpuContext) -> Result<Report> {
             out.push(check_matmul(ctx, m, n, k, o)?);
         }
     }
+    out.extend(attention::check_attention(ctx)?);
     Ok(Report(out))
 }
