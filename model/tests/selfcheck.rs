@@ -21,5 +21,12 @@ fn selfcheck_passes_and_covers_attention() {
             "no check named {name:?} in\n{report}"
         );
     }
-    assert!(report.0.iter().filter(|r| r.name.starts_with("matmul")).count() >= 9);
+    assert!(
+        report
+            .0
+            .iter()
+            .filter(|r| r.name.starts_with("matmul"))
+            .count()
+            >= 9
+    );
 }

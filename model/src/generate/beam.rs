@@ -59,21 +59,29 @@ pub struct BeamWorkspace {
 }
 
 impl BeamWorkspace {
-    /// Spare cache `i`, (re)allocated when it is too small or of another length.
+    /// Spare cache `i`, (re)allocated when it is too small or of another length. Its weights
+    /// are never multiplied with (a gather into it keeps the source state's), so it takes
+    /// `like`'s instead of casting them again.
     fn cache(
         &mut self,
         i: usize,
         model: &Transformer,
         rows: usize,
-        max_len: usize,
+        like: &DecodeState,
     ) -> Result<&DecodeState> {
+        let max_len = like.max_len;
         let fits = self.spare[i]
             .as_ref()
             .is_some_and(|s| s.batch() >= rows && s.max_len == max_len);
         if !fits {
             // Free the old one first: two generations of caches need not coexist.
             self.spare[i] = None;
-            self.spare[i] = Some(DecodeState::new(model, rows, max_len)?);
+            self.spare[i] = Some(DecodeState::alloc(
+                model,
+                rows,
+                max_len,
+                like.weights.clone(),
+            )?);
         }
         Ok(self.spare[i].as_ref().expect("allocated above"))
     }
@@ -202,7 +210,7 @@ pub fn beam_search_in(
         // Two caches of users x beams rows used in turn: the current state lives in one (or
         // in the prefill's), the reordered one goes to the other.
         let mut rec = Recorder::new(model.ctx(), "beam_step");
-        let dst = ws.cache(flip, model, users * nb, state.max_len)?;
+        let dst = ws.cache(flip, model, users * nb, &state)?;
         let mut st = state.record_gather_into(&mut rec, &src, dst)?;
         flip ^= 1;
         reorder_ms += t_reorder.elapsed().as_secs_f64() * 1e3;

@@ -36,7 +36,13 @@ impl DecodeState {
         Self::alloc(t, batch, max_len, t.inference_weights()?)
     }
 
-    fn alloc(t: &Transformer, batch: usize, max_len: usize, weights: InferWeights) -> Result<Self> {
+    /// Empty caches multiplying with `weights` (another state's: no cast).
+    pub(crate) fn alloc(
+        t: &Transformer,
+        batch: usize,
+        max_len: usize,
+        weights: InferWeights,
+    ) -> Result<Self> {
         let c = &t.cfg;
         let caches = (0..c.num_hidden_layers)
             .map(|_| KvCache::new(t.ctx(), batch, c.num_key_value_heads, max_len, c.head_dim))
