@@ -58,8 +58,8 @@
 //! same test, causal FLOPs, 2026-11-26): B8 x T1024 forward 4.2 vs 36.3 ms (8.1 vs 0.95
 //! TFLOP/s), backward 12.9 vs 138 ms (6.7 vs 0.62); B2 x T2048 forward 9.6, backward 7.3
 //! TFLOP/s. torch SDPA on the same card: fp32 10.3 / 20.5, bf16 399 / 234 TFLOP/s (forward /
-//! backward). `TensorCore` on the same card (2026-11-26, session 5): B8 x T1024 forward 1.58 ms
-//! (21.8 TFLOP/s), backward 4.84 ms (17.8); B2 x T2048 27.3 / 20.7 TFLOP/s. Next steps: register
+//! backward). `TensorCore` on the same card (2026-11-26, session 5): B8 x T1024 forward 1.46 ms
+//! (23.6 TFLOP/s), backward 3.57 ms (24.1); B2 x T2048 29.7 / 29.3 TFLOP/s. Next steps: register
 //! prefetch of the next tile, f16 q/k/v from the producing kernels, a split-K decode.
 
 use bytemuck::{Pod, Zeroable};
