@@ -29,8 +29,8 @@
 // group in tiles of 32. Operands are read from storage as f32 vec4, rounded to f16 and staged
 // into workgroup memory (row copies padded to DP = 136 halves, transposed copies to TS = 40, so the rows of one fragment load fall on different banks); each subgroup keeps
 // its stationary fragments (Q and dO, or K and V: 16 rows x D) in registers and its output
-// accumulators (16 x D f32) as ND = D/16 cooperative matrices, named variables under `ND > i`
-// guards that fold away once ND is fixed (arrays of them, indexed in loops that hold barriers,
+// accumulators (16 x D f32) as ND = D/16 cooperative matrices, named variables (fragments: the
+// members of a RowFrags) under `ND > i` guards that fold away once ND is fixed (arrays of them, indexed in loops that hold barriers,
 // would be kept in local memory by a driver that does not unroll those loops).
 //
 // Scalar phase. A subgroup stores its score tiles to its own f32 scratch (row stride 32), and
@@ -165,6 +165,49 @@ fn grad_scale(bits: u32) -> f32 {
 // A fragment of a row copy: element (i, k) at kv[at + i * DP + k].
 fn a_rows(at: u32) -> FA {
     return coopLoadT<FA>(&kv[at], DP);
+}
+
+// One subgroup's 16 staged rows from `at` as ND A fragments of 16 dims, kept in registers: a
+// struct of named members used under `ND > i` guards (constant member access), never an array.
+struct RowFrags {
+    f0: FA,
+    f1: FA,
+    f2: FA,
+    f3: FA,
+    f4: FA,
+    f5: FA,
+    f6: FA,
+    f7: FA,
+}
+
+fn row_frags(at: u32) -> RowFrags {
+    var r: RowFrags;
+    r.f0 = a_rows(at);
+    if (ND > 1u) { r.f1 = a_rows(at + 16u); }
+    if (ND > 2u) { r.f2 = a_rows(at + 32u); }
+    if (ND > 3u) { r.f3 = a_rows(at + 48u); }
+    if (ND > 4u) { r.f4 = a_rows(at + 64u); }
+    if (ND > 5u) { r.f5 = a_rows(at + 80u); }
+    if (ND > 6u) { r.f6 = a_rows(at + 96u); }
+    if (ND > 7u) { r.f7 = a_rows(at + 112u); }
+    return r;
+}
+
+// Writes an accumulator tile times f to this lane's output row, through the subgroup's scratch
+// at `sgo`: column col of the tile goes to element at + col of output `which` (each pass
+// defines `put(which, e, v)`); `ok` when the row exists.
+fn emit_tile(acc: FC, sgo: u32, lane: u32, ok: bool, at: u32, f: f32, which: u32) {
+    let r = lane % 16u;
+    let half = lane / 16u;
+    coopStoreT(acc, &sc[sgo], SCS);
+    workgroupBarrier();
+    if (ok) {
+        for (var c = 0u; c < 8u; c++) {
+            let col = half * 8u + (c + r) % 8u;
+            put(which, at + col, sc[sgo + r * SCS + col] * f);
+        }
+    }
+    workgroupBarrier();
 }
 
 // B fragment over a row copy, contraction along the rows: element (k, j) at kv[at + j * DP + k]

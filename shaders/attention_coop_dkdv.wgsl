@@ -40,23 +40,13 @@ fn ld(src: u32, w: u32) -> vec4<f32> {
     }
 }
 
-// dk and dv dims 16 i.. of this lane's key (element `at`, `ok` when the key exists) from
-// tiles i, times fk and fv.
-fn emit_dkdv(dk: FC, dv: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, fk: f32, fv: f32) {
-    let sgo = sg * SC2_SUB;
-    let r = lane % 16u;
-    let half = lane / 16u;
-    coopStoreT(dk, &sc[sgo], SCS);
-    coopStoreT(dv, &sc[sgo + 16u], SCS);
-    workgroupBarrier();
-    if (ok) {
-        for (var c = 0u; c < 8u; c++) {
-            let col = half * 8u + (c + r) % 8u;
-            kv_dk[at + i * 16u + col] = sc[sgo + r * SCS + col] * fk;
-            kv_dv[at + i * 16u + col] = sc[sgo + r * SCS + 16u + col] * fv;
-        }
+// Output 0 is dk, 1 is dv.
+fn put(which: u32, e: u32, v: f32) {
+    if (which == 0u) {
+        kv_dk[e] = v;
+    } else {
+        kv_dv[e] = v;
     }
-    workgroupBarrier();
 }
 
 @compute @workgroup_size(128, 1, 1)
@@ -92,39 +82,11 @@ fn attn_coop_bwd_dkdv(
 
     stage(t, SRC_V, kbase, p.k_rs, r0, p.rows, BQ, 0u, 1.0);
     workgroupBarrier();
-    let fv0 = a_rows(ka);
-    var fv1: FA;
-    var fv2: FA;
-    var fv3: FA;
-    var fv4: FA;
-    var fv5: FA;
-    var fv6: FA;
-    var fv7: FA;
-    if (ND > 1u) { fv1 = a_rows(ka + 16u); }
-    if (ND > 2u) { fv2 = a_rows(ka + 32u); }
-    if (ND > 3u) { fv3 = a_rows(ka + 48u); }
-    if (ND > 4u) { fv4 = a_rows(ka + 64u); }
-    if (ND > 5u) { fv5 = a_rows(ka + 80u); }
-    if (ND > 6u) { fv6 = a_rows(ka + 96u); }
-    if (ND > 7u) { fv7 = a_rows(ka + 112u); }
+    let fv = row_frags(ka);
     workgroupBarrier();
     stage(t, SRC_K, kbase, p.k_rs, r0, p.rows, BQ, 0u, 1.0);
     workgroupBarrier();
-    let fk0 = a_rows(ka);
-    var fk1: FA;
-    var fk2: FA;
-    var fk3: FA;
-    var fk4: FA;
-    var fk5: FA;
-    var fk6: FA;
-    var fk7: FA;
-    if (ND > 1u) { fk1 = a_rows(ka + 16u); }
-    if (ND > 2u) { fk2 = a_rows(ka + 32u); }
-    if (ND > 3u) { fk3 = a_rows(ka + 48u); }
-    if (ND > 4u) { fk4 = a_rows(ka + 64u); }
-    if (ND > 5u) { fk5 = a_rows(ka + 80u); }
-    if (ND > 6u) { fk6 = a_rows(ka + 96u); }
-    if (ND > 7u) { fk7 = a_rows(ka + 112u); }
+    let fk = row_frags(ka);
     workgroupBarrier();
 
     var dk0 = FC();
@@ -165,51 +127,51 @@ fn attn_coop_bwd_dkdv(
             // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x queries 0..15 (lo)
             // and 16..31 (hi).
             let qh = 16u * DP;
-            var s_lo = mma_cols(FC(), fk0, 0u);
-            var s_hi = mma_cols(FC(), fk0, qh);
-            var d_lo = mma_cols(FC(), fv0, DR0);
-            var d_hi = mma_cols(FC(), fv0, DR0 + qh);
+            var s_lo = mma_cols(FC(), fk.f0, 0u);
+            var s_hi = mma_cols(FC(), fk.f0, qh);
+            var d_lo = mma_cols(FC(), fv.f0, DR0);
+            var d_hi = mma_cols(FC(), fv.f0, DR0 + qh);
             if (ND > 1u) {
-                s_lo = mma_cols(s_lo, fk1, 16u);
-                s_hi = mma_cols(s_hi, fk1, qh + 16u);
-                d_lo = mma_cols(d_lo, fv1, DR0 + 16u);
-                d_hi = mma_cols(d_hi, fv1, DR0 + qh + 16u);
+                s_lo = mma_cols(s_lo, fk.f1, 16u);
+                s_hi = mma_cols(s_hi, fk.f1, qh + 16u);
+                d_lo = mma_cols(d_lo, fv.f1, DR0 + 16u);
+                d_hi = mma_cols(d_hi, fv.f1, DR0 + qh + 16u);
             }
             if (ND > 2u) {
-                s_lo = mma_cols(s_lo, fk2, 32u);
-                s_hi = mma_cols(s_hi, fk2, qh + 32u);
-                d_lo = mma_cols(d_lo, fv2, DR0 + 32u);
-                d_hi = mma_cols(d_hi, fv2, DR0 + qh + 32u);
+                s_lo = mma_cols(s_lo, fk.f2, 32u);
+                s_hi = mma_cols(s_hi, fk.f2, qh + 32u);
+                d_lo = mma_cols(d_lo, fv.f2, DR0 + 32u);
+                d_hi = mma_cols(d_hi, fv.f2, DR0 + qh + 32u);
             }
             if (ND > 3u) {
-                s_lo = mma_cols(s_lo, fk3, 48u);
-                s_hi = mma_cols(s_hi, fk3, qh + 48u);
-                d_lo = mma_cols(d_lo, fv3, DR0 + 48u);
-                d_hi = mma_cols(d_hi, fv3, DR0 + qh + 48u);
+                s_lo = mma_cols(s_lo, fk.f3, 48u);
+                s_hi = mma_cols(s_hi, fk.f3, qh + 48u);
+                d_lo = mma_cols(d_lo, fv.f3, DR0 + 48u);
+                d_hi = mma_cols(d_hi, fv.f3, DR0 + qh + 48u);
             }
             if (ND > 4u) {
-                s_lo = mma_cols(s_lo, fk4, 64u);
-                s_hi = mma_cols(s_hi, fk4, qh + 64u);
-                d_lo = mma_cols(d_lo, fv4, DR0 + 64u);
-                d_hi = mma_cols(d_hi, fv4, DR0 + qh + 64u);
+                s_lo = mma_cols(s_lo, fk.f4, 64u);
+                s_hi = mma_cols(s_hi, fk.f4, qh + 64u);
+                d_lo = mma_cols(d_lo, fv.f4, DR0 + 64u);
+                d_hi = mma_cols(d_hi, fv.f4, DR0 + qh + 64u);
             }
             if (ND > 5u) {
-                s_lo = mma_cols(s_lo, fk5, 80u);
-                s_hi = mma_cols(s_hi, fk5, qh + 80u);
-                d_lo = mma_cols(d_lo, fv5, DR0 + 80u);
-                d_hi = mma_cols(d_hi, fv5, DR0 + qh + 80u);
+                s_lo = mma_cols(s_lo, fk.f5, 80u);
+                s_hi = mma_cols(s_hi, fk.f5, qh + 80u);
+                d_lo = mma_cols(d_lo, fv.f5, DR0 + 80u);
+                d_hi = mma_cols(d_hi, fv.f5, DR0 + qh + 80u);
             }
             if (ND > 6u) {
-                s_lo = mma_cols(s_lo, fk6, 96u);
-                s_hi = mma_cols(s_hi, fk6, qh + 96u);
-                d_lo = mma_cols(d_lo, fv6, DR0 + 96u);
-                d_hi = mma_cols(d_hi, fv6, DR0 + qh + 96u);
+                s_lo = mma_cols(s_lo, fk.f6, 96u);
+                s_hi = mma_cols(s_hi, fk.f6, qh + 96u);
+                d_lo = mma_cols(d_lo, fv.f6, DR0 + 96u);
+                d_hi = mma_cols(d_hi, fv.f6, DR0 + qh + 96u);
             }
             if (ND > 7u) {
-                s_lo = mma_cols(s_lo, fk7, 112u);
-                s_hi = mma_cols(s_hi, fk7, qh + 112u);
-                d_lo = mma_cols(d_lo, fv7, DR0 + 112u);
-                d_hi = mma_cols(d_hi, fv7, DR0 + qh + 112u);
+                s_lo = mma_cols(s_lo, fk.f7, 112u);
+                s_hi = mma_cols(s_hi, fk.f7, qh + 112u);
+                d_lo = mma_cols(d_lo, fv.f7, DR0 + 112u);
+                d_hi = mma_cols(d_hi, fv.f7, DR0 + qh + 112u);
             }
             coopStoreT(s_lo, &sc[sgo], SCS);
             coopStoreT(s_hi, &sc[sgo + 16u], SCS);
@@ -270,16 +232,38 @@ fn attn_coop_bwd_dkdv(
         }
     }
 
-    let fk = p.scale / gs;
-    let fvv = 1.0 / gs;
+    let k_scale = p.scale / gs;
+    let v_scale = 1.0 / gs;
     let ok = j < p.rows;
     let at = kbase + j * p.k_rs;
-    emit_dkdv(dk0, dv0, 0u, sg, lane, ok, at, fk, fvv);
-    if (ND > 1u) { emit_dkdv(dk1, dv1, 1u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 2u) { emit_dkdv(dk2, dv2, 2u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 3u) { emit_dkdv(dk3, dv3, 3u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 4u) { emit_dkdv(dk4, dv4, 4u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 5u) { emit_dkdv(dk5, dv5, 5u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 6u) { emit_dkdv(dk6, dv6, 6u, sg, lane, ok, at, fk, fvv); }
-    if (ND > 7u) { emit_dkdv(dk7, dv7, 7u, sg, lane, ok, at, fk, fvv); }
+    emit_tile(dk0, sgo, lane, ok, at, k_scale, 0u);
+    emit_tile(dv0, sgo, lane, ok, at, v_scale, 1u);
+    if (ND > 1u) {
+        emit_tile(dk1, sgo, lane, ok, at + 16u, k_scale, 0u);
+        emit_tile(dv1, sgo, lane, ok, at + 16u, v_scale, 1u);
+    }
+    if (ND > 2u) {
+        emit_tile(dk2, sgo, lane, ok, at + 32u, k_scale, 0u);
+        emit_tile(dv2, sgo, lane, ok, at + 32u, v_scale, 1u);
+    }
+    if (ND > 3u) {
+        emit_tile(dk3, sgo, lane, ok, at + 48u, k_scale, 0u);
+        emit_tile(dv3, sgo, lane, ok, at + 48u, v_scale, 1u);
+    }
+    if (ND > 4u) {
+        emit_tile(dk4, sgo, lane, ok, at + 64u, k_scale, 0u);
+        emit_tile(dv4, sgo, lane, ok, at + 64u, v_scale, 1u);
+    }
+    if (ND > 5u) {
+        emit_tile(dk5, sgo, lane, ok, at + 80u, k_scale, 0u);
+        emit_tile(dv5, sgo, lane, ok, at + 80u, v_scale, 1u);
+    }
+    if (ND > 6u) {
+        emit_tile(dk6, sgo, lane, ok, at + 96u, k_scale, 0u);
+        emit_tile(dv6, sgo, lane, ok, at + 96u, v_scale, 1u);
+    }
+    if (ND > 7u) {
+        emit_tile(dk7, sgo, lane, ok, at + 112u, k_scale, 0u);
+        emit_tile(dv7, sgo, lane, ok, at + 112u, v_scale, 1u);
+    }
 }

@@ -32,21 +32,8 @@ fn ld(src: u32, w: u32) -> vec4<f32> {
 @group(0) @binding(7) var<storage, read_write> dq_stats: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dq_dq: array<f32>;
 
-// dq dims 16 i.. of this lane's row (element `at`, `ok` when the row exists) from tile i,
-// times f.
-fn emit_dq(acc: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, f: f32) {
-    let sgo = sg * SC_SUB;
-    let r = lane % 16u;
-    let half = lane / 16u;
-    coopStoreT(acc, &sc[sgo], SCS);
-    workgroupBarrier();
-    if (ok) {
-        for (var c = 0u; c < 8u; c++) {
-            let col = half * 8u + (c + r) % 8u;
-            dq_dq[at + i * 16u + col] = sc[sgo + r * SCS + col] * f;
-        }
-    }
-    workgroupBarrier();
+fn put(which: u32, e: u32, v: f32) {
+    dq_dq[e] = v;
 }
 
 @compute @workgroup_size(128, 1, 1)
@@ -105,39 +92,11 @@ fn attn_coop_bwd_dq(
     let qa = sg * 16u * DP;
     stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
     workgroupBarrier();
-    let fq0 = a_rows(qa);
-    var fq1: FA;
-    var fq2: FA;
-    var fq3: FA;
-    var fq4: FA;
-    var fq5: FA;
-    var fq6: FA;
-    var fq7: FA;
-    if (ND > 1u) { fq1 = a_rows(qa + 16u); }
-    if (ND > 2u) { fq2 = a_rows(qa + 32u); }
-    if (ND > 3u) { fq3 = a_rows(qa + 48u); }
-    if (ND > 4u) { fq4 = a_rows(qa + 64u); }
-    if (ND > 5u) { fq5 = a_rows(qa + 80u); }
-    if (ND > 6u) { fq6 = a_rows(qa + 96u); }
-    if (ND > 7u) { fq7 = a_rows(qa + 112u); }
+    let fq = row_frags(qa);
     workgroupBarrier();
     stage(t, SRC_DO, qbase, qrs, s0, p.rows, BQ, 0u, gs);
     workgroupBarrier();
-    let fd0 = a_rows(qa);
-    var fd1: FA;
-    var fd2: FA;
-    var fd3: FA;
-    var fd4: FA;
-    var fd5: FA;
-    var fd6: FA;
-    var fd7: FA;
-    if (ND > 1u) { fd1 = a_rows(qa + 16u); }
-    if (ND > 2u) { fd2 = a_rows(qa + 32u); }
-    if (ND > 3u) { fd3 = a_rows(qa + 48u); }
-    if (ND > 4u) { fd4 = a_rows(qa + 64u); }
-    if (ND > 5u) { fd5 = a_rows(qa + 80u); }
-    if (ND > 6u) { fd6 = a_rows(qa + 96u); }
-    if (ND > 7u) { fd7 = a_rows(qa + 112u); }
+    let fd = row_frags(qa);
     workgroupBarrier();
 
     var a0 = FC();
@@ -154,51 +113,51 @@ fn attn_coop_bwd_dq(
         workgroupBarrier();
         // S = Q K^T and dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
         let kh = 16u * DP;
-        var s_lo = mma_cols(FC(), fq0, 0u);
-        var s_hi = mma_cols(FC(), fq0, kh);
-        var d_lo = mma_cols(FC(), fd0, vb);
-        var d_hi = mma_cols(FC(), fd0, vb + kh);
+        var s_lo = mma_cols(FC(), fq.f0, 0u);
+        var s_hi = mma_cols(FC(), fq.f0, kh);
+        var d_lo = mma_cols(FC(), fd.f0, vb);
+        var d_hi = mma_cols(FC(), fd.f0, vb + kh);
         if (ND > 1u) {
-            s_lo = mma_cols(s_lo, fq1, 16u);
-            s_hi = mma_cols(s_hi, fq1, kh + 16u);
-            d_lo = mma_cols(d_lo, fd1, vb + 16u);
-            d_hi = mma_cols(d_hi, fd1, vb + kh + 16u);
+            s_lo = mma_cols(s_lo, fq.f1, 16u);
+            s_hi = mma_cols(s_hi, fq.f1, kh + 16u);
+            d_lo = mma_cols(d_lo, fd.f1, vb + 16u);
+            d_hi = mma_cols(d_hi, fd.f1, vb + kh + 16u);
         }
         if (ND > 2u) {
-            s_lo = mma_cols(s_lo, fq2, 32u);
-            s_hi = mma_cols(s_hi, fq2, kh + 32u);
-            d_lo = mma_cols(d_lo, fd2, vb + 32u);
-            d_hi = mma_cols(d_hi, fd2, vb + kh + 32u);
+            s_lo = mma_cols(s_lo, fq.f2, 32u);
+            s_hi = mma_cols(s_hi, fq.f2, kh + 32u);
+            d_lo = mma_cols(d_lo, fd.f2, vb + 32u);
+            d_hi = mma_cols(d_hi, fd.f2, vb + kh + 32u);
         }
         if (ND > 3u) {
-            s_lo = mma_cols(s_lo, fq3, 48u);
-            s_hi = mma_cols(s_hi, fq3, kh + 48u);
-            d_lo = mma_cols(d_lo, fd3, vb + 48u);
-            d_hi = mma_cols(d_hi, fd3, vb + kh + 48u);
+            s_lo = mma_cols(s_lo, fq.f3, 48u);
+            s_hi = mma_cols(s_hi, fq.f3, kh + 48u);
+            d_lo = mma_cols(d_lo, fd.f3, vb + 48u);
+            d_hi = mma_cols(d_hi, fd.f3, vb + kh + 48u);
         }
         if (ND > 4u) {
-            s_lo = mma_cols(s_lo, fq4, 64u);
-            s_hi = mma_cols(s_hi, fq4, kh + 64u);
-            d_lo = mma_cols(d_lo, fd4, vb + 64u);
-            d_hi = mma_cols(d_hi, fd4, vb + kh + 64u);
+            s_lo = mma_cols(s_lo, fq.f4, 64u);
+            s_hi = mma_cols(s_hi, fq.f4, kh + 64u);
+            d_lo = mma_cols(d_lo, fd.f4, vb + 64u);
+            d_hi = mma_cols(d_hi, fd.f4, vb + kh + 64u);
         }
         if (ND > 5u) {
-            s_lo = mma_cols(s_lo, fq5, 80u);
-            s_hi = mma_cols(s_hi, fq5, kh + 80u);
-            d_lo = mma_cols(d_lo, fd5, vb + 80u);
-            d_hi = mma_cols(d_hi, fd5, vb + kh + 80u);
+            s_lo = mma_cols(s_lo, fq.f5, 80u);
+            s_hi = mma_cols(s_hi, fq.f5, kh + 80u);
+            d_lo = mma_cols(d_lo, fd.f5, vb + 80u);
+            d_hi = mma_cols(d_hi, fd.f5, vb + kh + 80u);
         }
         if (ND > 6u) {
-            s_lo = mma_cols(s_lo, fq6, 96u);
-            s_hi = mma_cols(s_hi, fq6, kh + 96u);
-            d_lo = mma_cols(d_lo, fd6, vb + 96u);
-            d_hi = mma_cols(d_hi, fd6, vb + kh + 96u);
+            s_lo = mma_cols(s_lo, fq.f6, 96u);
+            s_hi = mma_cols(s_hi, fq.f6, kh + 96u);
+            d_lo = mma_cols(d_lo, fd.f6, vb + 96u);
+            d_hi = mma_cols(d_hi, fd.f6, vb + kh + 96u);
         }
         if (ND > 7u) {
-            s_lo = mma_cols(s_lo, fq7, 112u);
-            s_hi = mma_cols(s_hi, fq7, kh + 112u);
-            d_lo = mma_cols(d_lo, fd7, vb + 112u);
-            d_hi = mma_cols(d_hi, fd7, vb + kh + 112u);
+            s_lo = mma_cols(s_lo, fq.f7, 112u);
+            s_hi = mma_cols(s_hi, fq.f7, kh + 112u);
+            d_lo = mma_cols(d_lo, fd.f7, vb + 112u);
+            d_hi = mma_cols(d_hi, fd.f7, vb + kh + 112u);
         }
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
@@ -238,12 +197,12 @@ fn attn_coop_bwd_dq(
     let f = p.scale / gs;
     let ok = srow < p.rows;
     let at = qbase + srow * qrs;
-    emit_dq(a0, 0u, sg, lane, ok, at, f);
-    if (ND > 1u) { emit_dq(a1, 1u, sg, lane, ok, at, f); }
-    if (ND > 2u) { emit_dq(a2, 2u, sg, lane, ok, at, f); }
-    if (ND > 3u) { emit_dq(a3, 3u, sg, lane, ok, at, f); }
-    if (ND > 4u) { emit_dq(a4, 4u, sg, lane, ok, at, f); }
-    if (ND > 5u) { emit_dq(a5, 5u, sg, lane, ok, at, f); }
-    if (ND > 6u) { emit_dq(a6, 6u, sg, lane, ok, at, f); }
-    if (ND > 7u) { emit_dq(a7, 7u, sg, lane, ok, at, f); }
+    emit_tile(a0, sgo, lane, ok, at, f, 0u);
+    if (ND > 1u) { emit_tile(a1, sgo, lane, ok, at + 16u, f, 0u); }
+    if (ND > 2u) { emit_tile(a2, sgo, lane, ok, at + 32u, f, 0u); }
+    if (ND > 3u) { emit_tile(a3, sgo, lane, ok, at + 48u, f, 0u); }
+    if (ND > 4u) { emit_tile(a4, sgo, lane, ok, at + 64u, f, 0u); }
+    if (ND > 5u) { emit_tile(a5, sgo, lane, ok, at + 80u, f, 0u); }
+    if (ND > 6u) { emit_tile(a6, sgo, lane, ok, at + 96u, f, 0u); }
+    if (ND > 7u) { emit_tile(a7, sgo, lane, ok, at + 112u, f, 0u); }
 }

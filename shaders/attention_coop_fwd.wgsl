@@ -60,21 +60,8 @@ fn rescaled(acc: FC, sg: u32, lane: u32) -> FC {
     return out;
 }
 
-// Output dims 16 i.. of this lane's row (element `at` of out, `ok` when the row exists) from
-// accumulator tile i, times f.
-fn emit_out(acc: FC, i: u32, sg: u32, lane: u32, ok: bool, at: u32, f: f32) {
-    let sgo = sg * SC_SUB;
-    let r = lane % 16u;
-    let half = lane / 16u;
-    coopStoreT(acc, &sc[sgo], SCS);
-    workgroupBarrier();
-    if (ok) {
-        for (var c = 0u; c < 8u; c++) {
-            let col = half * 8u + (c + r) % 8u;
-            fw_out[at + i * 16u + col] = sc[sgo + r * SCS + col] * f;
-        }
-    }
-    workgroupBarrier();
+fn put(which: u32, e: u32, v: f32) {
+    fw_out[e] = v;
 }
 
 @compute @workgroup_size(128, 1, 1)
@@ -120,21 +107,7 @@ fn attn_coop_fwd(
     stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
     let kend = workgroupUniformLoad(&count).x;
     let qa = sg * 16u * DP;
-    let fq0 = a_rows(qa);
-    var fq1: FA;
-    var fq2: FA;
-    var fq3: FA;
-    var fq4: FA;
-    var fq5: FA;
-    var fq6: FA;
-    var fq7: FA;
-    if (ND > 1u) { fq1 = a_rows(qa + 16u); }
-    if (ND > 2u) { fq2 = a_rows(qa + 32u); }
-    if (ND > 3u) { fq3 = a_rows(qa + 48u); }
-    if (ND > 4u) { fq4 = a_rows(qa + 64u); }
-    if (ND > 5u) { fq5 = a_rows(qa + 80u); }
-    if (ND > 6u) { fq6 = a_rows(qa + 96u); }
-    if (ND > 7u) { fq7 = a_rows(qa + 112u); }
+    let fq = row_frags(qa);
     workgroupBarrier();
 
     var o0 = FC();
@@ -152,15 +125,15 @@ fn attn_coop_fwd(
         stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
         workgroupBarrier();
         // S = Q K^T: keys 0..15 of the tile (lo) and 16..31 (hi).
-        var s_lo = mma_cols(FC(), fq0, 0u);
-        var s_hi = mma_cols(FC(), fq0, 16u * DP);
-        if (ND > 1u) { s_lo = mma_cols(s_lo, fq1, 16u); s_hi = mma_cols(s_hi, fq1, 16u * DP + 16u); }
-        if (ND > 2u) { s_lo = mma_cols(s_lo, fq2, 32u); s_hi = mma_cols(s_hi, fq2, 16u * DP + 32u); }
-        if (ND > 3u) { s_lo = mma_cols(s_lo, fq3, 48u); s_hi = mma_cols(s_hi, fq3, 16u * DP + 48u); }
-        if (ND > 4u) { s_lo = mma_cols(s_lo, fq4, 64u); s_hi = mma_cols(s_hi, fq4, 16u * DP + 64u); }
-        if (ND > 5u) { s_lo = mma_cols(s_lo, fq5, 80u); s_hi = mma_cols(s_hi, fq5, 16u * DP + 80u); }
-        if (ND > 6u) { s_lo = mma_cols(s_lo, fq6, 96u); s_hi = mma_cols(s_hi, fq6, 16u * DP + 96u); }
-        if (ND > 7u) { s_lo = mma_cols(s_lo, fq7, 112u); s_hi = mma_cols(s_hi, fq7, 16u * DP + 112u); }
+        var s_lo = mma_cols(FC(), fq.f0, 0u);
+        var s_hi = mma_cols(FC(), fq.f0, 16u * DP);
+        if (ND > 1u) { s_lo = mma_cols(s_lo, fq.f1, 16u); s_hi = mma_cols(s_hi, fq.f1, 16u * DP + 16u); }
+        if (ND > 2u) { s_lo = mma_cols(s_lo, fq.f2, 32u); s_hi = mma_cols(s_hi, fq.f2, 16u * DP + 32u); }
+        if (ND > 3u) { s_lo = mma_cols(s_lo, fq.f3, 48u); s_hi = mma_cols(s_hi, fq.f3, 16u * DP + 48u); }
+        if (ND > 4u) { s_lo = mma_cols(s_lo, fq.f4, 64u); s_hi = mma_cols(s_hi, fq.f4, 16u * DP + 64u); }
+        if (ND > 5u) { s_lo = mma_cols(s_lo, fq.f5, 80u); s_hi = mma_cols(s_hi, fq.f5, 16u * DP + 80u); }
+        if (ND > 6u) { s_lo = mma_cols(s_lo, fq.f6, 96u); s_hi = mma_cols(s_hi, fq.f6, 16u * DP + 96u); }
+        if (ND > 7u) { s_lo = mma_cols(s_lo, fq.f7, 112u); s_hi = mma_cols(s_hi, fq.f7, 16u * DP + 112u); }
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
         workgroupBarrier();
@@ -234,12 +207,12 @@ fn attn_coop_fwd(
     }
     let ok = srow < p.rows;
     let at = qbase + srow * qrs;
-    emit_out(o0, 0u, sg, lane, ok, at, inv);
-    if (ND > 1u) { emit_out(o1, 1u, sg, lane, ok, at, inv); }
-    if (ND > 2u) { emit_out(o2, 2u, sg, lane, ok, at, inv); }
-    if (ND > 3u) { emit_out(o3, 3u, sg, lane, ok, at, inv); }
-    if (ND > 4u) { emit_out(o4, 4u, sg, lane, ok, at, inv); }
-    if (ND > 5u) { emit_out(o5, 5u, sg, lane, ok, at, inv); }
-    if (ND > 6u) { emit_out(o6, 6u, sg, lane, ok, at, inv); }
-    if (ND > 7u) { emit_out(o7, 7u, sg, lane, ok, at, inv); }
+    emit_tile(o0, sgo, lane, ok, at, inv, 0u);
+    if (ND > 1u) { emit_tile(o1, sgo, lane, ok, at + 16u, inv, 0u); }
+    if (ND > 2u) { emit_tile(o2, sgo, lane, ok, at + 32u, inv, 0u); }
+    if (ND > 3u) { emit_tile(o3, sgo, lane, ok, at + 48u, inv, 0u); }
+    if (ND > 4u) { emit_tile(o4, sgo, lane, ok, at + 64u, inv, 0u); }
+    if (ND > 5u) { emit_tile(o5, sgo, lane, ok, at + 80u, inv, 0u); }
+    if (ND > 6u) { emit_tile(o6, sgo, lane, ok, at + 96u, inv, 0u); }
+    if (ND > 7u) { emit_tile(o7, sgo, lane, ok, at + 112u, inv, 0u); }
 }
