@@ -57,17 +57,8 @@ pub fn cast_scaled(rec: &mut Recorder, x: &Tensor, stats: &Tensor, out: &Tensor)
         ));
     }
     fill(rec, stats, 0.0)?;
-    let limit = rec.ctx().max_binding_bytes();
-    let wins = windows(x.numel(), 4, limit);
-    for &(s, len) in &wins {
-        let p = Params {
-            n: len as u32,
-            ..Default::default()
-        };
-        let binds = vec![x.binding_range(op, s, len)?, stats.binding(op)?];
-        let g = groups_for(rec, len.div_ceil(4), WG);
-        rec.dispatch(&ABSMAX, &[], &p, binds, g)?;
-    }
+    absmax_bits(rec, x, stats.binding(op)?)?;
+    let wins = windows(x.numel(), 4, rec.ctx().max_binding_bytes());
     let constants = [("DEQUANT", dequant as u8 as f64)];
     for &(s, len) in &wins {
         let p = Params {
