@@ -9,26 +9,24 @@
 // those tiles. Whether any subgroup needs it is made workgroup-uniform (cooperative-matrix
 // operations need uniform control flow) with workgroupUniformLoad.
 //
-// kv: the Q block (64 rows) at the start; then per tile the K rows (rows 0..31) and the V rows
-// (rows 32..63).
+// Workgroup memory stays within 24 KiB so that two workgroups share an SM: on an H100 (driver
+// 580.159.04) a Vulkan workgroup gets at most 48 KiB of an SM's shared memory in all, and at
+// 31 KiB this pass ran one workgroup (4 subgroups) an SM (bench/NOTES.md). So kv holds 32 rows:
+// the Q block in two halves at the start, then per tile the K rows, and, once every subgroup has
+// its scores, the V rows in their place (staged while the scalar phase runs).
 
 const TH: f32 = 8.0;
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
-const VB: u32 = 4352u; // BKV * DP: the V rows
-
-var<workgroup> kv: array<f16, 8704>;
+var<workgroup> kv: array<f16, 4352>; // BKV * DP
 // Per-subgroup f32 scratch: score tiles, and accumulator tiles on their way out.
 var<workgroup> sc: array<f32, 2048>;
 // Per-subgroup f16 weights P, 16 x 32.
 var<workgroup> pw: array<f16, 2560>;
 // Per-row rescale factors.
 var<workgroup> rowf: array<f32, 64>;
+// Whether each subgroup must rescale (4 words: 16 bytes, see the prelude on alignment).
 var<workgroup> need: array<u32, 4>;
-// A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
-// units, so that the arrays the cooperative loads read stay 16-byte aligned however the
-// driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
-var<workgroup> count: vec4<u32>;
 
 fn ld(src: u32, w: u32) -> vec4<f32> {
     switch src {
@@ -87,9 +85,8 @@ fn attn_coop_fwd(
     if ((p.flags & HAS_START) != 0u) {
         start = fw_start[b];
     }
-    if (t == 0u) {
-        count.x = min(start + min(s0 + BQ, p.rows), p.keys);
-    }
+    // Uniform: uniforms, the workgroup id and a read-only storage word.
+    let kend = min(start + min(s0 + BQ, p.rows), p.keys);
     // This lane's row and the keys it sees: positions < nk (0 for padded rows and rows past
     // the end or the capacity).
     let r = lane % 16u;
@@ -104,10 +101,20 @@ fn attn_coop_fwd(
     let pwo = sg * PW_SUB;
     let xs = p.scale * LOG2E;
 
-    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
-    let kend = workgroupUniformLoad(&count).x;
-    let qa = sg * 16u * DP;
-    let fq = row_frags(qa);
+    // The Q block in two halves of 32 rows: subgroups 0-1 keep their fragments of the first,
+    // 2-3 of the second (every subgroup loads both: cooperative loads need uniform control
+    // flow; a plain assignment does not).
+    let qa = (sg % 2u) * 16u * DP;
+    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BKV, 0u, 1.0);
+    workgroupBarrier();
+    var fq = row_frags(qa);
+    workgroupBarrier();
+    stage(t, SRC_Q, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, 1.0);
+    workgroupBarrier();
+    let fq_hi = row_frags(qa);
+    if (sg >= 2u) {
+        fq = fq_hi;
+    }
     workgroupBarrier();
 
     var o0 = FC();
@@ -122,7 +129,6 @@ fn attn_coop_fwd(
     var l = 0.0; // this lane's share of the row sum
     for (var j0 = 0u; j0 < kend; j0 += BKV) {
         stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
-        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
         workgroupBarrier();
         // S = Q K^T: keys 0..15 of the tile (lo) and 16..31 (hi).
         var s_lo = mma_cols(FC(), fq.f0, 0u);
@@ -136,7 +142,9 @@ fn attn_coop_fwd(
         if (ND > 7u) { s_lo = mma_cols(s_lo, fq.f7, 112u); s_hi = mma_cols(s_hi, fq.f7, 16u * DP + 112u); }
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
+        // Scores visible, and every subgroup is done with the K rows: V takes their place.
         workgroupBarrier();
+        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
 
         var x: array<f32, 16>;
         var mx = NEG;
@@ -175,6 +183,7 @@ fn attn_coop_fwd(
         if (lane == 0u) {
             need[sg] = u32(any);
         }
+        // Also the barrier after which the V rows and the weights are visible.
         let nd = workgroupUniformLoad(&need);
         if ((nd[0] | nd[1] | nd[2] | nd[3]) != 0u) {
             o0 = rescaled(o0, sg, lane);
@@ -189,14 +198,14 @@ fn attn_coop_fwd(
         // O += P V.
         let p_lo = w_frag(pwo);
         let p_hi = w_frag(pwo + 16u);
-        o0 = mma_rows2(o0, p_lo, p_hi, VB);
-        if (ND > 1u) { o1 = mma_rows2(o1, p_lo, p_hi, VB + 16u); }
-        if (ND > 2u) { o2 = mma_rows2(o2, p_lo, p_hi, VB + 32u); }
-        if (ND > 3u) { o3 = mma_rows2(o3, p_lo, p_hi, VB + 48u); }
-        if (ND > 4u) { o4 = mma_rows2(o4, p_lo, p_hi, VB + 64u); }
-        if (ND > 5u) { o5 = mma_rows2(o5, p_lo, p_hi, VB + 80u); }
-        if (ND > 6u) { o6 = mma_rows2(o6, p_lo, p_hi, VB + 96u); }
-        if (ND > 7u) { o7 = mma_rows2(o7, p_lo, p_hi, VB + 112u); }
+        o0 = mma_rows2(o0, p_lo, p_hi, 0u);
+        if (ND > 1u) { o1 = mma_rows2(o1, p_lo, p_hi, 16u); }
+        if (ND > 2u) { o2 = mma_rows2(o2, p_lo, p_hi, 32u); }
+        if (ND > 3u) { o3 = mma_rows2(o3, p_lo, p_hi, 48u); }
+        if (ND > 4u) { o4 = mma_rows2(o4, p_lo, p_hi, 64u); }
+        if (ND > 5u) { o5 = mma_rows2(o5, p_lo, p_hi, 80u); }
+        if (ND > 6u) { o6 = mma_rows2(o6, p_lo, p_hi, 96u); }
+        if (ND > 7u) { o7 = mma_rows2(o7, p_lo, p_hi, 112u); }
         workgroupBarrier();
     }
 
