@@ -26,7 +26,10 @@
 // Geometry. A workgroup is 4 subgroups of 32. The forward and dq passes own BQ = 64 query rows
 // of one query head (16 per subgroup) and stream keys in tiles of BKV = 32; dk/dv owns 64 key
 // rows of one kv head (16 per subgroup) and streams the query rows of each query head of the
-// group in tiles of 32. Operands are read from storage as f32 vec4, rounded to f16 and staged
+// group in tiles of 16. Each pass keeps its workgroup memory within 24 KiB: the H100's Vulkan
+// driver gives the workgroups of an SM 48 KiB in all, so at 31-44 KiB a pass ran one workgroup
+// (4 subgroups) an SM and at 22-23 KiB two (1.6-1.7x faster, bench/NOTES.md). The stationary
+// 64-row blocks are therefore staged in 32-row halves. Operands are read from storage as f32 vec4, rounded to f16 and staged
 // into workgroup memory (row copies padded to DP = 136 halves, transposed copies to TS = 40, so the rows of one fragment load fall on different banks); each subgroup keeps
 // its stationary fragments (Q and dO, or K and V: 16 rows x D) in registers and its output
 // accumulators (16 x D f32) as ND = D/16 cooperative matrices, named variables (fragments: the
@@ -51,14 +54,18 @@
 // (0 * NaN is not 0), as in the tiled kernel.
 //
 // Compiled without wgpu's runtime checks (shader!(trusted ...)); why every access is in bounds:
-// - Workgroup memory: a staged element (dst + r) * DP + 4 c + i with dst + r < 64 and
-//   4 c + 3 < D <= 128 < DP, inside kv (64 * DP halves in every pass); fragment loads read rows
-//   at most 48 + 15 = 63 and columns 16 i + 15 < D; each subgroup's scratch and weights are its
-//   own region (forward, dq: 512 f32 and 640 halves at sg * 512 and sg * 640; dk/dv: two of each
-//   at sg * 1024 and sg * 1280), lane indices r * 32 + col and r * 40 + col (r < 16, col < 32)
-//   and fragment loads ending at 16 + 15 * 32 + 15 < 512 and 16 + 15 * 40 + 15 < 640 stay
-//   inside a region; sg < 4 (workgroup 128, subgroups of 32, checked by the launch code); row
-//   factors t < 64.
+// - Workgroup memory: a staged element (dst + r) * DP + 4 c + i with dst + r < 32 (stage
+//   calls move at most 32 rows, at dst 0, or 16 rows at dst 16 in dk/dv) and
+//   4 c + 3 < D <= 128 < DP, inside kv (32 * DP halves in every pass); fragment loads read rows
+//   at most 16 + 15 = 31 and columns 16 i + 15 < D; each subgroup's scratch and weights are its
+//   own region (forward, dq: 512 f32 and 640 halves at sg * 512 and sg * 640, lane indices
+//   r * 32 + col and r * 40 + col with r < 16, col < 32, fragment loads ending at
+//   16 + 15 * 32 + 15 < 512 and 16 + 15 * 40 + 15 < 640; dk/dv: 512 f32 and 768 halves at
+//   sg * 512 and sg * 768, each two 16 x 16 tiles at +0 and +256 (+384) with row stride 16
+//   (24), col < 16, ending at 256 + 15 * 16 + 15 < 512 and 384 + 15 * 24 + 15 < 768; emit_tile
+//   stores 16 x 16 at row stride 32 from sg * 512, ending at 15 * 32 + 15 < 512); sg < 4
+//   (workgroup 128, subgroups of 32, checked by the launch code); row factors t < 64 (forward)
+//   and t < 32 (dk/dv).
 // - Storage: a staged row is read only when row0 + r < limit, where limit is the tensor's rows
 //   per sequence (T, S) or the block's key bound kend <= keys, and its vec4 runs c < D / 4
 //   lie inside that row (D % 16 == 0, so every row offset is a multiple of 4); mask entries

@@ -1,30 +1,32 @@
 // Tensor-core attention backward, second pass (compiled after attention_coop_common.wgsl; read
 // its header first): dK = scale * dS^T Q and dV = P^T dO for 64 key rows of one kv head,
-// streaming the query rows of each query head of the group in tiles of 32, from the block's
-// first key to T. Training layout only; stats = [lse ; delta ; .. max |dO| at aux].
+// streaming the query rows of each query head of the group in tiles of QT = 16, from the
+// block's first key to T. Training layout only; stats = [lse ; delta ; .. max |dO| at aux].
 //
 // Each subgroup keeps its 16 keys' K and V fragments in registers (S^T = K Q^T and
 // dP^T = V (dO s)^T need them as A operands) and dK, dV as accumulators. Per query tile the
 // lanes turn S^T and dP^T into P^T and dS^T (rows = keys), which multiply the staged Q and
 // dO s rows.
 //
-// kv: the V and then the K block (64 rows) at the start, loaded into registers; then per tile
-// the Q rows (rows 0..31) and the dO s rows (rows 32..63). Scratch per subgroup: S^T
-// (16 x 32) then dP^T; weights per subgroup: P^T then dS^T (16 x 40 each).
+// Workgroup memory stays within 24 KiB so that two workgroups share an SM (see the forward
+// pass); with 32-row query tiles it took 43 KiB and ran one workgroup an SM. kv: the V and then
+// the K block in 32-row halves at the start, loaded into registers; then per tile the Q rows
+// (rows 0..15) and the dO s rows (rows 16..31). Scratch per subgroup: S^T and dP^T (16 x 16
+// f32 each, row stride 16); weights per subgroup: P^T and dS^T (16 x 16 halves each, row
+// stride 24).
 
-const DR0: u32 = 4352u;     // BKV * DP: the dO s rows
-const SC2_SUB: u32 = 1024u; // scratch per subgroup: S^T and dP^T, 16 x 32 each
-const PW2_SUB: u32 = 1280u; // weights per subgroup: P^T and dS^T, 16 x 40 each
+const QT: u32 = 16u;          // query rows a tile
+const DR0: u32 = 2176u;       // QT * DP: the dO s rows
+const SCT: u32 = 16u;         // scratch row stride in f32
+const SC2_SUB: u32 = 512u;    // scratch per subgroup: S^T and dP^T
+const PWT: u32 = 24u;         // weight row stride in halves
+const PW2_SUB: u32 = 768u;    // weights per subgroup: P^T and dS^T, 16 x 24 each
 
-var<workgroup> kv: array<f16, 8704>;
-var<workgroup> sc: array<f32, 4096>;
-var<workgroup> pw: array<f16, 5120>;
-// lse (0..31) and delta s (32..63) of the query tile; NEG lse marks a query that sees nothing.
-var<workgroup> rowf: array<f32, 64>;
-// A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
-// units, so that the arrays the cooperative loads read stay 16-byte aligned however the
-// driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
-var<workgroup> count: vec4<u32>;
+var<workgroup> kv: array<f16, 4352>; // 2 * QT * DP
+var<workgroup> sc: array<f32, 2048>;
+var<workgroup> pw: array<f16, 3072>;
+// lse (0..15) and delta s (16..31) of the query tile; NEG lse marks a query that sees nothing.
+var<workgroup> rowf: array<f32, 32>;
 
 @group(0) @binding(5) var<storage, read> do4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> kv_stats: array<f32>;
@@ -67,10 +69,7 @@ fn attn_coop_bwd_dkdv(
     let kbase = b * p.k_bs + g * p.k_hs;
     let qrs = p.hq * p.d;
     let group = p.hq / p.hkv;
-    if (t == 0u) {
-        count.x = bitcast<u32>(kv_stats[p.aux]);
-    }
-    let gs = grad_scale(workgroupUniformLoad(&count).x);
+    let gs = grad_scale(bitcast<u32>(kv_stats[p.aux]));
 
     let r = lane % 16u;
     let half = lane / 16u;
@@ -78,15 +77,30 @@ fn attn_coop_bwd_dkdv(
     let kreal = j < p.rows && key_visible(b, j);
     let sgo = sg * SC2_SUB;
     let pwo = sg * PW2_SUB;
-    let ka = sg * 16u * DP;
-
-    stage(t, SRC_V, kbase, p.k_rs, r0, p.rows, BQ, 0u, 1.0);
+    // V and K in 32-row halves: subgroups 0-1 keep their fragments of the first half, 2-3 of
+    // the second (as in the forward pass).
+    let ka = (sg % 2u) * 16u * DP;
+    stage(t, SRC_V, kbase, p.k_rs, r0, p.rows, 32u, 0u, 1.0);
     workgroupBarrier();
-    let fv = row_frags(ka);
+    var fv = row_frags(ka);
     workgroupBarrier();
-    stage(t, SRC_K, kbase, p.k_rs, r0, p.rows, BQ, 0u, 1.0);
+    stage(t, SRC_V, kbase, p.k_rs, r0 + 32u, p.rows, 32u, 0u, 1.0);
     workgroupBarrier();
-    let fk = row_frags(ka);
+    let fv_hi = row_frags(ka);
+    if (sg >= 2u) {
+        fv = fv_hi;
+    }
+    workgroupBarrier();
+    stage(t, SRC_K, kbase, p.k_rs, r0, p.rows, 32u, 0u, 1.0);
+    workgroupBarrier();
+    var fk = row_frags(ka);
+    workgroupBarrier();
+    stage(t, SRC_K, kbase, p.k_rs, r0 + 32u, p.rows, 32u, 0u, 1.0);
+    workgroupBarrier();
+    let fk_hi = row_frags(ka);
+    if (sg >= 2u) {
+        fk = fk_hi;
+    }
     workgroupBarrier();
 
     var dk0 = FC();
@@ -109,10 +123,10 @@ fn attn_coop_bwd_dkdv(
         let h = g * group + hh;
         let stat0 = (b * p.hq + h) * p.rows;
         let qbase = b * p.rows * qrs + h * p.d;
-        for (var i0 = r0; i0 < p.rows; i0 += BKV) {
-            stage(t, SRC_Q, qbase, qrs, i0, p.rows, BKV, 0u, 1.0);
-            stage(t, SRC_DO, qbase, qrs, i0, p.rows, BKV, BKV, gs);
-            if (t < BKV) {
+        for (var i0 = r0; i0 < p.rows; i0 += QT) {
+            stage(t, SRC_Q, qbase, qrs, i0, p.rows, QT, 0u, 1.0);
+            stage(t, SRC_DO, qbase, qrs, i0, p.rows, QT, QT, gs);
+            if (t < QT) {
                 let qi = i0 + t;
                 var ls = NEG;
                 var dl = 0.0;
@@ -121,112 +135,77 @@ fn attn_coop_bwd_dkdv(
                     dl = kv_stats[p.n_stat + stat0 + qi] * gs;
                 }
                 rowf[t] = ls;
-                rowf[BKV + t] = dl;
+                rowf[QT + t] = dl;
             }
             workgroupBarrier();
-            // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x queries 0..15 (lo)
-            // and 16..31 (hi).
-            let qh = 16u * DP;
-            var s_lo = mma_cols(FC(), fk.f0, 0u);
-            var s_hi = mma_cols(FC(), fk.f0, qh);
-            var d_lo = mma_cols(FC(), fv.f0, DR0);
-            var d_hi = mma_cols(FC(), fv.f0, DR0 + qh);
-            if (ND > 1u) {
-                s_lo = mma_cols(s_lo, fk.f1, 16u);
-                s_hi = mma_cols(s_hi, fk.f1, qh + 16u);
-                d_lo = mma_cols(d_lo, fv.f1, DR0 + 16u);
-                d_hi = mma_cols(d_hi, fv.f1, DR0 + qh + 16u);
-            }
-            if (ND > 2u) {
-                s_lo = mma_cols(s_lo, fk.f2, 32u);
-                s_hi = mma_cols(s_hi, fk.f2, qh + 32u);
-                d_lo = mma_cols(d_lo, fv.f2, DR0 + 32u);
-                d_hi = mma_cols(d_hi, fv.f2, DR0 + qh + 32u);
-            }
-            if (ND > 3u) {
-                s_lo = mma_cols(s_lo, fk.f3, 48u);
-                s_hi = mma_cols(s_hi, fk.f3, qh + 48u);
-                d_lo = mma_cols(d_lo, fv.f3, DR0 + 48u);
-                d_hi = mma_cols(d_hi, fv.f3, DR0 + qh + 48u);
-            }
-            if (ND > 4u) {
-                s_lo = mma_cols(s_lo, fk.f4, 64u);
-                s_hi = mma_cols(s_hi, fk.f4, qh + 64u);
-                d_lo = mma_cols(d_lo, fv.f4, DR0 + 64u);
-                d_hi = mma_cols(d_hi, fv.f4, DR0 + qh + 64u);
-            }
-            if (ND > 5u) {
-                s_lo = mma_cols(s_lo, fk.f5, 80u);
-                s_hi = mma_cols(s_hi, fk.f5, qh + 80u);
-                d_lo = mma_cols(d_lo, fv.f5, DR0 + 80u);
-                d_hi = mma_cols(d_hi, fv.f5, DR0 + qh + 80u);
-            }
-            if (ND > 6u) {
-                s_lo = mma_cols(s_lo, fk.f6, 96u);
-                s_hi = mma_cols(s_hi, fk.f6, qh + 96u);
-                d_lo = mma_cols(d_lo, fv.f6, DR0 + 96u);
-                d_hi = mma_cols(d_hi, fv.f6, DR0 + qh + 96u);
-            }
-            if (ND > 7u) {
-                s_lo = mma_cols(s_lo, fk.f7, 112u);
-                s_hi = mma_cols(s_hi, fk.f7, qh + 112u);
-                d_lo = mma_cols(d_lo, fv.f7, DR0 + 112u);
-                d_hi = mma_cols(d_hi, fv.f7, DR0 + qh + 112u);
-            }
-            coopStoreT(s_lo, &sc[sgo], SCS);
-            coopStoreT(s_hi, &sc[sgo + 16u], SCS);
-            coopStoreT(d_lo, &sc[sgo + 512u], SCS);
-            coopStoreT(d_hi, &sc[sgo + 528u], SCS);
+            // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x the tile's 16 queries.
+            var st = mma_cols(FC(), fk.f0, 0u);
+            if (ND > 1u) { st = mma_cols(st, fk.f1, 16u); }
+            if (ND > 2u) { st = mma_cols(st, fk.f2, 32u); }
+            if (ND > 3u) { st = mma_cols(st, fk.f3, 48u); }
+            if (ND > 4u) { st = mma_cols(st, fk.f4, 64u); }
+            if (ND > 5u) { st = mma_cols(st, fk.f5, 80u); }
+            if (ND > 6u) { st = mma_cols(st, fk.f6, 96u); }
+            if (ND > 7u) { st = mma_cols(st, fk.f7, 112u); }
+            var dt = mma_cols(FC(), fv.f0, DR0);
+            if (ND > 1u) { dt = mma_cols(dt, fv.f1, DR0 + 16u); }
+            if (ND > 2u) { dt = mma_cols(dt, fv.f2, DR0 + 32u); }
+            if (ND > 3u) { dt = mma_cols(dt, fv.f3, DR0 + 48u); }
+            if (ND > 4u) { dt = mma_cols(dt, fv.f4, DR0 + 64u); }
+            if (ND > 5u) { dt = mma_cols(dt, fv.f5, DR0 + 80u); }
+            if (ND > 6u) { dt = mma_cols(dt, fv.f6, DR0 + 96u); }
+            if (ND > 7u) { dt = mma_cols(dt, fv.f7, DR0 + 112u); }
+            coopStoreT(st, &sc[sgo], SCT);
+            coopStoreT(dt, &sc[sgo + 256u], SCT);
             workgroupBarrier();
-            // P^T and dS^T = P^T (dP^T - delta) of this lane's key over its 16 queries.
-            for (var c = 0u; c < 16u; c++) {
-                let col = col_of(lane, c);
+            // P^T and dS^T = P^T (dP^T - delta) of this lane's key over 8 of the 16 queries,
+            // visited in an order that puts the 32 lanes of a step on 32 banks.
+            for (var c = 0u; c < 8u; c++) {
+                let col = half * 8u + (c + r / 2u) % 8u;
                 let qi = i0 + col;
                 var pr = 0.0;
                 var ds = 0.0;
                 if (kreal && qi >= j && rowf[col] > NEG) {
-                    let e = sgo + r * SCS + col;
+                    let e = sgo + r * SCT + col;
                     pr = exp(sc[e] * p.scale - rowf[col]);
-                    ds = pr * (sc[e + 512u] - rowf[BKV + col]);
+                    ds = pr * (sc[e + 256u] - rowf[QT + col]);
                 }
-                pw[pwo + r * PWS + col] = f16(pr);
-                pw[pwo + 640u + r * PWS + col] = f16(ds);
+                pw[pwo + r * PWT + col] = f16(pr);
+                pw[pwo + 384u + r * PWT + col] = f16(ds);
             }
             workgroupBarrier();
             // dV += P^T (dO s) and dK += dS^T Q.
-            let p_lo = w_frag(pwo);
-            let p_hi = w_frag(pwo + 16u);
-            let w_lo = w_frag(pwo + 640u);
-            let w_hi = w_frag(pwo + 656u);
-            dv0 = mma_rows2(dv0, p_lo, p_hi, DR0);
-            dk0 = mma_rows2(dk0, w_lo, w_hi, 0u);
+            let p_t = coopLoadT<FA>(&pw[pwo], PWT);
+            let w_t = coopLoadT<FA>(&pw[pwo + 384u], PWT);
+            dv0 = coopMultiplyAdd(p_t, b_rows(DR0), dv0);
+            dk0 = coopMultiplyAdd(w_t, b_rows(0u), dk0);
             if (ND > 1u) {
-                dv1 = mma_rows2(dv1, p_lo, p_hi, DR0 + 16u);
-                dk1 = mma_rows2(dk1, w_lo, w_hi, 16u);
+                dv1 = coopMultiplyAdd(p_t, b_rows(DR0 + 16u), dv1);
+                dk1 = coopMultiplyAdd(w_t, b_rows(16u), dk1);
             }
             if (ND > 2u) {
-                dv2 = mma_rows2(dv2, p_lo, p_hi, DR0 + 32u);
-                dk2 = mma_rows2(dk2, w_lo, w_hi, 32u);
+                dv2 = coopMultiplyAdd(p_t, b_rows(DR0 + 32u), dv2);
+                dk2 = coopMultiplyAdd(w_t, b_rows(32u), dk2);
             }
             if (ND > 3u) {
-                dv3 = mma_rows2(dv3, p_lo, p_hi, DR0 + 48u);
-                dk3 = mma_rows2(dk3, w_lo, w_hi, 48u);
+                dv3 = coopMultiplyAdd(p_t, b_rows(DR0 + 48u), dv3);
+                dk3 = coopMultiplyAdd(w_t, b_rows(48u), dk3);
             }
             if (ND > 4u) {
-                dv4 = mma_rows2(dv4, p_lo, p_hi, DR0 + 64u);
-                dk4 = mma_rows2(dk4, w_lo, w_hi, 64u);
+                dv4 = coopMultiplyAdd(p_t, b_rows(DR0 + 64u), dv4);
+                dk4 = coopMultiplyAdd(w_t, b_rows(64u), dk4);
             }
             if (ND > 5u) {
-                dv5 = mma_rows2(dv5, p_lo, p_hi, DR0 + 80u);
-                dk5 = mma_rows2(dk5, w_lo, w_hi, 80u);
+                dv5 = coopMultiplyAdd(p_t, b_rows(DR0 + 80u), dv5);
+                dk5 = coopMultiplyAdd(w_t, b_rows(80u), dk5);
             }
             if (ND > 6u) {
-                dv6 = mma_rows2(dv6, p_lo, p_hi, DR0 + 96u);
-                dk6 = mma_rows2(dk6, w_lo, w_hi, 96u);
+                dv6 = coopMultiplyAdd(p_t, b_rows(DR0 + 96u), dv6);
+                dk6 = coopMultiplyAdd(w_t, b_rows(96u), dk6);
             }
             if (ND > 7u) {
-                dv7 = mma_rows2(dv7, p_lo, p_hi, DR0 + 112u);
-                dk7 = mma_rows2(dk7, w_lo, w_hi, 112u);
+                dv7 = coopMultiplyAdd(p_t, b_rows(DR0 + 112u), dv7);
+                dk7 = coopMultiplyAdd(w_t, b_rows(112u), dk7);
             }
             workgroupBarrier();
         }

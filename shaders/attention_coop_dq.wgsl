@@ -4,18 +4,15 @@
 // start). stats = [lse ; delta ; .. max |dO| at aux]. With P = softmax(scale * Q K^T) and
 // dS = P * (dO V^T - delta): dQ = scale * dS K.
 //
-// kv: the Q and then the dO s block (64 rows) at the start, loaded into registers; then per
-// tile the K rows (rows 0..31) and the V rows (rows 32..63). The S tile and then the dP tile go
-// through the subgroup's scratch in turn.
+// Workgroup memory stays within 24 KiB so that two workgroups share an SM (see the forward
+// pass), so kv holds 32 rows: the Q and then the dO s block in 32-row halves at the start,
+// loaded into registers; then per tile the V rows, for dP = (dO s) V^T, and in their place the
+// K rows, for S = Q K^T and dQ += dS K. The dP tile and then the S tile go through the
+// subgroup's scratch in turn.
 
-
-var<workgroup> kv: array<f16, 8704>;
+var<workgroup> kv: array<f16, 4352>; // BKV * DP
 var<workgroup> sc: array<f32, 2048>;
 var<workgroup> pw: array<f16, 2560>;
-// A broadcast word, as a 16-byte vector: every workgroup variable is a whole number of 16-byte
-// units, so that the arrays the cooperative loads read stay 16-byte aligned however the
-// driver orders them (a lone u32 here made those loads read at shifted addresses on an H100).
-var<workgroup> count: vec4<u32>;
 
 @group(0) @binding(5) var<storage, read> do4: array<vec4<f32>>;
 
@@ -56,17 +53,13 @@ fn attn_coop_bwd_dq(
     let qrs = p.hq * p.d;
     let qbase = b * p.rows * qrs + h * p.d;
     let kend = min(s0 + BQ, p.rows);
-    if (t == 0u) {
-        count.x = bitcast<u32>(dq_stats[p.aux]);
-    }
-    let gs = grad_scale(workgroupUniformLoad(&count).x);
+    let gs = grad_scale(bitcast<u32>(dq_stats[p.aux]));
 
     let r = lane % 16u;
     let half = lane / 16u;
     let srow = s0 + sg * 16u + r;
     let sgo = sg * SC_SUB;
     let pwo = sg * PW_SUB;
-    let vb = BKV * DP;
     // delta = rowsum(dO s * out) in f32 over the f16-rounded dO s the products use (so each
     // row of dS sums to zero up to the weights' rounding); the two lanes of a row split D.
     // Written behind lse, divided by s, for the dk/dv pass; lse of this row.
@@ -89,14 +82,30 @@ fn attn_coop_bwd_dq(
         dq_stats[p.n_stat + stat] = dlt / gs;
     }
 
-    let qa = sg * 16u * DP;
-    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BQ, 0u, 1.0);
+    // Q and dO s in 32-row halves: subgroups 0-1 keep their fragments of the first half, 2-3
+    // of the second (as in the forward pass).
+    let qa = (sg % 2u) * 16u * DP;
+    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BKV, 0u, 1.0);
     workgroupBarrier();
-    let fq = row_frags(qa);
+    var fq = row_frags(qa);
     workgroupBarrier();
-    stage(t, SRC_DO, qbase, qrs, s0, p.rows, BQ, 0u, gs);
+    stage(t, SRC_Q, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, 1.0);
     workgroupBarrier();
-    let fd = row_frags(qa);
+    let fq_hi = row_frags(qa);
+    if (sg >= 2u) {
+        fq = fq_hi;
+    }
+    workgroupBarrier();
+    stage(t, SRC_DO, qbase, qrs, s0, p.rows, BKV, 0u, gs);
+    workgroupBarrier();
+    var fd = row_frags(qa);
+    workgroupBarrier();
+    stage(t, SRC_DO, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, gs);
+    workgroupBarrier();
+    let fd_hi = row_frags(qa);
+    if (sg >= 2u) {
+        fd = fd_hi;
+    }
     workgroupBarrier();
 
     var a0 = FC();
@@ -108,76 +117,51 @@ fn attn_coop_bwd_dq(
     var a6 = FC();
     var a7 = FC();
     for (var j0 = 0u; j0 < kend; j0 += BKV) {
-        stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
-        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, BKV, 1.0);
-        workgroupBarrier();
-        // S = Q K^T and dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
         let kh = 16u * DP;
+        stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
+        workgroupBarrier();
+        // dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
+        var d_lo = mma_cols(FC(), fd.f0, 0u);
+        var d_hi = mma_cols(FC(), fd.f0, kh);
+        if (ND > 1u) { d_lo = mma_cols(d_lo, fd.f1, 16u); d_hi = mma_cols(d_hi, fd.f1, kh + 16u); }
+        if (ND > 2u) { d_lo = mma_cols(d_lo, fd.f2, 32u); d_hi = mma_cols(d_hi, fd.f2, kh + 32u); }
+        if (ND > 3u) { d_lo = mma_cols(d_lo, fd.f3, 48u); d_hi = mma_cols(d_hi, fd.f3, kh + 48u); }
+        if (ND > 4u) { d_lo = mma_cols(d_lo, fd.f4, 64u); d_hi = mma_cols(d_hi, fd.f4, kh + 64u); }
+        if (ND > 5u) { d_lo = mma_cols(d_lo, fd.f5, 80u); d_hi = mma_cols(d_hi, fd.f5, kh + 80u); }
+        if (ND > 6u) { d_lo = mma_cols(d_lo, fd.f6, 96u); d_hi = mma_cols(d_hi, fd.f6, kh + 96u); }
+        if (ND > 7u) { d_lo = mma_cols(d_lo, fd.f7, 112u); d_hi = mma_cols(d_hi, fd.f7, kh + 112u); }
+        coopStoreT(d_lo, &sc[sgo], SCS);
+        coopStoreT(d_hi, &sc[sgo + 16u], SCS);
+        // dP visible, and every subgroup is done with the V rows: K takes their place.
+        workgroupBarrier();
+        stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
+        var dp: array<f32, 16>;
+        for (var c = 0u; c < 16u; c++) {
+            dp[c] = sc[sgo + r * SCS + col_of(lane, c)];
+        }
+        workgroupBarrier();
+        // S = Q K^T.
         var s_lo = mma_cols(FC(), fq.f0, 0u);
         var s_hi = mma_cols(FC(), fq.f0, kh);
-        var d_lo = mma_cols(FC(), fd.f0, vb);
-        var d_hi = mma_cols(FC(), fd.f0, vb + kh);
-        if (ND > 1u) {
-            s_lo = mma_cols(s_lo, fq.f1, 16u);
-            s_hi = mma_cols(s_hi, fq.f1, kh + 16u);
-            d_lo = mma_cols(d_lo, fd.f1, vb + 16u);
-            d_hi = mma_cols(d_hi, fd.f1, vb + kh + 16u);
-        }
-        if (ND > 2u) {
-            s_lo = mma_cols(s_lo, fq.f2, 32u);
-            s_hi = mma_cols(s_hi, fq.f2, kh + 32u);
-            d_lo = mma_cols(d_lo, fd.f2, vb + 32u);
-            d_hi = mma_cols(d_hi, fd.f2, vb + kh + 32u);
-        }
-        if (ND > 3u) {
-            s_lo = mma_cols(s_lo, fq.f3, 48u);
-            s_hi = mma_cols(s_hi, fq.f3, kh + 48u);
-            d_lo = mma_cols(d_lo, fd.f3, vb + 48u);
-            d_hi = mma_cols(d_hi, fd.f3, vb + kh + 48u);
-        }
-        if (ND > 4u) {
-            s_lo = mma_cols(s_lo, fq.f4, 64u);
-            s_hi = mma_cols(s_hi, fq.f4, kh + 64u);
-            d_lo = mma_cols(d_lo, fd.f4, vb + 64u);
-            d_hi = mma_cols(d_hi, fd.f4, vb + kh + 64u);
-        }
-        if (ND > 5u) {
-            s_lo = mma_cols(s_lo, fq.f5, 80u);
-            s_hi = mma_cols(s_hi, fq.f5, kh + 80u);
-            d_lo = mma_cols(d_lo, fd.f5, vb + 80u);
-            d_hi = mma_cols(d_hi, fd.f5, vb + kh + 80u);
-        }
-        if (ND > 6u) {
-            s_lo = mma_cols(s_lo, fq.f6, 96u);
-            s_hi = mma_cols(s_hi, fq.f6, kh + 96u);
-            d_lo = mma_cols(d_lo, fd.f6, vb + 96u);
-            d_hi = mma_cols(d_hi, fd.f6, vb + kh + 96u);
-        }
-        if (ND > 7u) {
-            s_lo = mma_cols(s_lo, fq.f7, 112u);
-            s_hi = mma_cols(s_hi, fq.f7, kh + 112u);
-            d_lo = mma_cols(d_lo, fd.f7, vb + 112u);
-            d_hi = mma_cols(d_hi, fd.f7, vb + kh + 112u);
-        }
+        if (ND > 1u) { s_lo = mma_cols(s_lo, fq.f1, 16u); s_hi = mma_cols(s_hi, fq.f1, kh + 16u); }
+        if (ND > 2u) { s_lo = mma_cols(s_lo, fq.f2, 32u); s_hi = mma_cols(s_hi, fq.f2, kh + 32u); }
+        if (ND > 3u) { s_lo = mma_cols(s_lo, fq.f3, 48u); s_hi = mma_cols(s_hi, fq.f3, kh + 48u); }
+        if (ND > 4u) { s_lo = mma_cols(s_lo, fq.f4, 64u); s_hi = mma_cols(s_hi, fq.f4, kh + 64u); }
+        if (ND > 5u) { s_lo = mma_cols(s_lo, fq.f5, 80u); s_hi = mma_cols(s_hi, fq.f5, kh + 80u); }
+        if (ND > 6u) { s_lo = mma_cols(s_lo, fq.f6, 96u); s_hi = mma_cols(s_hi, fq.f6, kh + 96u); }
+        if (ND > 7u) { s_lo = mma_cols(s_lo, fq.f7, 112u); s_hi = mma_cols(s_hi, fq.f7, kh + 112u); }
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
         workgroupBarrier();
-        var pr: array<f32, 16>;
+        // dS = P * (dP - delta).
         for (var c = 0u; c < 16u; c++) {
             let col = col_of(lane, c);
             let key = j0 + col;
-            pr[c] = 0.0;
+            var pr = 0.0;
             if (key < nk && key_visible(b, key)) {
-                pr[c] = exp(sc[sgo + r * SCS + col] * p.scale - lse);
+                pr = exp(sc[sgo + r * SCS + col] * p.scale - lse);
             }
-        }
-        workgroupBarrier();
-        coopStoreT(d_lo, &sc[sgo], SCS);
-        coopStoreT(d_hi, &sc[sgo + 16u], SCS);
-        workgroupBarrier();
-        for (var c = 0u; c < 16u; c++) {
-            let col = col_of(lane, c);
-            pw[pwo + r * PWS + col] = f16(pr[c] * (sc[sgo + r * SCS + col] - dlt));
+            pw[pwo + r * PWS + col] = f16(pr * (dp[c] - dlt));
         }
         workgroupBarrier();
         // dQ += dS K.

@@ -178,12 +178,12 @@ const TILED_SHARED_BYTES: u32 = (1056 + 576) * 16 + 512 * 4 + 4;
 const TILED_MIN_DECODE_ROWS: usize = 16;
 
 /// Tensor-core kernel geometry (attention_coop_*.wgsl): stationary rows per workgroup, the
-/// largest head dimension, and the workgroup memory of its largest pass (dk/dv: 64 staged rows
-/// of 136 halves, 16 KiB of f32 scratch, 10 KiB of f16 weights, 64 row factors and a 16-byte
-/// word).
+/// largest head dimension, and the workgroup memory of its largest pass (dk/dv: 32 staged rows
+/// of 136 halves, 8 KiB of f32 scratch, 6 KiB of f16 weights and 32 row factors; every pass
+/// stays within 24 KiB so that two workgroups share an H100 SM).
 const COOP_BLOCK: usize = 64;
 pub const COOP_MAX_HEAD_DIM: usize = 128;
-const COOP_SHARED_BYTES: u32 = 64 * 136 * 2 + 4096 * 4 + 5120 * 2 + 64 * 4 + 16;
+const COOP_SHARED_BYTES: u32 = 32 * 136 * 2 + 2048 * 4 + 3072 * 2 + 32 * 4;
 /// Override `ND` (D / 16) per head dimension.
 static COOP_ND: [[(&str, f64); 1]; 8] = [
     [("ND", 1.0)],
