@@ -3,7 +3,7 @@
 //! training step and 4096^3, by GPU timestamps (`GpuContext::open_with(.., profile = true)`),
 //! and checks each on sampled outputs against an f64 reference of the same f16 values.
 //!
-//! `coop_lab [--reps N] [--shapes SUBSTR] SPEC...` where SPEC is
+//! `coop_lab [--reps N] [--shapes SUBSTR] [--alpha X] SPEC...` where SPEC is
 //! `file.wgsl:BM:BN[:trusted][:NAME=VAL...]`: one workgroup covers BM x BN of C; `trusted`
 //! compiles without wgpu's runtime checks; NAME=VAL replaces the shader's `const NAME: u32 =`
 //! line (tile shapes), or sets an override constant when there is no such line. TA/TB are set
@@ -15,7 +15,7 @@
 //! to sum |a b| (BAD above 1e-4).
 
 use grrm_model::gpu::{Access, AdapterSelector, KernelEntry, ShaderSource};
-use grrm_model::kernels::matmul::{matmul, params_for, MatmulKernel, MatmulOpts};
+use grrm_model::kernels::matmul::{matmul, params_for, MatmulKernel, MatmulOpts, Params};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 struct Spec {
@@ -101,11 +101,14 @@ fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let mut reps = 20usize;
     let mut filter: Option<String> = None;
+    let mut alpha = 1.0f32;
     let mut specs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--reps" => reps = args.next().unwrap().parse().unwrap(),
             "--shapes" => filter = args.next(),
+            // alpha != 1 takes the kernels' scaling epilogue (as f16 training matmuls do).
+            "--alpha" => alpha = args.next().unwrap().parse().unwrap(),
             s => specs.push(parse(s)),
         }
     }
@@ -149,7 +152,10 @@ fn main() {
         let at = Tensor::from_f16(&ctx, &if ta { [k, m] } else { [m, k] }, &a).unwrap();
         let bt = Tensor::from_f16(&ctx, &if tb { [n, k] } else { [k, n] }, &b).unwrap();
         let c = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
-        let p = params_for(m, n, k, ta, tb, true);
+        let p = Params {
+            alpha,
+            ..params_for(m, n, k, ta, tb, true)
+        };
         let unused = ctx.unused_binding();
         let launch = |rec: &mut Recorder, which: Option<&Spec>| match which {
             None => matmul(
@@ -162,6 +168,7 @@ fn main() {
                     trans_a: ta,
                     trans_b: tb,
                     kernel: MatmulKernel::Coop16,
+                    alpha,
                     ..Default::default()
                 },
             )
@@ -217,7 +224,7 @@ fn main() {
                 .iter()
                 .zip(&reference)
                 .map(|(&(i, j), &(s, g))| {
-                    let e = (got[i * n + j] as f64 - s).abs() / (1e-6 + g);
+                    let e = (got[i * n + j] as f64 - alpha as f64 * s).abs() / (1e-6 + g);
                     if e.is_nan() {
                         f64::INFINITY
                     } else {

@@ -574,13 +574,16 @@ fn matmul_coop16_tiled_all_layouts() {
     let mut seed = 500;
     for ta in [false, true] {
         for tb in [false, true] {
-            // Unsplit: a GPU would split this small grid, and each slice is plain anyway.
+            // Unsplit (a GPU would split this small grid, and its slices store raw sums), so
+            // the kernel's own epilogue runs: plain, accumulate, alpha with a bias (the
+            // scratch path), and alpha with accumulate (on the accumulators).
             let o = MatmulOpts {
                 trans_a: ta,
                 trans_b: tb,
+                alpha: if ta { 0.75 } else { 1.0 },
+                accumulate: tb,
                 kernel: MatmulKernel::Coop16,
                 split_k: SplitK::Off,
-                ..Default::default()
             };
             let case = Case {
                 batch: 1,
@@ -588,7 +591,7 @@ fn matmul_coop16_tiled_all_layouts() {
                 n: 128,
                 k: 160,
                 o,
-                bias: false,
+                bias: ta && !tb,
                 b_batched: false,
                 shader: Some(tiled),
                 dispatches: Some(1),
@@ -629,6 +632,7 @@ fn matmul_coop16_scaled_operands() {
         (96, 80, 48, MatmulKernel::Coop16),
         (37, 29, 23, MatmulKernel::Coop16),
         (96, 80, 48, MatmulKernel::Coop16Staged),
+        (128, 256, 64, MatmulKernel::Coop16), // the 16-byte-load staged kernel
     ] {
         let mut r = rng(91);
         let a: Vec<f32> = randn(&mut r, m * k).iter().map(|x| x * 1e-7).collect();
@@ -647,7 +651,11 @@ fn matmul_coop16_scaled_operands() {
         let mut rec = Recorder::new(&ctx, "test");
         cast_scaled(&mut rec, &ta, &sa, &ha).unwrap();
         cast_scaled(&mut rec, &tb, &sb, &hb).unwrap();
-        let o = MatmulOpts::nt().kernel(kernel);
+        // Unsplit, so the kernels' own epilogues undo the scales.
+        let o = MatmulOpts {
+            split_k: SplitK::Off,
+            ..MatmulOpts::nt().kernel(kernel)
+        };
         matmul_scaled(&mut rec, &ha, &hb, Some([&sa, &sb]), None, &c, o).unwrap();
         rec.submit().unwrap();
         let got = c.to_f32_vec().unwrap();
