@@ -29,12 +29,15 @@
 // group in tiles of 16. Each pass keeps its workgroup memory within 24 KiB: the H100's Vulkan
 // driver gives the workgroups of an SM 48 KiB in all, so at 31-44 KiB a pass ran one workgroup
 // (4 subgroups) an SM and at 22-23 KiB two (1.6-1.7x faster, bench/NOTES.md). The stationary
-// 64-row blocks are therefore staged in 32-row halves. Operands are read from storage as f32 vec4, rounded to f16 and staged
-// into workgroup memory (row copies padded to DP = 136 halves, transposed copies to TS = 40, so the rows of one fragment load fall on different banks); each subgroup keeps
-// its stationary fragments (Q and dO, or K and V: 16 rows x D) in registers and its output
-// accumulators (16 x D f32) as ND = D/16 cooperative matrices, named variables (fragments: the
-// members of a RowFrags) under `ND > i` guards that fold away once ND is fixed (arrays of them, indexed in loops that hold barriers,
-// would be kept in local memory by a driver that does not unroll those loops).
+// 64-row blocks are therefore staged in 32-row halves (block_frags).
+//
+// Operands are read from storage as f32 vec4, rounded to f16 and staged into workgroup memory
+// as row copies padded to DP = 136 halves, so the rows of one fragment load fall on different
+// banks. Each subgroup keeps its stationary fragments (Q and dO, or K and V: 16 rows x D) in
+// registers and its output accumulators (16 x D f32) as ND = D/16 cooperative matrices: named
+// variables (fragments: the members of a RowFrags) under `ND > i` guards that fold away once ND
+// is fixed. Arrays of them, indexed in loops that hold barriers, would be kept in local memory
+// by a driver that does not unroll those loops.
 //
 // Scalar phase. A subgroup stores its score tiles to its own f32 scratch (row stride 32), and
 // lane l owns row l % 16 and half l / 16 of the columns, visited in a rotated order so that
@@ -198,6 +201,26 @@ fn row_frags(at: u32) -> RowFrags {
     if (ND > 6u) { r.f6 = a_rows(at + 96u); }
     if (ND > 7u) { r.f7 = a_rows(at + 112u); }
     return r;
+}
+
+// One subgroup's fragments of a 64-row stationary block (rows row0.. of operand src, times
+// mul), staged through kv in two 32-row halves: subgroups 0-1 keep their fragments of the first
+// half, 2-3 of the second. Every subgroup loads both (cooperative loads need uniform control
+// flow; a plain assignment does not). Ends on a barrier, so kv is free again.
+fn block_frags(t: u32, sg: u32, src: u32, base: u32, rs: u32, row0: u32, limit: u32, mul: f32) -> RowFrags {
+    let at = (sg % 2u) * 16u * DP;
+    stage(t, src, base, rs, row0, limit, 32u, 0u, mul);
+    workgroupBarrier();
+    var f = row_frags(at);
+    workgroupBarrier();
+    stage(t, src, base, rs, row0 + 32u, limit, 32u, 0u, mul);
+    workgroupBarrier();
+    let hi = row_frags(at);
+    if (sg >= 2u) {
+        f = hi;
+    }
+    workgroupBarrier();
+    return f;
 }
 
 // Writes an accumulator tile times f to this lane's output row, through the subgroup's scratch

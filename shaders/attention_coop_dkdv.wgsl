@@ -77,31 +77,8 @@ fn attn_coop_bwd_dkdv(
     let kreal = j < p.rows && key_visible(b, j);
     let sgo = sg * SC2_SUB;
     let pwo = sg * PW2_SUB;
-    // V and K in 32-row halves: subgroups 0-1 keep their fragments of the first half, 2-3 of
-    // the second (as in the forward pass).
-    let ka = (sg % 2u) * 16u * DP;
-    stage(t, SRC_V, kbase, p.k_rs, r0, p.rows, 32u, 0u, 1.0);
-    workgroupBarrier();
-    var fv = row_frags(ka);
-    workgroupBarrier();
-    stage(t, SRC_V, kbase, p.k_rs, r0 + 32u, p.rows, 32u, 0u, 1.0);
-    workgroupBarrier();
-    let fv_hi = row_frags(ka);
-    if (sg >= 2u) {
-        fv = fv_hi;
-    }
-    workgroupBarrier();
-    stage(t, SRC_K, kbase, p.k_rs, r0, p.rows, 32u, 0u, 1.0);
-    workgroupBarrier();
-    var fk = row_frags(ka);
-    workgroupBarrier();
-    stage(t, SRC_K, kbase, p.k_rs, r0 + 32u, p.rows, 32u, 0u, 1.0);
-    workgroupBarrier();
-    let fk_hi = row_frags(ka);
-    if (sg >= 2u) {
-        fk = fk_hi;
-    }
-    workgroupBarrier();
+    let fv = block_frags(t, sg, SRC_V, kbase, p.k_rs, r0, p.rows, 1.0);
+    let fk = block_frags(t, sg, SRC_K, kbase, p.k_rs, r0, p.rows, 1.0);
 
     var dk0 = FC();
     var dk1 = FC();

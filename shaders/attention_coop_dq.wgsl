@@ -82,31 +82,8 @@ fn attn_coop_bwd_dq(
         dq_stats[p.n_stat + stat] = dlt / gs;
     }
 
-    // Q and dO s in 32-row halves: subgroups 0-1 keep their fragments of the first half, 2-3
-    // of the second (as in the forward pass).
-    let qa = (sg % 2u) * 16u * DP;
-    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BKV, 0u, 1.0);
-    workgroupBarrier();
-    var fq = row_frags(qa);
-    workgroupBarrier();
-    stage(t, SRC_Q, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, 1.0);
-    workgroupBarrier();
-    let fq_hi = row_frags(qa);
-    if (sg >= 2u) {
-        fq = fq_hi;
-    }
-    workgroupBarrier();
-    stage(t, SRC_DO, qbase, qrs, s0, p.rows, BKV, 0u, gs);
-    workgroupBarrier();
-    var fd = row_frags(qa);
-    workgroupBarrier();
-    stage(t, SRC_DO, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, gs);
-    workgroupBarrier();
-    let fd_hi = row_frags(qa);
-    if (sg >= 2u) {
-        fd = fd_hi;
-    }
-    workgroupBarrier();
+    let fq = block_frags(t, sg, SRC_Q, qbase, qrs, s0, p.rows, 1.0);
+    let fd = block_frags(t, sg, SRC_DO, qbase, qrs, s0, p.rows, gs);
 
     var a0 = FC();
     var a1 = FC();

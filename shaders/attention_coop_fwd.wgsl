@@ -101,21 +101,7 @@ fn attn_coop_fwd(
     let pwo = sg * PW_SUB;
     let xs = p.scale * LOG2E;
 
-    // The Q block in two halves of 32 rows: subgroups 0-1 keep their fragments of the first,
-    // 2-3 of the second (every subgroup loads both: cooperative loads need uniform control
-    // flow; a plain assignment does not).
-    let qa = (sg % 2u) * 16u * DP;
-    stage(t, SRC_Q, qbase, qrs, s0, p.rows, BKV, 0u, 1.0);
-    workgroupBarrier();
-    var fq = row_frags(qa);
-    workgroupBarrier();
-    stage(t, SRC_Q, qbase, qrs, s0 + BKV, p.rows, BKV, 0u, 1.0);
-    workgroupBarrier();
-    let fq_hi = row_frags(qa);
-    if (sg >= 2u) {
-        fq = fq_hi;
-    }
-    workgroupBarrier();
+    let fq = block_frags(t, sg, SRC_Q, qbase, qrs, s0, p.rows, 1.0);
 
     var o0 = FC();
     var o1 = FC();
