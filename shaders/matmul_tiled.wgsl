@@ -5,9 +5,11 @@
 // [N, K], TN = A stored [K, M], batch and broadcast weights, column windows of C). A workgroup
 // of 256 invocations owns a 128x128 block of C; each invocation owns 8x8 outputs in registers
 // (rows ty*4+{0..3} and 64+ty*4+{0..3}, columns likewise with tx), so one k step costs four
-// 16-byte shared-memory reads for 64 FMAs. K advances in slabs of BK = 16: the next slab is
+// 16-byte shared-memory reads for 64 FMAs. K advances in slabs of BK = 8: the next slab is
 // fetched from global memory into registers while the current one is multiplied out of shared
-// memory, and the two shared-memory buffers alternate, so each slab costs one barrier.
+// memory, and the two shared-memory buffers alternate, so each slab costs one barrier. BK is 8
+// rather than 16 so that the two buffers take 16 KiB: an H100's Vulkan driver gives the
+// workgroups of an SM 48 KiB in all, and at 32 KiB only one workgroup ran an SM.
 //
 // Operands are bound as vec4 arrays (buffers are allocated in whole 16-byte words): when the
 // stored rows are contiguous and 4-aligned (flag bits VEC_A / VEC_B, decided by the launch
@@ -42,13 +44,15 @@ const VEC_A: u32 = 16u;   // A's contiguous runs are 4-aligned: 16-byte loads
 const VEC_B: u32 = 32u;
 
 const TILE: u32 = 128u;
-const BK: u32 = 16u;
+const BK: u32 = 8u;
 const ROW4: u32 = 32u;             // vec4 per shared-memory row of TILE floats
 const SLAB4: u32 = BK * ROW4;      // vec4 per slab buffer
+const LOADS: u32 = BK / 8u;        // vec4 per invocation per operand per slab
+const KQ: u32 = BK / 4u;           // vec4 per slab row of a k-contiguous operand
 
 // Slabs stored k-major: as_[buf*SLAB4 + k*ROW4 + m/4] holds A(m..m+3, k).
-var<workgroup> as_: array<vec4<f32>, 1024>;
-var<workgroup> bs_: array<vec4<f32>, 1024>;
+var<workgroup> as_: array<vec4<f32>, 2u * SLAB4>;
+var<workgroup> bs_: array<vec4<f32>, 2u * SLAB4>;
 
 fn a_scalar(i: u32) -> f32 {
     return a4[i >> 2u][i & 3u];
@@ -91,30 +95,30 @@ fn load_b(base: u32, outer: u32, inner: u32, outer_len: u32, inner_len: u32, str
     return v;
 }
 
-// Each invocation moves two vec4 of A and two of B per slab. Index q in [0, 512) names one
-// vec4 of the 128x16 slab: along k (stored contiguous in k) q -> (q/4, 4*(q%4)); along m or n
-// (contiguous in m/n) q -> (q/32, 4*(q%32)).
+// Each invocation moves LOADS vec4 of A and LOADS of B per slab. Index q in [0, 32 BK) names
+// one vec4 of the 128 x BK slab: along k (stored contiguous in k) q -> (q/KQ, 4*(q%KQ)); along
+// m or n (contiguous in m/n) q -> (q/32, 4*(q%32)).
 struct Staged {
-    a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>,
+    a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, // a1, b1 when LOADS = 2
 }
 
 fn fetch(t: u32, row0: u32, col0: u32, k0: u32, a_base: u32, b_base: u32) -> Staged {
     var s: Staged;
     let ta = (p.flags & TRANS_A) != 0u;
     let tb = (p.flags & TRANS_B) != 0u;
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < LOADS; i++) {
         let q = t + i * 256u;
         var va: vec4<f32>;
         if (ta) {
             // A stored [K, M]: outer k, inner m.
             va = load_a(a_base, k0 + q / 32u, row0 + 4u * (q % 32u), p.k, p.m, p.a_cs);
         } else {
-            va = load_a(a_base, row0 + q / 4u, k0 + 4u * (q % 4u), p.m, p.k, p.a_rs);
+            va = load_a(a_base, row0 + q / KQ, k0 + 4u * (q % KQ), p.m, p.k, p.a_rs);
         }
         var vb: vec4<f32>;
         if (tb) {
             // B stored [N, K]: outer n, inner k.
-            vb = load_b(b_base, col0 + q / 4u, k0 + 4u * (q % 4u), p.n, p.k, p.b_cs);
+            vb = load_b(b_base, col0 + q / KQ, k0 + 4u * (q % KQ), p.n, p.k, p.b_cs);
         } else {
             vb = load_b(b_base, k0 + q / 32u, col0 + 4u * (q % 32u), p.k, p.n, p.b_rs);
         }
@@ -128,7 +132,7 @@ fn put(t: u32, buf: u32, s: Staged) {
     let ta = (p.flags & TRANS_A) != 0u;
     let tb = (p.flags & TRANS_B) != 0u;
     let off = buf * SLAB4;
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < LOADS; i++) {
         let q = t + i * 256u;
         var va = s.a0;
         var vb = s.b0;
@@ -137,8 +141,8 @@ fn put(t: u32, buf: u32, s: Staged) {
             as_[off + (q / 32u) * ROW4 + q % 32u] = va;
         } else {
             // Four k rows of one m column.
-            let m = q / 4u;
-            let k = 4u * (q % 4u);
+            let m = q / KQ;
+            let k = 4u * (q % KQ);
             let base = off + k * ROW4 + m / 4u;
             let lane = m % 4u;
             as_[base][lane] = va.x;
@@ -147,8 +151,8 @@ fn put(t: u32, buf: u32, s: Staged) {
             as_[base + 3u * ROW4][lane] = va.w;
         }
         if (tb) {
-            let n = q / 4u;
-            let k = 4u * (q % 4u);
+            let n = q / KQ;
+            let k = 4u * (q % KQ);
             let base = off + k * ROW4 + n / 4u;
             let lane = n % 4u;
             bs_[base][lane] = vb.x;
