@@ -12,7 +12,7 @@
 // - Workgroup memory: t < 256 and q = t + 256 * i < 32 * BK (the vec4 count of one slab,
 //   i < BK / 8). A slab buffer starts at 0 or SLAB4 = 32 * BK <= 512 and every index below adds
 //   at most 32 * BK - 1 to that start (k < BK rows of ROW4 = 32 vec4, m / 4 and tx, ty + 16 < 32):
-//   all indices < 1024, the arrays' length.
+//   all indices < 2 * SLAB4, the arrays' length.
 // - Storage: the grid is (N / 128, M / 128, batch), so every row < M, column < N and, since the
 //   slab loop stops at K, every k < K. These are exactly the in-range elements that the general
 //   kernel reads (its guards pass for all of them) through the same bindings and indices; the
@@ -63,9 +63,11 @@ override SLAB4: u32 = BK * ROW4;  // vec4 per slab buffer
 override LOADS: u32 = BK / 8u;    // vec4 per invocation per operand per slab
 override KQ: u32 = BK / 4u;       // vec4 per slab row of a k-contiguous operand
 
-// Two slab buffers, k-major: as_[buf*SLAB4 + k*ROW4 + m/4] holds A(m..m+3, k).
-var<workgroup> as_: array<vec4<f32>, 1024>;
-var<workgroup> bs_: array<vec4<f32>, 1024>;
+// Two slab buffers, k-major: as_[buf*SLAB4 + k*ROW4 + m/4] holds A(m..m+3, k). Sized by BK:
+// at BK = 8 the pair takes 16 KiB, so two workgroups share an H100 SM (its Vulkan driver gives
+// an SM's workgroups 48 KiB in all; at the former fixed 32 KiB one workgroup ran an SM).
+var<workgroup> as_: array<vec4<f32>, 2u * SLAB4>;
+var<workgroup> bs_: array<vec4<f32>, 2u * SLAB4>;
 
 // Vec4 q of the slab at k0 of the A tile starting at row0: (k0 + q/32, row0 + 4*(q%32)) when A
 // is stored [K, M], (row0 + q/KQ, k0 + 4*(q%KQ)) when stored [M, K].
