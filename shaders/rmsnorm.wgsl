@@ -116,19 +116,33 @@ fn dw_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(1) var<storage, read> rd_partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> rd_dw: array<f32>;
 
-// dw[d] (+)= sum over blocks (ascending) of partial[b, d].
+// dw[d] (+)= sum over blocks of partial[b, d]: one workgroup per column d (a 1-D grid), its
+// invocation l summing blocks l, l + 64, .. in ascending order, then workgroup_sum's fixed tree
+// (deterministic). One invocation per column summing all blocks took ~210 us for the 128-wide
+// q/k norms on an H100 (a grid of 2 workgroups over up to 1,024 blocks).
+// The loop runs the same number of rounds in every invocation: written as
+// `for (b = lid; b < blocks; b += WG)` it summed wrong on an H100 (driver 580.159.04: the blocks
+// of the second round were lost, 17.3 against 22.9 at 104 blocks) while lavapipe was right.
 @compute @workgroup_size(64)
-fn dw_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let d = gid.x;
+fn dw_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let d = wg.x + wg.y * nwg.x;
     if (d >= p.dim) {
-        return;
+        return; // uniform: the whole workgroup
     }
     var acc = 0.0;
-    for (var b = 0u; b < p.blocks; b++) {
-        acc += rd_partial[b * p.dim + d];
+    let rounds = (p.blocks + WG - 1u) / WG;
+    for (var i = 0u; i < rounds; i++) {
+        let b = lid + i * WG;
+        if (b < p.blocks) {
+            acc += rd_partial[b * p.dim + d];
+        }
     }
-    if (p.accumulate != 0u) {
-        acc += rd_dw[d];
+    var total = workgroup_sum(lid, acc);
+    if (lid == 0u) {
+        if (p.accumulate != 0u) {
+            total += rd_dw[d];
+        }
+        rd_dw[d] = total;
     }
-    rd_dw[d] = acc;
 }

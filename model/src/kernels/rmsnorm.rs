@@ -192,5 +192,7 @@ pub fn rmsnorm_backward(
     let cols = (d as u32).div_ceil(64);
     rec.dispatch(&DW_PARTIAL, &[], &p, binds, [cols, blocks as u32, 1])?;
     let binds = vec![partial.binding(op)?, dw.binding(op)?];
-    rec.dispatch(&DW_REDUCE, &[], &p, binds, [cols, 1, 1])
+    // One workgroup per column.
+    let grid = grid_1d(d as u32, rec.max_groups());
+    rec.dispatch(&DW_REDUCE, &[], &p, binds, grid)
 }
