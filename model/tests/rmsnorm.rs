@@ -139,6 +139,7 @@ fn rmsnorm_per_head_odd_shapes() {
     // Qwen3 q_norm/k_norm: rows = tokens * heads, one weight per head_dim.
     case(&ctx, 5, 3, 33, 10);
     case(&ctx, 129, 2, 7, 11); // 258 rows: several dw row blocks
+
     // 3,300 rows: 104 row blocks of 32, so each of dw_reduce's 64 invocations sums up to two.
     case(&ctx, 1100, 3, 5, 12);
 }

@@ -19,8 +19,9 @@
 //!   global read-modify-writes and few workgroups, so it is not the default there.
 //! - `TensorCore` (shaders/attention_coop_{fwd,dq,dkdv}.wgsl after attention_coop_common.wgsl),
 //!   for GPUs with 16x16x16 f16 -> f32 cooperative matrices and subgroups of 32, D % 16 == 0,
-//!   D <= 128: the Tiled geometry (64 stationary rows per workgroup, 4 subgroups of 16 rows)
-//!   with every product on the tensor cores, operands rounded to f16 while staged, f32
+//!   D <= 128: the Tiled geometry (64 stationary rows per workgroup, 4 subgroups of 16 rows;
+//!   dk/dv streams 16 query rows a tile) with every product on the tensor cores, each pass
+//!   within 24 KiB of workgroup memory, operands rounded to f16 while staged, f32
 //!   accumulation and softmax statistics, dout scaled by a power of two from its max |x|.
 //!   `Auto` picks it on such adapters for training and prefill; the transformer keeps `Tiled`
 //!   when its matmuls run in f32 (`Transformer::attention_heads`).
@@ -263,8 +264,9 @@ pub enum AttentionKernel {
     /// every product a 16x16x16 cooperative-matrix multiply-add, f16 operands (q, k, v and dout
     /// rounded while staged; dout scaled by a power of two from its max |x|) and f32
     /// accumulation, softmax statistics in f32. Needs 16x16x16 f16 -> f32 cooperative
-    /// matrices, subgroups of exactly 32, D a multiple of 16 up to 128, 43.3 KiB of workgroup
-    /// memory, and |q|, |k|, |v| within f16's range. Training and prefill.
+    /// matrices, subgroups of exactly 32, D a multiple of 16 up to 128, 22.6 KiB of workgroup
+    /// memory (kept under 24 KiB so two workgroups share an H100 SM), and |q|, |k|, |v| within
+    /// f16's range. Training and prefill.
     TensorCore,
     /// Single-token decode only ([`attention_decode`] with one query row per sequence): one
     /// workgroup per (sequence, kv head) for all its query heads, subgroups split the keys,
