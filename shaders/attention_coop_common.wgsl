@@ -262,6 +262,45 @@ fn mma_cols(acc: FC, a: FA, at: u32) -> FC {
     return coopMultiplyAdd(a, b_cols(at), acc);
 }
 
+// A 16 x 16 tile of a Q K^T-style product: this subgroup's stationary rows f (16 x D) times the
+// 16 staged rows from `at`, transposed, contracted over all D dims.
+fn score_tile(f: RowFrags, at: u32) -> FC {
+    var acc = mma_cols(FC(), f.f0, at);
+    if (ND > 1u) { acc = mma_cols(acc, f.f1, at + 16u); }
+    if (ND > 2u) { acc = mma_cols(acc, f.f2, at + 32u); }
+    if (ND > 3u) { acc = mma_cols(acc, f.f3, at + 48u); }
+    if (ND > 4u) { acc = mma_cols(acc, f.f4, at + 64u); }
+    if (ND > 5u) { acc = mma_cols(acc, f.f5, at + 80u); }
+    if (ND > 6u) { acc = mma_cols(acc, f.f6, at + 96u); }
+    if (ND > 7u) { acc = mma_cols(acc, f.f7, at + 112u); }
+    return acc;
+}
+
+// Where the forward and dq passes' workgroup w works: query head h of sequence b, the 64 query
+// rows from s0 (blocks issued last-first, so the longest causal blocks start first), and the
+// element offsets of its kv head's rows (kbase) and of its query head's rows (qbase, row stride
+// qrs).
+struct QueryBlock {
+    h: u32,
+    b: u32,
+    s0: u32,
+    kbase: u32,
+    qrs: u32,
+    qbase: u32,
+}
+
+fn query_block(w: u32) -> QueryBlock {
+    var q: QueryBlock;
+    q.h = w % p.hq;
+    q.b = (w / p.hq) % p.batch;
+    q.s0 = (p.n_blk - 1u - w / (p.hq * p.batch)) * BQ;
+    let g = q.h / (p.hq / p.hkv);
+    q.kbase = q.b * p.k_bs + g * p.k_hs;
+    q.qrs = p.hq * p.d;
+    q.qbase = q.b * p.rows * q.qrs + q.h * p.d;
+    return q;
+}
+
 // acc + [w_lo w_hi] x (32 staged rows from `at`): a 16 x 32 weight tile times 16 dims of the
 // streamed rows.
 fn mma_rows2(acc: FC, w_lo: FA, w_hi: FA, at: u32) -> FC {

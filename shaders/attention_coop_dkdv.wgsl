@@ -116,22 +116,8 @@ fn attn_coop_bwd_dkdv(
             }
             workgroupBarrier();
             // S^T = K Q^T and dP^T = V (dO s)^T: this subgroup's 16 keys x the tile's 16 queries.
-            var st = mma_cols(FC(), fk.f0, 0u);
-            if (ND > 1u) { st = mma_cols(st, fk.f1, 16u); }
-            if (ND > 2u) { st = mma_cols(st, fk.f2, 32u); }
-            if (ND > 3u) { st = mma_cols(st, fk.f3, 48u); }
-            if (ND > 4u) { st = mma_cols(st, fk.f4, 64u); }
-            if (ND > 5u) { st = mma_cols(st, fk.f5, 80u); }
-            if (ND > 6u) { st = mma_cols(st, fk.f6, 96u); }
-            if (ND > 7u) { st = mma_cols(st, fk.f7, 112u); }
-            var dt = mma_cols(FC(), fv.f0, DR0);
-            if (ND > 1u) { dt = mma_cols(dt, fv.f1, DR0 + 16u); }
-            if (ND > 2u) { dt = mma_cols(dt, fv.f2, DR0 + 32u); }
-            if (ND > 3u) { dt = mma_cols(dt, fv.f3, DR0 + 48u); }
-            if (ND > 4u) { dt = mma_cols(dt, fv.f4, DR0 + 64u); }
-            if (ND > 5u) { dt = mma_cols(dt, fv.f5, DR0 + 80u); }
-            if (ND > 6u) { dt = mma_cols(dt, fv.f6, DR0 + 96u); }
-            if (ND > 7u) { dt = mma_cols(dt, fv.f7, DR0 + 112u); }
+            let st = score_tile(fk, 0u);
+            let dt = score_tile(fv, DR0);
             coopStoreT(st, &sc[sgo], SCT);
             coopStoreT(dt, &sc[sgo + 256u], SCT);
             workgroupBarrier();

@@ -45,13 +45,13 @@ fn attn_coop_bwd_dq(
     if (w >= p.n_wg) {
         return;
     }
-    let h = w % p.hq;
-    let b = (w / p.hq) % p.batch;
-    let s0 = (p.n_blk - 1u - w / (p.hq * p.batch)) * BQ;
-    let g = h / (p.hq / p.hkv);
-    let kbase = b * p.k_bs + g * p.k_hs;
-    let qrs = p.hq * p.d;
-    let qbase = b * p.rows * qrs + h * p.d;
+    let qb = query_block(w);
+    let h = qb.h;
+    let b = qb.b;
+    let s0 = qb.s0;
+    let kbase = qb.kbase;
+    let qrs = qb.qrs;
+    let qbase = qb.qbase;
     let kend = min(s0 + BQ, p.rows);
     let gs = grad_scale(bitcast<u32>(dq_stats[p.aux]));
 
@@ -98,15 +98,8 @@ fn attn_coop_bwd_dq(
         stage(t, SRC_V, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
         workgroupBarrier();
         // dP = (dO s) V^T, keys 0..15 (lo) and 16..31 (hi) of the tile.
-        var d_lo = mma_cols(FC(), fd.f0, 0u);
-        var d_hi = mma_cols(FC(), fd.f0, kh);
-        if (ND > 1u) { d_lo = mma_cols(d_lo, fd.f1, 16u); d_hi = mma_cols(d_hi, fd.f1, kh + 16u); }
-        if (ND > 2u) { d_lo = mma_cols(d_lo, fd.f2, 32u); d_hi = mma_cols(d_hi, fd.f2, kh + 32u); }
-        if (ND > 3u) { d_lo = mma_cols(d_lo, fd.f3, 48u); d_hi = mma_cols(d_hi, fd.f3, kh + 48u); }
-        if (ND > 4u) { d_lo = mma_cols(d_lo, fd.f4, 64u); d_hi = mma_cols(d_hi, fd.f4, kh + 64u); }
-        if (ND > 5u) { d_lo = mma_cols(d_lo, fd.f5, 80u); d_hi = mma_cols(d_hi, fd.f5, kh + 80u); }
-        if (ND > 6u) { d_lo = mma_cols(d_lo, fd.f6, 96u); d_hi = mma_cols(d_hi, fd.f6, kh + 96u); }
-        if (ND > 7u) { d_lo = mma_cols(d_lo, fd.f7, 112u); d_hi = mma_cols(d_hi, fd.f7, kh + 112u); }
+        let d_lo = score_tile(fd, 0u);
+        let d_hi = score_tile(fd, kh);
         coopStoreT(d_lo, &sc[sgo], SCS);
         coopStoreT(d_hi, &sc[sgo + 16u], SCS);
         // dP visible, and every subgroup is done with the V rows: K takes their place.
@@ -118,15 +111,8 @@ fn attn_coop_bwd_dq(
         }
         workgroupBarrier();
         // S = Q K^T.
-        var s_lo = mma_cols(FC(), fq.f0, 0u);
-        var s_hi = mma_cols(FC(), fq.f0, kh);
-        if (ND > 1u) { s_lo = mma_cols(s_lo, fq.f1, 16u); s_hi = mma_cols(s_hi, fq.f1, kh + 16u); }
-        if (ND > 2u) { s_lo = mma_cols(s_lo, fq.f2, 32u); s_hi = mma_cols(s_hi, fq.f2, kh + 32u); }
-        if (ND > 3u) { s_lo = mma_cols(s_lo, fq.f3, 48u); s_hi = mma_cols(s_hi, fq.f3, kh + 48u); }
-        if (ND > 4u) { s_lo = mma_cols(s_lo, fq.f4, 64u); s_hi = mma_cols(s_hi, fq.f4, kh + 64u); }
-        if (ND > 5u) { s_lo = mma_cols(s_lo, fq.f5, 80u); s_hi = mma_cols(s_hi, fq.f5, kh + 80u); }
-        if (ND > 6u) { s_lo = mma_cols(s_lo, fq.f6, 96u); s_hi = mma_cols(s_hi, fq.f6, kh + 96u); }
-        if (ND > 7u) { s_lo = mma_cols(s_lo, fq.f7, 112u); s_hi = mma_cols(s_hi, fq.f7, kh + 112u); }
+        let s_lo = score_tile(fq, 0u);
+        let s_hi = score_tile(fq, kh);
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
         workgroupBarrier();

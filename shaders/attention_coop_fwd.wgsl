@@ -74,13 +74,13 @@ fn attn_coop_fwd(
     if (w >= p.n_wg) {
         return;
     }
-    let h = w % p.hq;
-    let b = (w / p.hq) % p.batch;
-    let s0 = (p.n_blk - 1u - w / (p.hq * p.batch)) * BQ;
-    let g = h / (p.hq / p.hkv);
-    let kbase = b * p.k_bs + g * p.k_hs;
-    let qrs = p.hq * p.d;
-    let qbase = b * p.rows * qrs + h * p.d;
+    let qb = query_block(w);
+    let h = qb.h;
+    let b = qb.b;
+    let s0 = qb.s0;
+    let kbase = qb.kbase;
+    let qrs = qb.qrs;
+    let qbase = qb.qbase;
     var start = 0u;
     if ((p.flags & HAS_START) != 0u) {
         start = fw_start[b];
@@ -117,15 +117,8 @@ fn attn_coop_fwd(
         stage(t, SRC_K, kbase, p.k_rs, j0, kend, BKV, 0u, 1.0);
         workgroupBarrier();
         // S = Q K^T: keys 0..15 of the tile (lo) and 16..31 (hi).
-        var s_lo = mma_cols(FC(), fq.f0, 0u);
-        var s_hi = mma_cols(FC(), fq.f0, 16u * DP);
-        if (ND > 1u) { s_lo = mma_cols(s_lo, fq.f1, 16u); s_hi = mma_cols(s_hi, fq.f1, 16u * DP + 16u); }
-        if (ND > 2u) { s_lo = mma_cols(s_lo, fq.f2, 32u); s_hi = mma_cols(s_hi, fq.f2, 16u * DP + 32u); }
-        if (ND > 3u) { s_lo = mma_cols(s_lo, fq.f3, 48u); s_hi = mma_cols(s_hi, fq.f3, 16u * DP + 48u); }
-        if (ND > 4u) { s_lo = mma_cols(s_lo, fq.f4, 64u); s_hi = mma_cols(s_hi, fq.f4, 16u * DP + 64u); }
-        if (ND > 5u) { s_lo = mma_cols(s_lo, fq.f5, 80u); s_hi = mma_cols(s_hi, fq.f5, 16u * DP + 80u); }
-        if (ND > 6u) { s_lo = mma_cols(s_lo, fq.f6, 96u); s_hi = mma_cols(s_hi, fq.f6, 16u * DP + 96u); }
-        if (ND > 7u) { s_lo = mma_cols(s_lo, fq.f7, 112u); s_hi = mma_cols(s_hi, fq.f7, 16u * DP + 112u); }
+        let s_lo = score_tile(fq, 0u);
+        let s_hi = score_tile(fq, 16u * DP);
         coopStoreT(s_lo, &sc[sgo], SCS);
         coopStoreT(s_hi, &sc[sgo + 16u], SCS);
         // Scores visible, and every subgroup is done with the K rows: V takes their place.
