@@ -665,6 +665,12 @@ fn record(
         pl.params.flags |= F_SCALED;
     }
     let Some((splits, k_split)) = split_k(rec, &pl, d.batch, o.split_k)? else {
+        // The staged cooperative kernel accumulates on a pipeline of its own (DIRECT_ACC: that
+        // epilogue's registers slowed the others); split slices accumulate nothing.
+        let add = pl.params.flags & (F_BIAS | F_ACCUMULATE);
+        if std::ptr::eq(pl.entry, &COOP_TILED) && add == F_ACCUMULATE {
+            pl.constants.push(("DIRECT_ACC", 1.0));
+        }
         return rec.dispatch(pl.entry, &pl.constants, &pl.params, binds, pl.groups);
     };
     // First pass: raw partial sums (the scales of SCALED operands included, as they are
@@ -685,8 +691,6 @@ fn record(
     let mut first_binds = binds.clone();
     first_binds[3] = part_b.clone();
     let groups = [pl.groups[0], pl.groups[1], pl.groups[2] * splits];
-    // The slices accumulate nothing: the pipeline without the accumulating epilogue.
-    pl.constants.retain(|&(name, _)| name != "DIRECT_ACC");
     rec.dispatch(pl.entry, &pl.constants, &first, first_binds, groups)?;
     let reduce = ReduceParams {
         rows: rows as u32,
@@ -849,10 +853,6 @@ fn plan(
         {
             constants.push(("TA", o.trans_a as u8 as f64));
             constants.push(("TB", o.trans_b as u8 as f64));
-            // Its own pipeline: the accumulating epilogue's registers slowed the others.
-            if flags & (F_BIAS | F_ACCUMULATE) == F_ACCUMULATE {
-                constants.push(("DIRECT_ACC", 1.0));
-            }
             (&COOP_TILED, COOP_TILED_BLOCK)
         }
         (MatmulKernel::Coop16, _)
