@@ -11,8 +11,8 @@
 // first), then `quantize`, which writes round_f16(x * s) (packed, two per word) or, with
 // DEQUANT, the f32 value round_f16(x * s) / s (CPU emulation of the tensor-core numerics), and
 // stats[1] = 1/s for the matmul. Zero, inf or NaN maxima take s = 1 (NaN and inf pass through).
-// The f32 <-> f16 bit conversions are cast.wgsl's (round to nearest even, gradual underflow),
-// repeated here because WGSL has no includes.
+// The f32 <-> f16 bit conversions are f16_bits.wgsl's (the prelude: round to nearest even,
+// gradual underflow).
 
 struct Params {
     n: u32, // elements in this window
@@ -58,66 +58,6 @@ fn absmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     }
 }
 
-// log2 of the scale for a maximum with bits `a`.
-fn scale_log2(a: u32) -> i32 {
-    let e = i32((a >> 23u) & 0xffu);
-    if (a == 0u || e == 255) {
-        return 0;
-    }
-    // max |x| < 2^(e - 126) (subnormals: e = 0 behaves like e = 1).
-    return clamp(14 - (max(e, 1) - 127), -126, 126);
-}
-
-fn f32_bits_to_f16(x: u32) -> u32 {
-    let sign = (x >> 16u) & 0x8000u;
-    let exp = (x >> 23u) & 0xffu;
-    let man = x & 0x7fffffu;
-    if (exp == 0xffu) {
-        let quiet = select(0u, 0x200u, man != 0u);
-        return sign | 0x7c00u | quiet | (man >> 13u);
-    }
-    let e = i32(exp) - 127 + 15;
-    if (e >= 31) {
-        return sign | 0x7c00u;
-    }
-    if (e <= 0) {
-        if (14 - e > 24) {
-            return sign;
-        }
-        let m = man | 0x800000u;
-        let shift = u32(14 - e);
-        var h = m >> shift;
-        let round_bit = 1u << (shift - 1u);
-        if ((m & round_bit) != 0u && (m & (3u * round_bit - 1u)) != 0u) {
-            h += 1u;
-        }
-        return sign | h;
-    }
-    let h = sign | (u32(e) << 10u) | (man >> 13u);
-    if ((man & 0x1000u) != 0u && (man & 0x2fffu) != 0u) {
-        return h + 1u;
-    }
-    return h;
-}
-
-fn f16_bits_to_f32(h: u32) -> f32 {
-    let sign = (h & 0x8000u) << 16u;
-    let exp = (h >> 10u) & 0x1fu;
-    let man = h & 0x3ffu;
-    if (exp == 0x1fu) {
-        if (man == 0u) {
-            return bitcast<f32>(sign | 0x7f800000u);
-        }
-        return bitcast<f32>(sign | 0x7fc00000u | (man << 13u));
-    }
-    if (exp == 0u) {
-        // Subnormal f16: exactly man * 2^-24 (an f32 product of exact values).
-        let v = f32(man) * 5.9604644775390625e-8;
-        return bitcast<f32>(sign | bitcast<u32>(v));
-    }
-    return bitcast<f32>(sign | ((exp + 112u) << 23u) | (man << 13u));
-}
-
 // --- quantize: one invocation per pair of elements ---
 @group(0) @binding(1) var<storage, read> q_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> q_stats: array<u32>;
@@ -143,9 +83,9 @@ fn quantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         hi = f32_bits_to_f16(bitcast<u32>(q_x[i + 1u] * s));
     }
     if (DEQUANT) {
-        q_out[i] = bitcast<u32>(f16_bits_to_f32(lo) * inv);
+        q_out[i] = bitcast<u32>(bitcast<f32>(f16_bits_to_f32(lo)) * inv);
         if (i + 1u < p.n) {
-            q_out[i + 1u] = bitcast<u32>(f16_bits_to_f32(hi) * inv);
+            q_out[i + 1u] = bitcast<u32>(bitcast<f32>(f16_bits_to_f32(hi)) * inv);
         }
     } else {
         q_out[w] = lo | (hi << 16u);

@@ -1,18 +1,21 @@
 //! Inference under f16 operand precision (what `Auto` is on adapters with tensor cores): the
-//! decode forward multiplies with f16 weight copies cast when the decode state is made, and
-//! casts activations with per-tensor scales. `F16Emulated` runs the same roundings through the
-//! f32 kernels, so lavapipe checks the whole path; `F16TensorCore` where the adapter has it.
-//! Prefill steps of at least 256 rows multiply in f16, decode steps (fewer rows) in f32.
+//! forward multiplies with f16 weight copies cast when the decode state is made. Prefill steps
+//! of at least 256 rows cast activations with per-tensor scales (the training path); decode
+//! steps (fewer rows) cast each row with its own scale (`quantize_rows`) and multiply on
+//! `matmul_rows`. `F16Emulated` runs the same roundings through the f32 kernels, so lavapipe
+//! checks the whole path; `F16TensorCore` where the adapter has it.
 //! Checks: the first sampled token's log-prob (from the prefill) equals a teacher-forced
 //! forward of the same precision (tolerance 2e-3: both round the operands to f16, but the
-//! per-tensor scales come from different row sets; 4e-4 seen) and differs from the f32 one (the path is
-//! really taken); the later tokens' (f32 decode) stay within 0.05 of f32 teacher forcing; and
-//! weights written between generate calls are the ones the next call uses.
+//! per-tensor scales come from different row sets; 4e-4 seen) and differs from the f32 one (the
+//! path is really taken); whole samples stay within 0.05 of f32 teacher forcing; decode steps
+//! differ from f32 decode (the row path is taken) by less than 5e-2 (1.1e-2 seen), and the tensor-core decode
+//! equals its f32 emulation to 1e-4 (same roundings, different summation order); and weights
+//! written between generate calls are the ones the next call uses.
 
 mod common;
 
 use common::*;
-use grrm_model::generate::{generate, SamplingParams};
+use grrm_model::generate::{generate, DecodeState, SamplingParams};
 use grrm_model::hf::init_random;
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
@@ -114,5 +117,43 @@ fn weights_written_between_calls_are_used_by_the_next_call() {
             after.iter().map(|s| &s.logprobs).collect::<Vec<_>>(),
             "{p:?}: the new weights changed nothing"
         );
+    }
+}
+
+/// Log-softmax rows of 4 decode steps (one fed token per sequence per step) after a 64-token
+/// prefill, concatenated.
+fn decode_rows(m: &Transformer) -> Vec<f32> {
+    let prompts = long_prompts();
+    let real = vec![64; prompts.len()];
+    let mut st = DecodeState::new(m, prompts.len(), 96).unwrap();
+    m.infer(&mut st, &prompts, &real, 1.0).unwrap();
+    let mut out = Vec::new();
+    for step in 0..4u32 {
+        let next: Vec<Vec<u32>> = (0..prompts.len() as u32)
+            .map(|i| vec![(i * 11 + step * 5 + 1) % 50])
+            .collect();
+        out.extend(m.infer(&mut st, &next, &vec![1; prompts.len()], 1.0).unwrap());
+    }
+    out
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn decode_steps_multiply_rows_cast_one_scale_per_row() {
+    let ctx = ctx();
+    let f32_rows = decode_rows(&model(&ctx, 21, MatmulPrecision::F32));
+    let emulated = decode_rows(&model(&ctx, 21, MatmulPrecision::F16Emulated));
+    let d = max_diff(&emulated, &f32_rows);
+    assert!(d > 1e-6, "emulated decode equals f32 decode: the row path was not taken");
+    assert!(d < 5e-2, "emulated decode is {d} from f32 decode");
+    eprintln!("emulated vs f32 decode: max |diff| {d:e}");
+    if coop16_available(&ctx) {
+        let tc = decode_rows(&model(&ctx, 21, MatmulPrecision::F16TensorCore));
+        let d = max_diff(&tc, &emulated);
+        assert!(d < 1e-4, "tensor-core decode is {d} from its f32 emulation");
+        eprintln!("tensor-core vs emulated decode: max |diff| {d:e}");
     }
 }

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use super::elementwise::{groups_for, windows, WG};
 use crate::gpu::{Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor};
 
-static SRC: ShaderSource = crate::shader!("cast.wgsl");
+static SRC: ShaderSource = crate::shader!("cast.wgsl" after "f16_bits.wgsl");
 static TO_F16: KernelEntry = KernelEntry {
     source: &SRC,
     entry: "f32_to_f16",

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use super::elementwise::{fill, groups_for, windows, WG};
 use crate::gpu::{Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor};
 
-static SRC: ShaderSource = crate::shader!("cast_scaled.wgsl");
+static SRC: ShaderSource = crate::shader!("cast_scaled.wgsl" after "f16_bits.wgsl");
 static ABSMAX: KernelEntry = KernelEntry {
     source: &SRC,
     entry: "absmax",

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
 use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
+use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_fits, RowsOperand};
+use crate::kernels::quantize_rows::{padded_rows, quantize_rows};
 use crate::DType;
 
 use super::params::{Linear, Params};
@@ -97,11 +99,14 @@ impl MatmulPrecision {
     }
 }
 
-/// A matmul operand: a tensor and, when it was cast, its scale words `[max |x| bits, 1/s]`.
+/// A matmul operand: a tensor and, when it was cast, its scale words `[max |x| bits, 1/s]`;
+/// or, for a decode step's activations (`rows` = `Some(m)`), f16 rows `[m_pad, K]` with one
+/// inverse scale per row in `scale` (`[m_pad]`, `quantize_rows`).
 #[derive(Clone)]
 pub(crate) struct Operand {
     pub t: Tensor,
     pub scale: Option<Tensor>,
+    pub rows: Option<usize>,
 }
 
 /// Stats slots are 64 f32 apart so every `[2]` view starts on a 256-byte boundary.
@@ -152,6 +157,7 @@ impl HalfWeights {
             Ok(Operand {
                 t: Tensor::zeros(ctx, w.shape(), dtype)?,
                 scale: Some(s),
+                rows: None,
             })
         };
         let layers = p
@@ -246,11 +252,29 @@ impl super::Transformer {
     }
 }
 
-/// Fewest rows an inference step must have to multiply in f16. Decode steps have fewer: on an
-/// H100 (bench/NOTES.md) 64-row f16 decode ran 1,616 new tok/s against 1,993 in f32, its
-/// three cast dispatches per activation and the direct kernel at 64 rows costing more than the
-/// f16 weights save, while beam search (prefill-bound) went 53.4 -> 78.6 users/s.
+/// Fewest rows an inference step must have to multiply through the per-tensor casts and the
+/// tiled tensor-core kernels. Decode steps have fewer and multiply through `matmul_rows`
+/// instead (one cast dispatch per activation, one dispatch per product): on an H100
+/// (bench/NOTES.md) the per-tensor path at 64 rows ran 1,616 new tok/s against 1,993 in f32,
+/// its three cast dispatches per activation and the direct kernel costing more than the f16
+/// weights save.
 pub(crate) const HALF_INFERENCE_MIN_ROWS: usize = 256;
+
+/// Whether every decode product of this model fits `matmul_rows` (each K a multiple of 32,
+/// each N at least 16) on its adapter.
+fn rows_kernel_fits(t: &super::Transformer) -> bool {
+    let c = &t.cfg;
+    let (h, q, kv, i, v) = (
+        c.hidden_size,
+        c.q_dim(),
+        c.kv_dim(),
+        c.intermediate_size,
+        c.vocab_size,
+    );
+    [(q, h), (kv, h), (h, q), (i, h), (h, i), (v, h)]
+        .iter()
+        .all(|&(n, k)| matmul_rows_fits(&t.ctx, n, k))
+}
 
 /// How one recording's matmuls run, kept in `Activations` so the head and the backward use
 /// what the forward chose.
@@ -258,6 +282,17 @@ pub(crate) const HALF_INFERENCE_MIN_ROWS: usize = 256;
 pub(crate) enum Mm {
     F32,
     Half(Arc<HalfCtx>),
+    /// Decode steps: activations cast per row (`quantize_rows`), products on `matmul_rows`
+    /// (f16), or the same roundings through the f32 kernels (f32 scratch: `F16Emulated`).
+    Rows(Arc<RowsCtx>),
+}
+
+pub(crate) struct RowsCtx {
+    weights: Arc<HalfWeights>,
+    /// Flat activation scratch (f16, or f32 holding the f16-rounded values) and per-row
+    /// inverse scales.
+    x: Tensor,
+    inv: Tensor,
 }
 
 pub(crate) struct HalfCtx {
@@ -306,7 +341,17 @@ impl Mm {
             return Ok(Mm::F32);
         };
         if rows < HALF_INFERENCE_MIN_ROWS {
-            return Ok(Mm::F32);
+            if *dtype == DType::F16 && !rows_kernel_fits(t) {
+                return Ok(Mm::F32);
+            }
+            let c = &t.cfg;
+            let widest = c.hidden_size.max(c.q_dim()).max(c.intermediate_size);
+            let m_pad = padded_rows(rows);
+            return Ok(Mm::Rows(Arc::new(RowsCtx {
+                weights: weights.clone(),
+                x: Tensor::zeros(&t.ctx, &[m_pad * widest], *dtype)?,
+                inv: Tensor::zeros(&t.ctx, &[m_pad], DType::F32)?,
+            })));
         }
         let (xn, _) = scratch_elems(&t.cfg, rows, rows);
         let stats = Tensor::zeros(&t.ctx, &[2 * SLOT], DType::F32)?;
@@ -326,6 +371,29 @@ impl Mm {
         Ok(Operand {
             t,
             scale: Some(scale.clone()),
+            rows: None,
+        })
+    }
+
+    /// `x` `[m, K]` cast per row into the decode scratch.
+    fn cast_rows(rec: &mut Recorder, x: &Tensor, r: &RowsCtx) -> Result<Operand> {
+        let (m, k) = (x.shape()[0], x.shape()[1]);
+        let m_pad = padded_rows(m);
+        let out = r.x.view(0, &[m_pad, k])?;
+        let inv = r.inv.view(0, &[m_pad])?;
+        quantize_rows(rec, x, &out, &inv)?;
+        if out.dtype() == DType::F16 {
+            return Ok(Operand {
+                t: out,
+                scale: Some(inv),
+                rows: Some(m),
+            });
+        }
+        // Emulated: the f32 kernels read the rounded values of the real rows.
+        Ok(Operand {
+            t: out.view(0, &[m, k])?,
+            scale: None,
+            rows: None,
         })
     }
 
@@ -336,17 +404,20 @@ impl Mm {
             Mm::F32 => Ok(Operand {
                 t: x.clone(),
                 scale: None,
+                rows: None,
             }),
             Mm::Half(h) => Self::cast(rec, x, &h.x, &h.x_scale),
+            Mm::Rows(r) => Self::cast_rows(rec, x, r),
         }
     }
 
     /// `x` as a gradient operand (valid until the next `grad`).
     pub(crate) fn grad(&self, rec: &mut Recorder, x: &Tensor) -> Result<Operand> {
         match self {
-            Mm::F32 => Ok(Operand {
+            Mm::F32 | Mm::Rows(_) => Ok(Operand {
                 t: x.clone(),
                 scale: None,
+                rows: None,
             }),
             Mm::Half(h) => Self::cast(rec, x, &h.dy, &h.dy_scale),
         }
@@ -358,8 +429,10 @@ impl Mm {
             Mm::F32 => Operand {
                 t: l.weight.clone(),
                 scale: None,
+                rows: None,
             },
             Mm::Half(h) => h.weights.layers[li][p as usize].clone(),
+            Mm::Rows(r) => r.weights.layers[li][p as usize].clone(),
         }
     }
 
@@ -369,8 +442,10 @@ impl Mm {
             Mm::F32 => Operand {
                 t: w.clone(),
                 scale: None,
+                rows: None,
             },
             Mm::Half(h) => h.weights.out.clone(),
+            Mm::Rows(r) => r.weights.out.clone(),
         }
     }
 
@@ -385,6 +460,17 @@ impl Mm {
         c: &Tensor,
         o: MatmulOpts,
     ) -> Result<()> {
+        if let (Some(m), Some(inv), Some(sb)) = (a.rows, &a.scale, &b.scale) {
+            let plain_nt = o.trans_b && !o.trans_a && o.alpha == 1.0;
+            if !plain_nt {
+                return Err(GpuError::shape(
+                    "matmul (decode rows)",
+                    "row-scaled operands multiply only as x @ W^T",
+                ));
+            }
+            let a = RowsOperand { t: &a.t, inv, m };
+            return matmul_rows(rec, &a, &b.t, sb, bias, c, o.accumulate);
+        }
         let scales = match (&a.scale, &b.scale) {
             (Some(sa), Some(sb)) if a.t.dtype() == DType::F16 => Some([sa, sb]),
             _ => None,

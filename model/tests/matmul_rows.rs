@@ -1,0 +1,253 @@
+//! The decode matmul pair: `quantize_rows` (per-row power-of-two f16 cast) and `matmul_rows`
+//! (tensor-core product of those rows with an f16 weight).
+//!
+//! - quantize_rows against a CPU reference built on the `half` crate: per-row scale words, f16
+//!   bits and the dequantized f32 output, bit-exact (tolerance 0); rows of magnitudes from 1e-30
+//!   to 1e30, an all-zero row, inf and NaN; odd row counts; padding rows zero; outputs poisoned.
+//! - matmul_rows (adapters with 16x16x16 f16 cooperative matrices only) against an f64 product
+//!   of the same f16 values with the same scales: every strip layout (1, 2, 4 columns strips),
+//!   odd M (1, 37, 100: partial 16- and 64-row tiles), N a multiple of 16 that is not one of 64
+//!   and N that is not one of 16 (the last strip overlaps its neighbour),
+//!   bias and accumulate, and the weight split into windows by a small binding limit.
+//!   Tolerance: the products are exact in f32, so only the f32 summation order differs:
+//!   |err| <= 1e-5 * sum_k |a_k b_k| (+ 1e-6 for accumulated C).
+
+mod common;
+
+use common::*;
+use grrm_model::kernels::cast_scaled::{cast_scaled, scale_log2};
+use grrm_model::kernels::matmul::coop16_available;
+use grrm_model::kernels::matmul_rows::{matmul_rows_with, RowsOperand};
+use grrm_model::kernels::quantize_rows::{padded_rows, quantize_rows};
+use grrm_model::{DType, GpuContext, Recorder, Tensor};
+use half::f16;
+use rand::Rng;
+
+/// Rows of random values, row r scaled by its own magnitude (some far outside f16's range).
+fn rows_of_magnitudes(r: &mut impl Rng, m: usize, k: usize) -> Vec<f32> {
+    let mags = [1e-30f32, 1e-7, 3e-3, 1.0, 7.5, 2e4, 1e30];
+    (0..m)
+        .flat_map(|i| {
+            let mag = mags[i % mags.len()];
+            randn(r, k).into_iter().map(move |x| x * mag)
+        })
+        .collect()
+}
+
+/// (f16 bits of x s, 1/s) of one row, as quantize_rows defines them.
+fn reference_row(x: &[f32]) -> (Vec<f16>, f32) {
+    let bits = x.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0);
+    let e = scale_log2(bits);
+    let s = 2f32.powi(e);
+    (
+        x.iter().map(|v| f16::from_f32(v * s)).collect(),
+        2f32.powi(-e),
+    )
+}
+
+fn check_quantize(ctx: &GpuContext, x: &[f32], m: usize, k: usize, what: &str) {
+    let m_pad = padded_rows(m);
+    let tx = Tensor::from_f32(ctx, &[m, k], x).unwrap();
+    let h = Tensor::poisoned(ctx, &[m_pad, k], DType::F16).unwrap();
+    let d = Tensor::poisoned(ctx, &[m_pad, k], DType::F32).unwrap();
+    let inv_h = Tensor::poisoned(ctx, &[m_pad], DType::F32).unwrap();
+    let inv_d = Tensor::poisoned(ctx, &[m_pad], DType::F32).unwrap();
+    let mut rec = Recorder::new(ctx, "test");
+    quantize_rows(&mut rec, &tx, &h, &inv_h).unwrap();
+    quantize_rows(&mut rec, &tx, &d, &inv_d).unwrap();
+    rec.submit().unwrap();
+    let (gh, gd) = (h.to_f16_vec().unwrap(), d.to_f32_vec().unwrap());
+    let (ih, id) = (inv_h.to_f32_vec().unwrap(), inv_d.to_f32_vec().unwrap());
+    for r in 0..m_pad {
+        let (want_h, want_inv) = if r < m {
+            reference_row(&x[r * k..(r + 1) * k])
+        } else {
+            (vec![f16::ZERO; k], 0.0)
+        };
+        assert_eq!(ih[r].to_bits(), want_inv.to_bits(), "{what}: row {r} 1/s (f16 out)");
+        assert_eq!(id[r].to_bits(), want_inv.to_bits(), "{what}: row {r} 1/s (f32 out)");
+        for j in 0..k {
+            let (g, w) = (gh[r * k + j], want_h[j]);
+            let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+            assert!(same, "{what}: row {r} col {j}: f16 {g} want {w}");
+            let wd = if r < m { w.to_f32() * want_inv } else { 0.0 };
+            let gdv = gd[r * k + j];
+            let same = gdv.to_bits() == wd.to_bits() || (gdv.is_nan() && wd.is_nan());
+            assert!(same, "{what}: row {r} col {j}: dequantized {gdv} want {wd}");
+        }
+    }
+}
+
+#[test]
+fn quantize_rows_matches_half_per_row() {
+    let ctx = ctx();
+    let mut r = rng(5);
+    for (m, k) in [(1, 2), (37, 250), (19, 1030)] {
+        let mut x = rows_of_magnitudes(&mut r, m, k);
+        if m > 10 {
+            x[2 * k..3 * k].fill(0.0);
+            x[4 * k + 3] = f32::INFINITY;
+            x[5 * k + 1] = f32::NAN;
+            x[6 * k + 7] = -1e-42; // subnormal f32
+        }
+        check_quantize(&ctx, &x, m, k, &format!("{m}x{k}"));
+    }
+}
+
+#[test]
+fn quantize_rows_rejects_bad_shapes() {
+    let ctx = ctx();
+    let x = Tensor::zeros(&ctx, &[5, 7], DType::F32).unwrap();
+    let h = Tensor::zeros(&ctx, &[16, 7], DType::F16).unwrap();
+    let inv = Tensor::zeros(&ctx, &[16], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    let err = quantize_rows(&mut rec, &x, &h, &inv).unwrap_err().to_string();
+    assert!(err.contains("even k"), "{err}");
+    let short = Tensor::zeros(&ctx, &[4, 7], DType::F32).unwrap();
+    assert!(quantize_rows(&mut rec, &x, &short, &inv).is_err());
+}
+
+/// The f16 weight and its scale words as the inference weights hold them (cast_scaled).
+fn half_weight(ctx: &GpuContext, w: &[f32], n: usize, k: usize) -> (Tensor, Tensor, Vec<f64>) {
+    let tw = Tensor::from_f32(ctx, &[n, k], w).unwrap();
+    let h = Tensor::poisoned(ctx, &[n, k], DType::F16).unwrap();
+    let s = Tensor::poisoned(ctx, &[2], DType::F32).unwrap();
+    let mut rec = Recorder::new(ctx, "test");
+    cast_scaled(&mut rec, &tw, &s, &h).unwrap();
+    rec.submit().unwrap();
+    let inv = s.to_f32_vec().unwrap()[1] as f64;
+    let vals = h.to_f16_vec().unwrap().iter().map(|x| x.to_f64() * inv).collect();
+    (h, s, vals)
+}
+
+struct RowsCase {
+    m: usize,
+    n: usize,
+    k: usize,
+    strips: usize,
+    bias: bool,
+    accumulate: bool,
+    binding_limit: Option<u64>,
+}
+
+fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
+    let what = format!(
+        "{}x{}x{} strips {} bias {} acc {} limit {:?}",
+        c.m, c.n, c.k, c.strips, c.bias, c.accumulate, c.binding_limit
+    );
+    let ctx = match c.binding_limit {
+        Some(b) => ctx.with_binding_limit(b),
+        None => ctx.clone(),
+    };
+    let (m, n, k) = (c.m, c.n, c.k);
+    let mut r = rng(seed);
+    // Row magnitudes within f32 products' comfortable range (the scales make them f16-safe).
+    let x: Vec<f32> = (0..m)
+        .flat_map(|i| {
+            let mag = [1e-3f32, 1.0, 300.0, 7e4][i % 4];
+            randn(&mut r, k).into_iter().map(move |v| v * mag)
+        })
+        .collect();
+    let w = randn(&mut r, n * k);
+    let bias: Vec<f32> = randn(&mut r, n);
+    let old: Vec<f32> = randn(&mut r, m * n);
+    let m_pad = padded_rows(m);
+    let tx = Tensor::from_f32(&ctx, &[m, k], &x).unwrap();
+    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
+    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
+    let (b, b_scale, wv) = half_weight(&ctx, &w, n, k);
+    let tb = Tensor::from_f32(&ctx, &[n], &bias).unwrap();
+    let out = if c.accumulate {
+        Tensor::from_f32(&ctx, &[m, n], &old).unwrap()
+    } else {
+        Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap()
+    };
+    let mut rec = Recorder::new(&ctx, "test");
+    quantize_rows(&mut rec, &tx, &a, &inv).unwrap();
+    let op = RowsOperand { t: &a, inv: &inv, m };
+    let bias_t = c.bias.then_some(&tb);
+    matmul_rows_with(&mut rec, &op, &b, &b_scale, bias_t, &out, c.accumulate, c.strips).unwrap();
+    rec.submit().unwrap();
+    let got = out.to_f32_vec().unwrap();
+    // Reference on the values the kernel multiplies: f16(x s_r) / s_r and f16(w s_w) / s_w.
+    let ah = a.to_f16_vec().unwrap();
+    let ai = inv.to_f32_vec().unwrap();
+    let av: Vec<f64> = (0..m * k)
+        .map(|i| ah[i].to_f64() * ai[i / k] as f64)
+        .collect();
+    let mut want = vec![0f64; m * n];
+    let mut scale = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut sa) = (0f64, 0f64);
+            for t in 0..k {
+                let p = av[i * k + t] * wv[j * k + t];
+                s += p;
+                sa += p.abs();
+            }
+            if c.bias {
+                s += bias[j] as f64;
+                sa += (bias[j] as f64).abs();
+            }
+            if c.accumulate {
+                s += old[i * n + j] as f64;
+                sa += (old[i * n + j] as f64).abs();
+            }
+            want[i * n + j] = s;
+            scale[i * n + j] = sa;
+        }
+    }
+    assert_close(&what, &got, &want, 1e-6, 1e-5, Some(&scale));
+}
+
+#[test]
+fn matmul_rows_matches_f64_on_the_same_f16_values() {
+    let ctx = ctx();
+    if !coop16_available(&ctx) {
+        eprintln!(
+            "skipped: {} lacks 16x16x16 f16->f32 cooperative matrices with subgroups of 32",
+            ctx.info().name
+        );
+        return;
+    }
+    let mut seed = 40;
+    for strips in [1, 2, 4] {
+        for (m, n, k) in [(1, 112, 160), (37, 208, 96), (100, 48, 224), (37, 50, 64), (5, 117, 32)] {
+            for (bias, accumulate) in [(false, false), (true, false), (true, true), (false, true)] {
+                seed += 1;
+                let case = RowsCase { m, n, k, strips, bias, accumulate, binding_limit: None };
+                check_matmul(&ctx, &case, seed);
+            }
+        }
+    }
+    // The weight in windows of 96 rows (a 32 KiB binding limit holds 102 rows of 160 f16).
+    let case = RowsCase {
+        m: 37,
+        n: 213,
+        k: 160,
+        strips: 4,
+        bias: true,
+        accumulate: false,
+        binding_limit: Some(32 * 1024),
+    };
+    check_matmul(&ctx, &case, 99);
+}
+
+#[test]
+fn matmul_rows_rejects_shapes_it_cannot_run() {
+    let ctx = ctx();
+    let a = Tensor::zeros(&ctx, &[16, 48], DType::F16).unwrap();
+    let inv = Tensor::zeros(&ctx, &[16], DType::F32).unwrap();
+    let b = Tensor::zeros(&ctx, &[32, 48], DType::F16).unwrap();
+    let s = Tensor::zeros(&ctx, &[2], DType::F32).unwrap();
+    let c = Tensor::zeros(&ctx, &[3, 32], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    let op = RowsOperand { t: &a, inv: &inv, m: 3 };
+    // K = 48 is not a multiple of 32 (and lavapipe has no cooperative matrices at all).
+    let err = matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("K % 32"), "{err}");
+    let op = RowsOperand { t: &a, inv: &inv, m: 17 };
+    assert!(matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, 1).is_err());
+}
