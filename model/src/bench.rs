@@ -206,6 +206,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         v.push(matmul_case(ctx, Tiled, 128, 1024, 256));
         v.extend(demo_matmul_cases(ctx));
         v.extend(crate::bench_ops::op_cases(true));
+        v.extend(crate::bench_decode::decode_cases(ctx, true));
         return v;
     }
     for kern in [Portable, Tiled, Coop16, Coop16Staged] {
@@ -254,6 +255,7 @@ pub fn cases(ctx: &GpuContext, quick: bool) -> Vec<Case> {
         v.push(matmul_case(ctx, kern, 4096, 153_216, 1024));
     }
     v.extend(crate::bench_ops::op_cases(false));
+    v.extend(crate::bench_decode::decode_cases(ctx, false));
     v
 }
 

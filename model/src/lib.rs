@@ -3,6 +3,7 @@
 //! generation engine.
 
 pub mod bench;
+mod bench_decode;
 pub mod bench_model;
 mod bench_ops;
 pub mod generate;

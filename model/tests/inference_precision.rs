@@ -8,8 +8,9 @@
 //! forward of the same precision (tolerance 2e-3: both round the operands to f16, but the
 //! per-tensor scales come from different row sets; 4e-4 seen) and differs from the f32 one (the
 //! path is really taken); whole samples stay within 0.05 of f32 teacher forcing; decode steps
-//! differ from f32 decode (the row path is taken) by less than 5e-2 (1.1e-2 seen), and the tensor-core decode
-//! equals its f32 emulation to 1e-4 (same roundings, different summation order); and weights
+//! differ from f32 decode (the row path is taken) by less than 5e-2 (1.7e-2 seen), and the
+//! tensor-core decode is within 5e-3 of its f32 emulation (both with f32 attention; see the
+//! test for why not closer); and weights
 //! written between generate calls are the ones the next call uses.
 
 mod common;
@@ -17,12 +18,15 @@ mod common;
 use common::*;
 use grrm_model::generate::{generate, DecodeState, SamplingParams};
 use grrm_model::hf::init_random;
+use grrm_model::kernels::attention::AttentionKernel;
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 use grrm_model::GpuContext;
 
 fn model(ctx: &GpuContext, seed: u64, p: MatmulPrecision) -> Transformer {
-    let cfg = tiny_generation_config();
+    let mut cfg = tiny_generation_config();
+    // Every K a multiple of 32, so decode steps take the row path (`matmul_rows` shapes).
+    cfg.intermediate_size = 64;
     Transformer::new(ctx, &cfg, &init_random(&cfg, seed), 96)
         .unwrap()
         .with_matmul_precision(p)
@@ -120,25 +124,38 @@ fn weights_written_between_calls_are_used_by_the_next_call() {
     }
 }
 
-/// Log-softmax rows of 4 decode steps (one fed token per sequence per step) after a 64-token
-/// prefill, concatenated.
-fn decode_rows(m: &Transformer) -> Vec<f32> {
-    let prompts = long_prompts();
-    let real = vec![64; prompts.len()];
+/// Log-softmax rows of a 16-token prefill (4 x 16 = 64 rows: the row path too) and of 4 decode
+/// steps after it (one fed token per sequence per step): five blocks of rows.
+fn decode_rows(m: &Transformer) -> Vec<Vec<f32>> {
+    let prompts: Vec<Vec<u32>> = long_prompts().iter().map(|p| p[..16].to_vec()).collect();
+    let real = vec![16; prompts.len()];
     let mut st = DecodeState::new(m, prompts.len(), 96).unwrap();
-    m.infer(&mut st, &prompts, &real, 1.0).unwrap();
-    let mut out = Vec::new();
+    let mut out = vec![m.infer(&mut st, &prompts, &real, 1.0).unwrap()];
     for step in 0..4u32 {
         let next: Vec<Vec<u32>> = (0..prompts.len() as u32)
             .map(|i| vec![(i * 11 + step * 5 + 1) % 50])
             .collect();
-        out.extend(m.infer(&mut st, &next, &vec![1; prompts.len()], 1.0).unwrap());
+        out.push(
+            m.infer(&mut st, &next, &vec![1; prompts.len()], 1.0)
+                .unwrap(),
+        );
     }
     out
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+/// Largest |a - b| over the decode steps (the prefill block left out), and per block.
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f32, Vec<f32>) {
+    let per: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        })
+        .collect();
+    (per[1..].iter().cloned().fold(0.0, f32::max), per)
 }
 
 #[test]
@@ -146,14 +163,34 @@ fn decode_steps_multiply_rows_cast_one_scale_per_row() {
     let ctx = ctx();
     let f32_rows = decode_rows(&model(&ctx, 21, MatmulPrecision::F32));
     let emulated = decode_rows(&model(&ctx, 21, MatmulPrecision::F16Emulated));
-    let d = max_diff(&emulated, &f32_rows);
-    assert!(d > 1e-6, "emulated decode equals f32 decode: the row path was not taken");
+    // Every block, the prefill included, took the row path.
+    let (d, per) = max_diff(&emulated, &f32_rows);
+    eprintln!("emulated vs f32: max |diff| per block (prefill first) {per:?}");
+    assert!(
+        d > 1e-6,
+        "emulated decode equals f32 decode: the row path was not taken"
+    );
     assert!(d < 5e-2, "emulated decode is {d} from f32 decode");
-    eprintln!("emulated vs f32 decode: max |diff| {d:e}");
     if coop16_available(&ctx) {
-        let tc = decode_rows(&model(&ctx, 21, MatmulPrecision::F16TensorCore));
-        let d = max_diff(&tc, &emulated);
-        assert!(d < 1e-4, "tensor-core decode is {d} from its f32 emulation");
-        eprintln!("tensor-core vs emulated decode: max |diff| {d:e}");
+        // Both with the same f32 attention (F16TensorCore alone takes the f16 tensor-core
+        // attention kernel, whose roundings the emulation does not model).
+        let tiled = |p| model(&ctx, 21, p).with_attention_kernel(AttentionKernel::Tiled);
+        let emulated = decode_rows(&tiled(MatmulPrecision::F16Emulated));
+        let f32_tiled = decode_rows(&tiled(MatmulPrecision::F32));
+        let tc = decode_rows(&tiled(MatmulPrecision::F16TensorCore));
+        let (d32, _) = max_diff(&tc, &f32_tiled);
+        let (d, per) = max_diff(&tc, &emulated);
+        eprintln!("tensor-core vs emulated: max |diff| per block (prefill first) {per:?}");
+        // Not summation order alone: on an H100 the tensor-core path sits 2.3e-3 - 3.1e-3 from
+        // its emulation on this model (f16 rounding puts both ~1.5e-2 from f32), and so does
+        // the per-tensor tensor-core prefill of 256 rows (3.0e-3), whose kernels predate the
+        // row path; matmul_rows itself matches an f64 product of its f16 operands to 1e-5 of
+        // sum |a b| (tests/matmul_rows.rs). So the bound is a third of the f16 effect: a path
+        // that skipped the f16 rounding (d32 ~ 0) or scaled wrongly (d ~ 1) fails it.
+        assert!(d < 5e-3, "tensor-core decode is {d} from its f32 emulation");
+        assert!(
+            d32 > 1e-3,
+            "tensor-core decode is {d32} from f32: no f16 rounding?"
+        );
     }
 }

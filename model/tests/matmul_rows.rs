@@ -5,9 +5,10 @@
 //!   bits and the dequantized f32 output, bit-exact (tolerance 0); rows of magnitudes from 1e-30
 //!   to 1e30, an all-zero row, inf and NaN; odd row counts; padding rows zero; outputs poisoned.
 //! - matmul_rows (adapters with 16x16x16 f16 cooperative matrices only) against an f64 product
-//!   of the same f16 values with the same scales: every strip layout (1, 2, 4 columns strips),
-//!   odd M (1, 37, 100: partial 16- and 64-row tiles), N a multiple of 16 that is not one of 64
-//!   and N that is not one of 16 (the last strip overlaps its neighbour),
+//!   of the same f16 values with the same scales: the default and forced K splits (1, 2, 3 with
+//!   a short last split), odd M (1, 37, 100: partial 16- and 64-row blocks), N a multiple of 16
+//!   that is not one of 32 and N that is not one of 16 (the last block overlaps its neighbour),
+//!   K a multiple of 32 that is not one of 64 (a half round),
 //!   bias and accumulate, and the weight split into windows by a small binding limit.
 //!   Tolerance: the products are exact in f32, so only the f32 summation order differs:
 //!   |err| <= 1e-5 * sum_k |a_k b_k| (+ 1e-6 for accumulated C).
@@ -36,7 +37,11 @@ fn rows_of_magnitudes(r: &mut impl Rng, m: usize, k: usize) -> Vec<f32> {
 
 /// (f16 bits of x s, 1/s) of one row, as quantize_rows defines them.
 fn reference_row(x: &[f32]) -> (Vec<f16>, f32) {
-    let bits = x.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0);
+    let bits = x
+        .iter()
+        .map(|v| v.to_bits() & 0x7fff_ffff)
+        .max()
+        .unwrap_or(0);
     let e = scale_log2(bits);
     let s = 2f32.powi(e);
     (
@@ -64,8 +69,16 @@ fn check_quantize(ctx: &GpuContext, x: &[f32], m: usize, k: usize, what: &str) {
         } else {
             (vec![f16::ZERO; k], 0.0)
         };
-        assert_eq!(ih[r].to_bits(), want_inv.to_bits(), "{what}: row {r} 1/s (f16 out)");
-        assert_eq!(id[r].to_bits(), want_inv.to_bits(), "{what}: row {r} 1/s (f32 out)");
+        assert_eq!(
+            ih[r].to_bits(),
+            want_inv.to_bits(),
+            "{what}: row {r} 1/s (f16 out)"
+        );
+        assert_eq!(
+            id[r].to_bits(),
+            want_inv.to_bits(),
+            "{what}: row {r} 1/s (f32 out)"
+        );
         for j in 0..k {
             let (g, w) = (gh[r * k + j], want_h[j]);
             let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
@@ -101,7 +114,9 @@ fn quantize_rows_rejects_bad_shapes() {
     let h = Tensor::zeros(&ctx, &[16, 7], DType::F16).unwrap();
     let inv = Tensor::zeros(&ctx, &[16], DType::F32).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
-    let err = quantize_rows(&mut rec, &x, &h, &inv).unwrap_err().to_string();
+    let err = quantize_rows(&mut rec, &x, &h, &inv)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("even k"), "{err}");
     let short = Tensor::zeros(&ctx, &[4, 7], DType::F32).unwrap();
     assert!(quantize_rows(&mut rec, &x, &short, &inv).is_err());
@@ -116,7 +131,12 @@ fn half_weight(ctx: &GpuContext, w: &[f32], n: usize, k: usize) -> (Tensor, Tens
     cast_scaled(&mut rec, &tw, &s, &h).unwrap();
     rec.submit().unwrap();
     let inv = s.to_f32_vec().unwrap()[1] as f64;
-    let vals = h.to_f16_vec().unwrap().iter().map(|x| x.to_f64() * inv).collect();
+    let vals = h
+        .to_f16_vec()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_f64() * inv)
+        .collect();
     (h, s, vals)
 }
 
@@ -124,7 +144,7 @@ struct RowsCase {
     m: usize,
     n: usize,
     k: usize,
-    strips: usize,
+    splits: Option<usize>,
     bias: bool,
     accumulate: bool,
     binding_limit: Option<u64>,
@@ -132,8 +152,8 @@ struct RowsCase {
 
 fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
     let what = format!(
-        "{}x{}x{} strips {} bias {} acc {} limit {:?}",
-        c.m, c.n, c.k, c.strips, c.bias, c.accumulate, c.binding_limit
+        "{}x{}x{} splits {:?} bias {} acc {} limit {:?}",
+        c.m, c.n, c.k, c.splits, c.bias, c.accumulate, c.binding_limit
     );
     let ctx = match c.binding_limit {
         Some(b) => ctx.with_binding_limit(b),
@@ -164,9 +184,23 @@ fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
     };
     let mut rec = Recorder::new(&ctx, "test");
     quantize_rows(&mut rec, &tx, &a, &inv).unwrap();
-    let op = RowsOperand { t: &a, inv: &inv, m };
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m,
+    };
     let bias_t = c.bias.then_some(&tb);
-    matmul_rows_with(&mut rec, &op, &b, &b_scale, bias_t, &out, c.accumulate, c.strips).unwrap();
+    matmul_rows_with(
+        &mut rec,
+        &op,
+        &b,
+        &b_scale,
+        bias_t,
+        &out,
+        c.accumulate,
+        c.splits,
+    )
+    .unwrap();
     rec.submit().unwrap();
     let got = out.to_f32_vec().unwrap();
     // Reference on the values the kernel multiplies: f16(x s_r) / s_r and f16(w s_w) / s_w.
@@ -211,13 +245,44 @@ fn matmul_rows_matches_f64_on_the_same_f16_values() {
         return;
     }
     let mut seed = 40;
-    for strips in [1, 2, 4] {
-        for (m, n, k) in [(1, 112, 160), (37, 208, 96), (100, 48, 224), (37, 50, 64), (5, 117, 32)] {
+    for splits in [None, Some(1), Some(2), Some(3)] {
+        for (m, n, k) in [
+            (1, 112, 160),
+            (37, 208, 96),
+            (100, 48, 224),
+            (37, 50, 320),
+            (5, 117, 32),
+        ] {
             for (bias, accumulate) in [(false, false), (true, false), (true, true), (false, true)] {
                 seed += 1;
-                let case = RowsCase { m, n, k, strips, bias, accumulate, binding_limit: None };
+                let case = RowsCase {
+                    m,
+                    n,
+                    k,
+                    splits,
+                    bias,
+                    accumulate,
+                    binding_limit: None,
+                };
                 check_matmul(&ctx, &case, seed);
             }
+        }
+    }
+    // The tiny generation model's products (hidden 32, kv 16, ffn 64, vocabulary 50) at its
+    // prefill and decode row counts: N below one block, K below one round.
+    for m in [64, 4] {
+        for (n, k) in [(32, 32), (16, 32), (64, 32), (32, 64), (50, 32)] {
+            seed += 1;
+            let case = RowsCase {
+                m,
+                n,
+                k,
+                splits: None,
+                bias: false,
+                accumulate: false,
+                binding_limit: None,
+            };
+            check_matmul(&ctx, &case, seed);
         }
     }
     // The weight in windows of 96 rows (a 32 KiB binding limit holds 102 rows of 160 f16).
@@ -225,7 +290,7 @@ fn matmul_rows_matches_f64_on_the_same_f16_values() {
         m: 37,
         n: 213,
         k: 160,
-        strips: 4,
+        splits: None,
         bias: true,
         accumulate: false,
         binding_limit: Some(32 * 1024),
@@ -242,12 +307,20 @@ fn matmul_rows_rejects_shapes_it_cannot_run() {
     let s = Tensor::zeros(&ctx, &[2], DType::F32).unwrap();
     let c = Tensor::zeros(&ctx, &[3, 32], DType::F32).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
-    let op = RowsOperand { t: &a, inv: &inv, m: 3 };
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m: 3,
+    };
     // K = 48 is not a multiple of 32 (and lavapipe has no cooperative matrices at all).
-    let err = matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, 1)
+    let err = matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("K % 32"), "{err}");
-    let op = RowsOperand { t: &a, inv: &inv, m: 17 };
-    assert!(matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, 1).is_err());
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m: 17,
+    };
+    assert!(matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, None).is_err());
 }

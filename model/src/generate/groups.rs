@@ -244,9 +244,12 @@ fn decode(
         )?;
         record_ms += t_record.elapsed().as_secs_f64() * 1e3;
     }
+    let (encode, commands) = rec.encode_stats();
     tracing::debug!(
         rows = b,
         steps,
+        commands,
+        encode_ms = encode.as_secs_f64() * 1e3,
         prefill_record_ms,
         first_wait_ms,
         decode_record_ms = record_ms,

@@ -43,7 +43,12 @@ pub fn quantize_rows(rec: &mut Recorder, x: &Tensor, out: &Tensor, inv: &Tensor)
     };
     let (m, k) = match *x.shape() {
         [m, k] => (m, k),
-        _ => return Err(GpuError::shape(op, format!("x must be 2-D, got {:?}", x.shape()))),
+        _ => {
+            return Err(GpuError::shape(
+                op,
+                format!("x must be 2-D, got {:?}", x.shape()),
+            ))
+        }
     };
     let m_pad = out.shape().first().copied().unwrap_or(0);
     if x.dtype() != DType::F32

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
 use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
-use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_fits, RowsOperand};
+use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_shape_fits, RowsOperand};
 use crate::kernels::quantize_rows::{padded_rows, quantize_rows};
 use crate::DType;
 
@@ -260,8 +260,9 @@ impl super::Transformer {
 /// weights save.
 pub(crate) const HALF_INFERENCE_MIN_ROWS: usize = 256;
 
-/// Whether every decode product of this model fits `matmul_rows` (each K a multiple of 32,
-/// each N at least 16) on its adapter.
+/// Whether every decode product of this model has a shape `matmul_rows` takes (each K a
+/// multiple of 32, each N at least 16). Decided on shapes alone, so `F16Emulated` takes the
+/// row path exactly where `F16TensorCore` would.
 fn rows_kernel_fits(t: &super::Transformer) -> bool {
     let c = &t.cfg;
     let (h, q, kv, i, v) = (
@@ -273,7 +274,7 @@ fn rows_kernel_fits(t: &super::Transformer) -> bool {
     );
     [(q, h), (kv, h), (h, q), (i, h), (h, i), (v, h)]
         .iter()
-        .all(|&(n, k)| matmul_rows_fits(&t.ctx, n, k))
+        .all(|&(n, k)| matmul_rows_shape_fits(n, k))
 }
 
 /// How one recording's matmuls run, kept in `Activations` so the head and the backward use
@@ -341,7 +342,7 @@ impl Mm {
             return Ok(Mm::F32);
         };
         if rows < HALF_INFERENCE_MIN_ROWS {
-            if *dtype == DType::F16 && !rows_kernel_fits(t) {
+            if !rows_kernel_fits(t) {
                 return Ok(Mm::F32);
             }
             let c = &t.cfg;
