@@ -7,6 +7,10 @@
 // another's precision, and the whole cast is one dispatch (one workgroup per row) where the
 // per-tensor cast (cast_scaled.wgsl) needs a fill, an absmax and a quantize pass.
 //
+// `norm` casts rmsnorm(x) * w instead, computed exactly as rmsnorm.wgsl's forward computes it
+// (the same 64-lane sum of squares in the same tree order, the same products), so the fused
+// kernel writes bit for bit what rmsnorm followed by `main` would: one dispatch for both.
+//
 // Rows rows..rows_out-1 are padding (matmul_rows reads whole 16-row tiles): zeros, inv 0.
 // DEQUANT writes the f32 value round_f16(x s) / s instead (the same rounding through f32
 // kernels, for adapters without tensor cores). Without DEQUANT, k must be even.
@@ -15,13 +19,14 @@ struct Params {
     rows: u32,
     rows_out: u32,
     k: u32,
-    _p0: u32,
+    eps: f32, // norm only
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 @group(0) @binding(3) var<storage, read_write> inv: array<f32>;
+@group(0) @binding(4) var<storage, read> norm_w: array<f32>;
 
 override DEQUANT: bool = false;
 
@@ -29,27 +34,35 @@ const WG: u32 = 256u;
 
 var<workgroup> partial: array<u32, WG>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let r = wg.x + wg.y * nwg.x;
-    if (r >= p.rows_out) {
-        return;
+// Value j of row r as cast: x itself, or rmsnorm's output w_j * (x_j * rstd).
+fn value(row: u32, j: u32, rstd: f32, normed: bool) -> f32 {
+    if (normed) {
+        return norm_w[j] * (x[row + j] * rstd);
     }
-    let row = r * p.k;
+    return x[row + j];
+}
+
+// Zeros for a padding row; false when `r` is a real row.
+fn pad_row(r: u32, lid: u32) -> bool {
+    if (r < p.rows) {
+        return false;
+    }
     let words = select(p.k / 2u, p.k, DEQUANT);
-    if (r >= p.rows) {
-        for (var w = lid; w < words; w += WG) {
-            out[r * words + w] = 0u;
-        }
-        if (lid == 0u) {
-            inv[r] = 0.0;
-        }
-        return;
+    for (var w = lid; w < words; w += WG) {
+        out[r * words + w] = 0u;
     }
+    if (lid == 0u) {
+        inv[r] = 0.0;
+    }
+    return true;
+}
+
+// Max |value| over the row (as bits, which order like the values), then the cast.
+fn cast_row(r: u32, lid: u32, rstd: f32, normed: bool) {
+    let row = r * p.k;
     var m = 0u;
     for (var j = lid; j < p.k; j += WG) {
-        m = max(m, bitcast<u32>(x[row + j]) & 0x7fffffffu);
+        m = max(m, bitcast<u32>(value(row, j, rstd, normed)) & 0x7fffffffu);
     }
     partial[lid] = m;
     workgroupBarrier();
@@ -65,14 +78,56 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lid == 0u) {
         inv[r] = back;
     }
+    let words = select(p.k / 2u, p.k, DEQUANT);
     for (var w = lid; w < words; w += WG) {
         if (DEQUANT) {
-            let h = f32_bits_to_f16(bitcast<u32>(x[row + w] * s));
+            let h = f32_bits_to_f16(bitcast<u32>(value(row, w, rstd, normed) * s));
             out[r * words + w] = bitcast<u32>(bitcast<f32>(f16_bits_to_f32(h)) * back);
         } else {
-            let lo = f32_bits_to_f16(bitcast<u32>(x[row + 2u * w] * s));
-            let hi = f32_bits_to_f16(bitcast<u32>(x[row + 2u * w + 1u] * s));
+            let lo = f32_bits_to_f16(bitcast<u32>(value(row, 2u * w, rstd, normed) * s));
+            let hi = f32_bits_to_f16(bitcast<u32>(value(row, 2u * w + 1u, rstd, normed) * s));
             out[r * words + w] = lo | (hi << 16u);
         }
     }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows_out || pad_row(r, lid)) {
+        return;
+    }
+    cast_row(r, lid, 1.0, false);
+}
+
+// rmsnorm.wgsl's row sum of squares: 64 lanes, each over d = lane, lane + 64, ..., then the
+// same halving tree.
+var<workgroup> sq: array<f32, 64>;
+
+@compute @workgroup_size(256)
+fn norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows_out || pad_row(r, lid)) {
+        return;
+    }
+    let row = r * p.k;
+    if (lid < 64u) {
+        var ss = 0.0;
+        for (var d = lid; d < p.k; d += 64u) {
+            let v = x[row + d];
+            ss += v * v;
+        }
+        sq[lid] = ss;
+    }
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            sq[lid] += sq[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let rstd = 1.0 / sqrt(sq[0] / f32(p.k) + p.eps);
+    cast_row(r, lid, rstd, true);
 }

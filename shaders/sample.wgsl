@@ -36,7 +36,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> allowed: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
-const WG: u32 = 256u;
+// Invocations per row: 1024 on GPUs that allow it (sample.rs), where a row's ~12 passes are
+// bound by load latency and four times the loads in flight make them ~4x shorter; 256 (at
+// least the 256 histogram bins) elsewhere.
+override WG: u32 = 256u;
 const CONSTRAINED: u32 = 1u;
 const SKIP: u32 = 2u;
 const NONE: u32 = 0xffffffffu;
@@ -46,7 +49,6 @@ var<workgroup> sh_b: array<u32, WG>;
 var<workgroup> sh_c: array<u32, WG>;
 var<workgroup> sh_s: array<f32, WG>;
 var<workgroup> sh_m0: array<vec4<f32>, WG>;
-var<workgroup> sh_m1: array<vec4<f32>, WG>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> bc: array<u32, 4>;
 
@@ -163,7 +165,9 @@ fn top_k_cut(k: u32, lid: u32) -> vec3<u32> {
     var need = k;
     for (var level = 0u; level < 4u; level += 1u) {
         let shift = 24u - 8u * level;
-        atomicStore(&hist[lid], 0u);
+        if (lid < 256u) {
+            atomicStore(&hist[lid], 0u);
+        }
         workgroupBarrier();
         // Runs of equal bins are added at once: the leading bytes of nearby values agree, and
         // one shared counter hit by every invocation would serialise.
@@ -208,6 +212,22 @@ fn top_k_cut(k: u32, lid: u32) -> vec3<u32> {
     return vec3<u32>(prefix, nth_with_key(prefix, need, lid), need);
 }
 
+// The workgroup's sum of one vec4 per invocation (fixed tree: deterministic).
+fn sum_vec4(x: vec4<f32>, lid: u32) -> vec4<f32> {
+    workgroupBarrier();
+    sh_m0[lid] = x;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w >>= 1u) {
+        if (lid < w) {
+            sh_m0[lid] += sh_m0[lid + w];
+        }
+        workgroupBarrier();
+    }
+    let res = sh_m0[0];
+    workgroupBarrier();
+    return res;
+}
+
 // Sums over the members of K (kk, jk) with key in [lo, hi), for the 8 thresholds t: the weight
 // of those with key >= t.
 fn masses(lo: u32, hi: u32, ta: vec4<u32>, tb: vec4<u32>, kk: u32, jk: u32, lid: u32) -> mat2x4<f32> {
@@ -223,20 +243,11 @@ fn masses(lo: u32, hi: u32, ta: vec4<u32>, tb: vec4<u32>, kk: u32, jk: u32, lid:
             a1 += select(vec4<f32>(0.0), w, kv >= tb);
         }
     }
-    workgroupBarrier();
-    sh_m0[lid] = a0;
-    sh_m1[lid] = a1;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w >>= 1u) {
-        if (lid < w) {
-            sh_m0[lid] += sh_m0[lid + w];
-            sh_m1[lid] += sh_m1[lid + w];
-        }
-        workgroupBarrier();
-    }
-    let res = mat2x4<f32>(sh_m0[0], sh_m1[0]);
-    workgroupBarrier();
-    return res;
+    // One array for both halves, one after the other (two arrays of WG vec4s would not fit
+    // 48 KiB at WG = 1024).
+    let m0 = sum_vec4(a0, lid);
+    let m1 = sum_vec4(a1, lid);
+    return mat2x4<f32>(m0, m1);
 }
 
 // The top-p cut inside K: returns (kt, jt) ending the shortest rank-order prefix of K whose
@@ -298,7 +309,7 @@ fn top_p_cut(kk: u32, jk: u32, k_ties: u32, kmax: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(lo, nth_with_key(lo, c, lid));
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

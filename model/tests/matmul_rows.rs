@@ -4,6 +4,8 @@
 //! - quantize_rows against a CPU reference built on the `half` crate: per-row scale words, f16
 //!   bits and the dequantized f32 output, bit-exact (tolerance 0); rows of magnitudes from 1e-30
 //!   to 1e30, an all-zero row, inf and NaN; odd row counts; padding rows zero; outputs poisoned.
+//! - quantize_rows_normed (the cast fused with RMSNorm) against rmsnorm followed by
+//!   quantize_rows: bit-exact (tolerance 0) in both output types.
 //! - matmul_rows (adapters with 16x16x16 f16 cooperative matrices only) against an f64 product
 //!   of the same f16 values with the same scales: the default and forced K splits (1, 2, 3 with
 //!   a short last split), odd M (1, 37, 100: partial 16- and 64-row blocks), N a multiple of 16
@@ -19,7 +21,8 @@ use common::*;
 use grrm_model::kernels::cast_scaled::{cast_scaled, scale_log2};
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::kernels::matmul_rows::{matmul_rows_with, RowsOperand};
-use grrm_model::kernels::quantize_rows::{padded_rows, quantize_rows};
+use grrm_model::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
+use grrm_model::kernels::rmsnorm::rmsnorm;
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 use half::f16;
 use rand::Rng;
@@ -104,6 +107,56 @@ fn quantize_rows_matches_half_per_row() {
             x[6 * k + 7] = -1e-42; // subnormal f32
         }
         check_quantize(&ctx, &x, m, k, &format!("{m}x{k}"));
+    }
+}
+
+#[test]
+fn quantize_rows_normed_equals_rmsnorm_then_quantize_rows() {
+    let ctx = ctx();
+    let mut r = rng(8);
+    for (m, k) in [(1, 64), (37, 250), (19, 1030)] {
+        let x = rows_of_magnitudes(&mut r, m, k);
+        let w: Vec<f32> = randn(&mut r, k).iter().map(|v| 2.0 * v).collect();
+        let m_pad = padded_rows(m);
+        let tx = Tensor::from_f32(&ctx, &[m, k], &x).unwrap();
+        let tw = Tensor::from_f32(&ctx, &[k], &w).unwrap();
+        let y = Tensor::poisoned(&ctx, &[m, k], DType::F32).unwrap();
+        let rstd = Tensor::poisoned(&ctx, &[m], DType::F32).unwrap();
+        let mut rec = Recorder::new(&ctx, "test");
+        rmsnorm(&mut rec, &tx, &tw, 1e-6, &y, &rstd).unwrap();
+        for dtype in [DType::F16, DType::F32] {
+            let two = [0, 1].map(|_| {
+                (
+                    Tensor::poisoned(&ctx, &[m_pad, k], dtype).unwrap(),
+                    Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap(),
+                )
+            });
+            quantize_rows(&mut rec, &y, &two[0].0, &two[0].1).unwrap();
+            quantize_rows_normed(&mut rec, &tx, &tw, 1e-6, &two[1].0, &two[1].1).unwrap();
+            rec.submit().unwrap();
+            let words = |t: &Tensor| -> Vec<u32> {
+                match t.dtype() {
+                    DType::F16 => t
+                        .to_f16_vec()
+                        .unwrap()
+                        .iter()
+                        .map(|h| h.to_bits() as u32)
+                        .collect(),
+                    _ => t
+                        .to_f32_vec()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect(),
+                }
+            };
+            assert_eq!(
+                words(&two[0].0),
+                words(&two[1].0),
+                "{m}x{k} {dtype:?} values"
+            );
+            assert_eq!(words(&two[0].1), words(&two[1].1), "{m}x{k} scales");
+        }
     }
 }
 

@@ -5,14 +5,13 @@
 //!
 //! One set of layer temporaries serves every layer (the recorder keeps whatever a dispatch
 //! binds alive until submit, so per-layer tensors would add up to the whole model's worth for
-//! a long prefill), and the residual stream alternates between two buffers.
+//! a long prefill), and the residual stream is updated in place: the o and down projections
+//! add into it in their epilogues, so no separate add runs.
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
-use crate::kernels::elementwise::add;
 use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
-use crate::kernels::rmsnorm::rmsnorm;
 use crate::kernels::rope::rope;
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
 use crate::transformer::precision::{InferWeights, Mm, Proj};
@@ -199,13 +198,11 @@ impl Transformer {
         let rows = b * repeat;
         let mm = Mm::for_inference(self, &state.weights, n.max(rows))?;
         let scratch = InferScratch::alloc(self, n)?;
-        let mut x = zeros(self, &[n, c.hidden_size])?;
-        let mut spare = zeros(self, &[n, c.hidden_size])?;
+        let x = zeros(self, &[n, c.hidden_size])?;
         embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
         for (li, (l, cache)) in self.params.layers.iter().zip(&state.caches).enumerate() {
             let lw = (&mm, li);
-            self.layer_infer(rec, l, lw, cache, &pos_t, &start_t, &x, &scratch, &spare)?;
-            std::mem::swap(&mut x, &mut spare);
+            self.layer_infer(rec, l, lw, cache, &pos_t, &start_t, &x, &scratch)?;
         }
         // The final norm and LM head only at each sequence's last real token (once per
         // output row).
@@ -219,17 +216,10 @@ impl Transformer {
         let x_last = zeros(self, &[rows, c.hidden_size])?;
         embedding(rec, &x, &last_t, &x_last)?;
         let hidden = zeros(self, &[rows, c.hidden_size])?;
-        rmsnorm(
-            rec,
-            &x_last,
-            &self.params.norm,
-            self.eps(),
-            &hidden,
-            &zeros(self, &[rows])?,
-        )?;
+        let rstd = zeros(self, &[rows])?;
+        let hidden_op = mm.norm_act(rec, &x_last, &self.params.norm, self.eps(), &hidden, &rstd)?;
         let logits = zeros(self, &[rows, c.vocab_size])?;
         let out_w = self.params.output_embedding();
-        let hidden_op = mm.act(rec, &hidden)?;
         mm.mm(
             rec,
             &hidden_op,
@@ -247,7 +237,7 @@ impl Transformer {
         Ok(logp)
     }
 
-    /// One layer from `x` into `out` (a different buffer), appending to the layer's cache.
+    /// One layer on the residual stream `x` (in place), appending to the layer's cache.
     #[allow(clippy::too_many_arguments)]
     fn layer_infer(
         &self,
@@ -259,7 +249,6 @@ impl Transformer {
         start: &Tensor,
         x: &Tensor,
         s: &InferScratch,
-        out: &Tensor,
     ) -> Result<()> {
         let a = &l.self_attn;
         // The shared input block; inference keeps nothing, so rotate its tensors in place.
@@ -279,15 +268,9 @@ impl Transformer {
         )?;
         let (mm, li) = lw;
         let attn = mm.act(rec, &s.attn)?;
-        mm.linear(
-            rec,
-            &attn,
-            &mm.weight(li, Proj::O, &a.o_proj),
-            &a.o_proj,
-            &s.o,
-        )?;
-        add(rec, x, &s.o, &s.x_mid)?;
-        self.mlp_into(rec, l, lw, &s.x_mid, &s.mlp, &s.down, out)
+        let w_o = mm.weight(li, Proj::O, &a.o_proj);
+        mm.linear_acc(rec, &attn, &w_o, &a.o_proj, x)?;
+        self.mlp_residual(rec, l, lw, x, &s.mlp)
     }
 }
 
@@ -295,22 +278,15 @@ impl Transformer {
 struct InferScratch {
     qkv: QkvActs,
     attn: Tensor,
-    o: Tensor,
-    x_mid: Tensor,
     mlp: MlpActs,
-    down: Tensor,
 }
 
 impl InferScratch {
     fn alloc(t: &Transformer, n: usize) -> Result<Self> {
-        let (h, qd) = (t.cfg.hidden_size, t.cfg.q_dim());
         Ok(InferScratch {
             qkv: QkvActs::alloc(t, n)?,
-            attn: zeros(t, &[n, qd])?,
-            o: zeros(t, &[n, h])?,
-            x_mid: zeros(t, &[n, h])?,
+            attn: zeros(t, &[n, t.cfg.q_dim()])?,
             mlp: MlpActs::alloc(t, n)?,
-            down: zeros(t, &[n, h])?,
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::DType;
 
 use super::batch::{BatchTensors, TokenBatch};
 use super::params::Layer;
-use super::precision::{Mm, Proj};
+use super::precision::{Mm, Operand, Proj};
 use super::Transformer;
 
 /// What one decoder layer keeps for its backward.
@@ -304,9 +304,8 @@ impl Transformer {
         let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
         let eps = self.eps();
         let a = &l.self_attn;
-        rmsnorm(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
         let (mm, li) = lw;
-        let h1 = mm.act(rec, &acts.h1)?;
+        let h1 = mm.norm_act(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
         mm.linear(
             rec,
             &h1,
@@ -351,7 +350,7 @@ impl Transformer {
     }
 
     /// out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = norm(x_mid), into `acts` with `down`
-    /// as scratch (shared by training and inference).
+    /// as scratch (training keeps every activation).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mlp_into(
         &self,
@@ -363,17 +362,44 @@ impl Transformer {
         down: &Tensor,
         out: &Tensor,
     ) -> Result<()> {
-        rmsnorm(
-            rec,
-            x_mid,
-            &l.post_attention_layernorm,
-            self.eps(),
-            &acts.h2,
-            &acts.rstd2,
-        )?;
+        let act = self.mlp_act(rec, l, lw, x_mid, acts)?;
         let (mm, li) = lw;
         let m = &l.mlp;
-        let h2 = mm.act(rec, &acts.h2)?;
+        let w = mm.weight(li, Proj::Down, &m.down_proj);
+        mm.linear(rec, &act, &w, &m.down_proj, down)?;
+        add(rec, x_mid, down, out)
+    }
+
+    /// x += down(swiglu(gate(h2), up(h2))), h2 = norm(x), in place: inference, where the
+    /// residual add rides on the down projection's epilogue (one dispatch fewer).
+    pub(crate) fn mlp_residual(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        lw: (&Mm, usize),
+        x: &Tensor,
+        acts: &MlpActs,
+    ) -> Result<()> {
+        let act = self.mlp_act(rec, l, lw, x, acts)?;
+        let (mm, li) = lw;
+        let m = &l.mlp;
+        let w = mm.weight(li, Proj::Down, &m.down_proj);
+        mm.linear_acc(rec, &act, &w, &m.down_proj, x)
+    }
+
+    /// swiglu(gate(h2), up(h2)) with h2 = norm(x_mid), as the down projection's operand.
+    fn mlp_act(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        lw: (&Mm, usize),
+        x_mid: &Tensor,
+        acts: &MlpActs,
+    ) -> Result<Operand> {
+        let (mm, li) = lw;
+        let m = &l.mlp;
+        let norm = &l.post_attention_layernorm;
+        let h2 = mm.norm_act(rec, x_mid, norm, self.eps(), &acts.h2, &acts.rstd2)?;
         mm.linear(
             rec,
             &h2,
@@ -389,14 +415,6 @@ impl Transformer {
             &acts.up,
         )?;
         swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
-        let act = mm.act(rec, &acts.act)?;
-        mm.linear(
-            rec,
-            &act,
-            &mm.weight(li, Proj::Down, &m.down_proj),
-            &m.down_proj,
-            down,
-        )?;
-        add(rec, x_mid, down, out)
+        mm.act(rec, &acts.act)
     }
 }

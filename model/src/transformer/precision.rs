@@ -26,7 +26,8 @@ use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
 use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
 use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_shape_fits, RowsOperand};
-use crate::kernels::quantize_rows::{padded_rows, quantize_rows};
+use crate::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
+use crate::kernels::rmsnorm::rmsnorm;
 use crate::DType;
 
 use super::params::{Linear, Params};
@@ -376,13 +377,22 @@ impl Mm {
         })
     }
 
-    /// `x` `[m, K]` cast per row into the decode scratch.
-    fn cast_rows(rec: &mut Recorder, x: &Tensor, r: &RowsCtx) -> Result<Operand> {
+    /// `x` `[m, K]` (or `rmsnorm(x) * w` with `norm` = `(w, eps)`) cast per row into the
+    /// decode scratch.
+    fn cast_rows(
+        rec: &mut Recorder,
+        x: &Tensor,
+        norm: Option<(&Tensor, f32)>,
+        r: &RowsCtx,
+    ) -> Result<Operand> {
         let (m, k) = (x.shape()[0], x.shape()[1]);
         let m_pad = padded_rows(m);
         let out = r.x.view(0, &[m_pad, k])?;
         let inv = r.inv.view(0, &[m_pad])?;
-        quantize_rows(rec, x, &out, &inv)?;
+        match norm {
+            Some((w, eps)) => quantize_rows_normed(rec, x, w, eps, &out, &inv)?,
+            None => quantize_rows(rec, x, &out, &inv)?,
+        }
         if out.dtype() == DType::F16 {
             return Ok(Operand {
                 t: out,
@@ -408,8 +418,27 @@ impl Mm {
                 rows: None,
             }),
             Mm::Half(h) => Self::cast(rec, x, &h.x, &h.x_scale),
-            Mm::Rows(r) => Self::cast_rows(rec, x, r),
+            Mm::Rows(r) => Self::cast_rows(rec, x, None, r),
         }
+    }
+
+    /// `rmsnorm(x) * w` as an activation operand. Decode rows take one fused dispatch that
+    /// writes only the operand (`h` and `rstd` stay unwritten: inference keeps neither);
+    /// otherwise the norm goes into `h` and `rstd` (training keeps them), then `act`.
+    pub(crate) fn norm_act(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        w: &Tensor,
+        eps: f32,
+        h: &Tensor,
+        rstd: &Tensor,
+    ) -> Result<Operand> {
+        if let Mm::Rows(r) = self {
+            return Self::cast_rows(rec, x, Some((w, eps)), r);
+        }
+        rmsnorm(rec, x, w, eps, h, rstd)?;
+        self.act(rec, h)
     }
 
     /// `x` as a gradient operand (valid until the next `grad`).
@@ -477,6 +506,22 @@ impl Mm {
             _ => None,
         };
         matmul_scaled(rec, &a.t, &b.t, scales, bias, c, o)
+    }
+
+    /// `y += x @ W^T (+ b)` (a residual add in the product's epilogue).
+    pub(crate) fn linear_acc(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
+        w: &Operand,
+        l: &Linear,
+        y: &Tensor,
+    ) -> Result<()> {
+        let o = MatmulOpts {
+            accumulate: true,
+            ..MatmulOpts::nt()
+        };
+        self.mm(rec, x, w, l.bias.as_ref(), y, o)
     }
 
     /// `y = x @ W^T (+ b)`.
