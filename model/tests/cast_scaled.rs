@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use grrm_model::kernels::cast_scaled::{cast_scaled, scale_log2};
+use grrm_model::kernels::cast_scaled::{cast_scaled, cast_scaled_group, scale_log2};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 use half::f16;
 
@@ -115,4 +115,45 @@ fn cast_scaled_windows() {
     let mut x = randn(&mut r, 5 * 1024 + 77);
     x[4000] = 37.5; // the max sits in the fourth window
     run(&ctx, &x, "windows");
+}
+
+/// Several tensors cast with one scale: the max over all of them (here in the second), every
+/// output as the reference casts the concatenation.
+#[test]
+fn cast_scaled_group_shares_one_scale() {
+    let ctx = ctx();
+    let mut r = rng(11);
+    let parts: Vec<Vec<f32>> = [(33, 1.0f32), (17, 900.0), (5, 1e-3)]
+        .iter()
+        .map(|&(n, mag)| randn(&mut r, n).iter().map(|v| v * mag).collect())
+        .collect();
+    let all: Vec<f32> = parts.concat();
+    let want = reference(&all);
+    let xs: Vec<Tensor> = parts
+        .iter()
+        .map(|p| Tensor::from_f32(&ctx, &[p.len()], p).unwrap())
+        .collect();
+    let outs: Vec<Tensor> = parts
+        .iter()
+        .map(|p| Tensor::poisoned(&ctx, &[p.len()], DType::F16).unwrap())
+        .collect();
+    let stats = Tensor::poisoned(&ctx, &[2], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    let (xr, or): (Vec<&Tensor>, Vec<&Tensor>) = (xs.iter().collect(), outs.iter().collect());
+    cast_scaled_group(&mut rec, &xr, &stats, &or).unwrap();
+    rec.submit().unwrap();
+    let words = stats.to_f32_vec().unwrap();
+    assert_eq!(
+        words[0].to_bits(),
+        want.absmax_bits,
+        "max |x| over the group"
+    );
+    assert_eq!(words[1].to_bits(), want.inv.to_bits(), "1/s");
+    let got: Vec<u16> = outs
+        .iter()
+        .flat_map(|o| o.to_f16_vec().unwrap())
+        .map(|h| h.to_bits())
+        .collect();
+    let exp: Vec<u16> = want.h.iter().map(|h| h.to_bits()).collect();
+    assert_eq!(got, exp);
 }

@@ -6,6 +6,8 @@
 //!   to 1e30, an all-zero row, inf and NaN; odd row counts; padding rows zero; outputs poisoned.
 //! - quantize_rows_normed (the cast fused with RMSNorm) against rmsnorm followed by
 //!   quantize_rows: bit-exact (tolerance 0) in both output types.
+//! - matmul_rows' split and SwiGLU outputs against its single output (and swiglu.wgsl on it):
+//!   bit-exact.
 //! - matmul_rows (adapters with 16x16x16 f16 cooperative matrices only) against an f64 product
 //!   of the same f16 values with the same scales: the default and forced K splits (1, 2, 3 with
 //!   a short last split), odd M (1, 37, 100: partial 16- and 64-row blocks), N a multiple of 16
@@ -20,9 +22,10 @@ mod common;
 use common::*;
 use grrm_model::kernels::cast_scaled::{cast_scaled, scale_log2};
 use grrm_model::kernels::matmul::coop16_available;
-use grrm_model::kernels::matmul_rows::{matmul_rows_with, RowsOperand};
+use grrm_model::kernels::matmul_rows::{matmul_rows_to, RowsOperand, RowsOut};
 use grrm_model::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
 use grrm_model::kernels::rmsnorm::rmsnorm;
+use grrm_model::kernels::swiglu::swiglu;
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 use half::f16;
 use rand::Rng;
@@ -243,17 +246,12 @@ fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
         m,
     };
     let bias_t = c.bias.then_some(&tb);
-    matmul_rows_with(
-        &mut rec,
-        &op,
-        &b,
-        &b_scale,
-        bias_t,
-        &out,
-        c.accumulate,
-        c.splits,
-    )
-    .unwrap();
+    let to = RowsOut::One {
+        c: &out,
+        bias: bias_t,
+        accumulate: c.accumulate,
+    };
+    matmul_rows_to(&mut rec, &op, &b, &b_scale, &to, c.splits).unwrap();
     rec.submit().unwrap();
     let got = out.to_f32_vec().unwrap();
     // Reference on the values the kernel multiplies: f16(x s_r) / s_r and f16(w s_w) / s_w.
@@ -366,7 +364,12 @@ fn matmul_rows_rejects_shapes_it_cannot_run() {
         m: 3,
     };
     // K = 48 is not a multiple of 32 (and lavapipe has no cooperative matrices at all).
-    let err = matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, None)
+    let one = RowsOut::One {
+        c: &c,
+        bias: None,
+        accumulate: false,
+    };
+    let err = matmul_rows_to(&mut rec, &op, &b, &s, &one, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("K % 32"), "{err}");
@@ -375,5 +378,74 @@ fn matmul_rows_rejects_shapes_it_cannot_run() {
         inv: &inv,
         m: 17,
     };
-    assert!(matmul_rows_with(&mut rec, &op, &b, &s, None, &c, false, None).is_err());
+    assert!(matmul_rows_to(&mut rec, &op, &b, &s, &one, None).is_err());
+}
+
+#[test]
+fn matmul_rows_split_and_swiglu_outputs_match_the_single_output() {
+    let ctx = ctx();
+    if !coop16_available(&ctx) {
+        eprintln!("skipped: {} lacks cooperative matrices", ctx.info().name);
+        return;
+    }
+    let (m, k) = (37, 96);
+    let mut r = rng(61);
+    let m_pad = padded_rows(m);
+    let x = Tensor::from_f32(&ctx, &[m, k], &randn(&mut r, m * k)).unwrap();
+    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
+    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    quantize_rows(&mut rec, &x, &a, &inv).unwrap();
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m,
+    };
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    // q, k, v widths 48, 16, 32.
+    let n = 96;
+    let (b, bs, _) = half_weight(&ctx, &randn(&mut r, n * k), n, k);
+    let whole = Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap();
+    let parts: Vec<Tensor> = [48, 16, 32]
+        .iter()
+        .map(|&w| Tensor::poisoned(&ctx, &[m, w], DType::F32).unwrap())
+        .collect();
+    let one = RowsOut::One {
+        c: &whole,
+        bias: None,
+        accumulate: false,
+    };
+    matmul_rows_to(&mut rec, &op, &b, &bs, &one, None).unwrap();
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    matmul_rows_to(&mut rec, &op, &b, &bs, &RowsOut::Split(&refs), None).unwrap();
+    // Gate and up of 48 each.
+    let gate = Tensor::poisoned(&ctx, &[m, 48], DType::F32).unwrap();
+    let up = Tensor::poisoned(&ctx, &[m, 48], DType::F32).unwrap();
+    let want_h = Tensor::poisoned(&ctx, &[m, 48], DType::F32).unwrap();
+    let got_h = Tensor::poisoned(&ctx, &[m, 48], DType::F32).unwrap();
+    let gu: Vec<&Tensor> = vec![&gate, &up];
+    matmul_rows_to(&mut rec, &op, &b, &bs, &RowsOut::Split(&gu), None).unwrap();
+    swiglu(&mut rec, &gate, &up, &want_h).unwrap();
+    matmul_rows_to(&mut rec, &op, &b, &bs, &RowsOut::Swiglu(&got_h), None).unwrap();
+    rec.submit().unwrap();
+    let w = bits(&whole);
+    let mut col = 0;
+    for (t, width) in parts.iter().zip([48, 16, 32]) {
+        let got = bits(t);
+        for i in 0..m {
+            assert_eq!(
+                &got[i * width..(i + 1) * width],
+                &w[i * n + col..i * n + col + width],
+                "split part at column {col}, row {i}"
+            );
+        }
+        col += width;
+    }
+    assert_eq!(bits(&got_h), bits(&want_h), "SwiGLU output");
 }

@@ -32,46 +32,67 @@ struct Params {
 /// receives the bits of max |x| and `1/s`. With `out` f32 instead of f16, writes the f32 value
 /// `f16(x * s) / s` (the same rounding, for running the f16 numerics through f32 kernels).
 pub fn cast_scaled(rec: &mut Recorder, x: &Tensor, stats: &Tensor, out: &Tensor) -> Result<()> {
+    cast_scaled_group(rec, &[x], stats, &[out])
+}
+
+/// [`cast_scaled`] of several tensors with one scale, chosen from the max |x| over all of them
+/// (weights that are multiplied as one matrix, e.g. q, k and v stacked).
+pub fn cast_scaled_group(
+    rec: &mut Recorder,
+    xs: &[&Tensor],
+    stats: &Tensor,
+    outs: &[&Tensor],
+) -> Result<()> {
     let op = "cast_scaled";
-    let dequant = match out.dtype() {
+    let Some(first) = outs.first() else {
+        return Err(GpuError::shape(op, "no tensors to cast"));
+    };
+    let dequant = match first.dtype() {
         DType::F16 => false,
         DType::F32 => true,
         _ => return Err(GpuError::shape(op, "out must be f16 or f32")),
     };
-    if x.dtype() != DType::F32
-        || x.shape() != out.shape()
+    let bad = xs.len() != outs.len()
         || stats.dtype() != DType::F32
         || stats.numel() != 2
-    {
+        || xs.iter().zip(outs).any(|(x, out)| {
+            x.dtype() != DType::F32 || x.shape() != out.shape() || out.dtype() != first.dtype()
+        });
+    if bad {
         return Err(GpuError::shape(
             op,
             format!(
-                "expects f32 x and out of one shape and f32 stats [2], got x {:?} {:?}, \
-                 out {:?} {:?}, stats {:?}",
-                x.dtype(),
-                x.shape(),
-                out.dtype(),
-                out.shape(),
+                "expects f32 xs and outs of one dtype (f16 or f32), pairwise of one shape, and \
+                 f32 stats [2]; got xs {:?}, outs {:?}, stats {:?}",
+                xs.iter()
+                    .map(|x| (x.dtype(), x.shape().to_vec()))
+                    .collect::<Vec<_>>(),
+                outs.iter()
+                    .map(|x| (x.dtype(), x.shape().to_vec()))
+                    .collect::<Vec<_>>(),
                 stats.shape()
             ),
         ));
     }
     fill(rec, stats, 0.0)?;
-    absmax_bits(rec, x, stats.binding(op)?)?;
-    let wins = windows(x.numel(), 4, rec.ctx().max_binding_bytes());
+    for x in xs {
+        absmax_bits(rec, x, stats.binding(op)?)?;
+    }
     let constants = [("DEQUANT", dequant as u8 as f64)];
-    for &(s, len) in &wins {
-        let p = Params {
-            n: len as u32,
-            ..Default::default()
-        };
-        let binds = vec![
-            x.binding_range(op, s, len)?,
-            stats.binding(op)?,
-            out.binding_range(op, s, len)?,
-        ];
-        let g = groups_for(rec, len.div_ceil(2), WG);
-        rec.dispatch(&QUANTIZE, &constants, &p, binds, g)?;
+    for (x, out) in xs.iter().zip(outs) {
+        for (s, len) in windows(x.numel(), 4, rec.ctx().max_binding_bytes()) {
+            let p = Params {
+                n: len as u32,
+                ..Default::default()
+            };
+            let binds = vec![
+                x.binding_range(op, s, len)?,
+                stats.binding(op)?,
+                out.binding_range(op, s, len)?,
+            ];
+            let g = groups_for(rec, len.div_ceil(2), WG);
+            rec.dispatch(&QUANTIZE, &constants, &p, binds, g)?;
+        }
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ static REDUCE: KernelEntry = KernelEntry {
         Access::Read,
         Access::Read,
         Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
     ],
 };
 
@@ -63,6 +65,9 @@ struct ReduceParams {
     c_col0: u32,
     bias_off: u32,
     flags: u32,
+    n0: u32,
+    n1: u32,
+    _p: [u32; 2],
 }
 
 /// Whether a product of N columns over K takes [`matmul_rows`] on an adapter that has it: at
@@ -93,6 +98,22 @@ fn default_splits(blocks: usize, k: usize) -> usize {
         .clamp(1, k.div_ceil(ROUND))
 }
 
+/// Where the product goes (all f32, `m` rows).
+pub enum RowsOut<'a> {
+    /// `c` `[m, N]` `(+ bias) (+ c if accumulate)`.
+    One {
+        c: &'a Tensor,
+        bias: Option<&'a Tensor>,
+        accumulate: bool,
+    },
+    /// Consecutive column ranges into two or three tensors `[m, n_i]` (q, k and v from one
+    /// product over their stacked weights).
+    Split(&'a [&'a Tensor]),
+    /// `silu(gate) * up` into `[m, N / 2]`, gate the first N / 2 columns, up the rest (one
+    /// product over stacked gate and up weights).
+    Swiglu(&'a Tensor),
+}
+
 /// `c = diag(a.inv) (a.t b^T) b_scale[1] (+ bias) (+ c if accumulate)`, `c` f32 `[m, N]`.
 pub fn matmul_rows(
     rec: &mut Recorder,
@@ -103,20 +124,22 @@ pub fn matmul_rows(
     c: &Tensor,
     accumulate: bool,
 ) -> Result<()> {
-    matmul_rows_with(rec, a, b, b_scale, bias, c, accumulate, None)
+    let out = RowsOut::One {
+        c,
+        bias,
+        accumulate,
+    };
+    matmul_rows_to(rec, a, b, b_scale, &out, None)
 }
 
-/// [`matmul_rows`] with `splits` K splits instead of the default (tests cover several).
-#[allow(clippy::too_many_arguments)]
-#[doc(hidden)]
-pub fn matmul_rows_with(
+/// The product `diag(a.inv) (a.t b^T) b_scale[1]` into `out`, with `splits` K splits instead
+/// of the default when given (tests cover several).
+pub fn matmul_rows_to(
     rec: &mut Recorder,
     a: &RowsOperand,
     b: &Tensor,
     b_scale: &Tensor,
-    bias: Option<&Tensor>,
-    c: &Tensor,
-    accumulate: bool,
+    out: &RowsOut,
     splits: Option<usize>,
 ) -> Result<()> {
     let op = "matmul_rows";
@@ -131,6 +154,43 @@ pub fn matmul_rows_with(
     };
     let n = b.shape().first().copied().unwrap_or(0);
     let m = a.m;
+    let f32_rows = |t: &Tensor, cols: usize| t.dtype() == DType::F32 && t.shape() == [m, cols];
+    let (mode, outs, flags, bias, widths): (u32, Vec<&Tensor>, u32, Option<&Tensor>, Vec<usize>) =
+        match out {
+            RowsOut::One {
+                c,
+                bias,
+                accumulate,
+            } => {
+                let flags = if bias.is_some() { BIAS } else { 0 }
+                    | if *accumulate { ACCUMULATE } else { 0 };
+                (0, vec![*c], flags, *bias, vec![n])
+            }
+            RowsOut::Split(ts) => (
+                1,
+                ts.to_vec(),
+                0,
+                None,
+                ts.iter()
+                    .map(|t| t.shape().get(1).copied().unwrap_or(0))
+                    .collect(),
+            ),
+            RowsOut::Swiglu(t) => (2, vec![*t], 0, None, vec![n / 2]),
+        };
+    let outs_ok = match mode {
+        0 => {
+            f32_rows(outs[0], n) && bias.is_none_or(|t| t.dtype() == DType::F32 && t.shape() == [n])
+        }
+        1 => {
+            (2..=3).contains(&outs.len())
+                && widths.iter().sum::<usize>() == n
+                && outs
+                    .iter()
+                    .zip(&widths)
+                    .all(|(t, &w)| w > 0 && f32_rows(t, w))
+        }
+        _ => n.is_multiple_of(2) && f32_rows(outs[0], n / 2),
+    };
     let shapes_ok = a.t.dtype() == DType::F16
         && b.dtype() == DType::F16
         && b.shape() == [n, k]
@@ -140,25 +200,26 @@ pub fn matmul_rows_with(
         && m_pad.is_multiple_of(16)
         && b_scale.dtype() == DType::F32
         && b_scale.numel() == 2
-        && c.dtype() == DType::F32
-        && c.shape() == [m, n]
-        && bias.is_none_or(|t| t.dtype() == DType::F32 && t.shape() == [n])
+        && outs_ok
         && splits != Some(0);
     if !shapes_ok {
         return Err(GpuError::shape(
             op,
             format!(
                 "expects f16 A [m_pad % 16 == 0, K] with f32 inv [m_pad], f16 B [N, K], f32 \
-                 b_scale [2], f32 C [m <= m_pad, N], f32 bias [N], splits >= 1; got A {:?} {:?}, \
-                 inv {:?}, m {m}, B {:?} {:?}, b_scale {:?}, C {:?} {:?}, bias {:?}, splits {splits:?}",
+                 b_scale [2], f32 outputs of m rows covering N columns (one [m, N] with an \
+                 optional bias [N], 2-3 column ranges, or SwiGLU's [m, N / 2]), splits >= 1; \
+                 got A {:?} {:?}, inv {:?}, m {m}, B {:?} {:?}, b_scale {:?}, outputs {:?}, \
+                 bias {:?}, splits {splits:?}",
                 a.t.dtype(),
                 a.t.shape(),
                 a.inv.shape(),
                 b.dtype(),
                 b.shape(),
                 b_scale.shape(),
-                c.dtype(),
-                c.shape(),
+                outs.iter()
+                    .map(|t| (t.dtype(), t.shape().to_vec()))
+                    .collect::<Vec<_>>(),
                 bias.map(|t| t.shape().to_vec())
             ),
         ));
@@ -175,13 +236,6 @@ pub fn matmul_rows_with(
     if m == 0 {
         return Ok(());
     }
-    let mut flags = 0;
-    if bias.is_some() {
-        flags |= BIAS;
-    }
-    if accumulate {
-        flags |= ACCUMULATE;
-    }
     let ctx = rec.ctx().clone();
     let limit = ctx.max_binding_bytes();
     let bias_b = match bias {
@@ -189,10 +243,29 @@ pub fn matmul_rows_with(
         None => ctx.unused_binding(),
     };
     // Weight windows of whole 16-row tiles whose weight rows and one split of partial sums fit
-    // a binding (the f16 LM head can exceed one).
+    // a binding (the f16 LM head can exceed one). Split and SwiGLU outputs need one window.
     let rows_fit = (limit / (k * 2) as u64).min(limit / (m_pad * 4) as u64) as usize;
     let per = (rows_fit / 16 * 16).max(16);
-    for (n0, nw) in weight_windows(n, per)? {
+    let windows = weight_windows(n, per)?;
+    if mode != 0 && windows.len() > 1 {
+        return Err(GpuError::TooLarge {
+            op,
+            bytes: (n * k * 2) as u64,
+            limit,
+            what: "a split or SwiGLU product's weight must fit one binding",
+        });
+    }
+    let mut out_b = outs
+        .iter()
+        .map(|t| t.binding(op))
+        .collect::<Result<Vec<_>>>()?;
+    // Unused output slots repeat the first output (the shared unused buffer already sits in
+    // the read-only bias slot, and one buffer may not be bound read-only and writable at once).
+    while out_b.len() < 3 {
+        out_b.push(out_b[0].clone());
+    }
+    let constants = [("MODE", mode as f64)];
+    for (n0, nw) in windows {
         let blocks = nw.div_ceil(BLOCK_COLS) * m_pad.div_ceil(BLOCK_ROWS);
         let want = splits.unwrap_or_else(|| default_splits(blocks, k));
         let most = (limit / (m_pad * nw * 4) as u64).max(1) as usize;
@@ -226,16 +299,20 @@ pub fn matmul_rows_with(
             c_col0: n0 as u32,
             bias_off: n0 as u32,
             flags,
+            n0: widths[0] as u32,
+            n1: widths.iter().take(2).sum::<usize>() as u32,
+            _p: [0; 2],
         };
-        let binds = vec![
+        let mut binds = vec![
             part_b,
             a.inv.binding(op)?,
             b_scale.binding(op)?,
             bias_b.clone(),
-            c.binding(op)?,
         ];
-        let groups = grid_1d(((m * nw) as u32).div_ceil(256), rec.max_groups());
-        rec.dispatch(&REDUCE, &[], &rp, binds, groups)?;
+        binds.extend(out_b.iter().cloned());
+        let outputs = if mode == 2 { m * nw / 2 } else { m * nw };
+        let groups = grid_1d((outputs as u32).div_ceil(256), rec.max_groups());
+        rec.dispatch(&REDUCE, &constants, &rp, binds, groups)?;
     }
     Ok(())
 }

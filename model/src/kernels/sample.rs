@@ -196,7 +196,9 @@ pub fn sample(
             allowed.clone(),
             out.binding(OP)?,
         ];
-        let constants = [("WG", workgroup_size(&ctx) as f64)];
+        // Four arrays of WG words and one of WG vec4s, the 256 bins.
+        let wg = super::row_workgroup_size(&ctx, 1024 * (4 * 4 + 16) + 256 * 4 + 16);
+        let constants = [("WG", wg as f64)];
         rec.dispatch(
             &SAMPLE,
             &constants,
@@ -206,28 +208,6 @@ pub fn sample(
         )?;
     }
     Ok(())
-}
-
-/// Invocations per row: 1024 on a GPU whose limits allow it (the passes over a row are bound
-/// by load latency; on an H100 a 64-row top-p step took 2.3 ms at 256), 256 elsewhere (on
-/// lavapipe every invocation is a coroutine and more of them only cost barrier switches).
-fn workgroup_size(ctx: &crate::gpu::GpuContext) -> u32 {
-    let l = ctx.limits();
-    let gpu = !matches!(
-        ctx.info().device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-    );
-    // Workgroup memory at 1024: four arrays of WG words, one of WG vec4s, 256 bins.
-    let shared = 1024 * (4 * 4 + 16) + 256 * 4 + 16;
-    if gpu
-        && l.max_compute_invocations_per_workgroup >= 1024
-        && l.max_compute_workgroup_size_x >= 1024
-        && l.max_compute_workgroup_storage_size >= shared
-    {
-        1024
-    } else {
-        256
-    }
 }
 
 /// Reads `sample`'s output: (token, log-prob) per row; skipped rows read (u32::MAX, 0.0).

@@ -109,7 +109,15 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor, o: SoftmaxOpts) -> Re
             x.binding_range(OP, w.start, w.len)?,
             y.binding_range(OP, w.start, w.len)?,
         ];
-        rec.dispatch(&SOFTMAX, &[], &p, binds, grid_1d(p.rows, rec.max_groups()))?;
+        // Two arrays of WG f32s.
+        let constants = [("WG", super::row_workgroup_size(rec.ctx(), 1024 * 8) as f64)];
+        rec.dispatch(
+            &SOFTMAX,
+            &constants,
+            &p,
+            binds,
+            grid_1d(p.rows, rec.max_groups()),
+        )?;
     }
     Ok(())
 }

@@ -306,27 +306,13 @@ impl Transformer {
         let a = &l.self_attn;
         let (mm, li) = lw;
         let h1 = mm.norm_act(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
-        mm.linear(
-            rec,
-            &h1,
-            &mm.weight(li, Proj::Q, &a.q_proj),
-            &a.q_proj,
-            &acts.q_lin,
-        )?;
-        mm.linear(
-            rec,
-            &h1,
-            &mm.weight(li, Proj::K, &a.k_proj),
-            &a.k_proj,
-            &acts.k_lin,
-        )?;
-        mm.linear(
-            rec,
-            &h1,
-            &mm.weight(li, Proj::V, &a.v_proj),
-            &a.v_proj,
-            &acts.v,
-        )?;
+        let lins = [&a.q_proj, &a.k_proj, &a.v_proj];
+        let outs = [&acts.q_lin, &acts.k_lin, &acts.v];
+        if !mm.qkv_stacked(rec, &h1, li, lins, outs)? {
+            for ((lin, out), p) in lins.into_iter().zip(outs).zip([Proj::Q, Proj::K, Proj::V]) {
+                mm.linear(rec, &h1, &mm.weight(li, p, lin), lin, out)?;
+            }
+        }
         if let (Some(qw), Some(kw), Some(qk)) = (&a.q_norm, &a.k_norm, &acts.qk_norm) {
             let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
             rmsnorm(
@@ -400,21 +386,14 @@ impl Transformer {
         let m = &l.mlp;
         let norm = &l.post_attention_layernorm;
         let h2 = mm.norm_act(rec, x_mid, norm, self.eps(), &acts.h2, &acts.rstd2)?;
-        mm.linear(
-            rec,
-            &h2,
-            &mm.weight(li, Proj::Gate, &m.gate_proj),
-            &m.gate_proj,
-            &acts.gate,
-        )?;
-        mm.linear(
-            rec,
-            &h2,
-            &mm.weight(li, Proj::Up, &m.up_proj),
-            &m.up_proj,
-            &acts.up,
-        )?;
-        swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
+        let lins = [&m.gate_proj, &m.up_proj];
+        if !mm.swiglu_stacked(rec, &h2, li, lins, &acts.act)? {
+            let w_gate = mm.weight(li, Proj::Gate, &m.gate_proj);
+            mm.linear(rec, &h2, &w_gate, &m.gate_proj, &acts.gate)?;
+            let w_up = mm.weight(li, Proj::Up, &m.up_proj);
+            mm.linear(rec, &h2, &w_up, &m.up_proj, &acts.up)?;
+            swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
+        }
         mm.act(rec, &acts.act)
     }
 }

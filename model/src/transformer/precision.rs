@@ -23,9 +23,11 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
-use crate::kernels::cast_scaled::cast_scaled;
+use crate::kernels::cast_scaled::{cast_scaled, cast_scaled_group};
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
-use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_shape_fits, RowsOperand};
+use crate::kernels::matmul_rows::{
+    matmul_rows, matmul_rows_shape_fits, matmul_rows_to, RowsOperand, RowsOut,
+};
 use crate::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::DType;
@@ -116,9 +118,18 @@ const SLOT: usize = 64;
 /// The cast copies of every matmul weight (the seven projections of each layer and the
 /// output embedding), in the operand dtype, with their scale words.
 pub(crate) struct HalfWeights {
-    /// Per layer: q, k, v, o, gate, up, down.
-    layers: Vec<[Operand; 7]>,
+    layers: Vec<LayerWeights>,
     out: Operand,
+}
+
+/// One layer's cast weights. q, k and v (and gate and up) live stacked in one buffer with one
+/// scale where the views' offsets allow it, so a decode step multiplies each stack once
+/// (`matmul_rows`' split and SwiGLU outputs); the per-projection operands are views of it.
+struct LayerWeights {
+    /// q, k, v, o, gate, up, down.
+    proj: [Operand; 7],
+    qkv: Option<Operand>,
+    gate_up: Option<Operand>,
 }
 
 /// Which projection of a layer.
@@ -146,47 +157,123 @@ fn layer_linears(l: &super::params::Layer) -> [&Linear; 7] {
     ]
 }
 
+/// Weights `ws` (all `[_, K]`) stacked into one new buffer with one scale slot: the stack and
+/// a view per weight, or `None` when a view would not start on the storage offset alignment.
+fn stack(ws: &[&Tensor], dtype: DType, scale: &Tensor) -> Result<Option<(Operand, Vec<Operand>)>> {
+    let ctx = ws[0].ctx();
+    let k = ws[0].shape()[1];
+    let rows: usize = ws.iter().map(|w| w.shape()[0]).sum();
+    let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for w in ws {
+        if w.shape()[1] != k || !(at * dtype.size_bytes()).is_multiple_of(align) {
+            return Ok(None);
+        }
+        starts.push(at);
+        at += w.numel();
+    }
+    let whole = Tensor::zeros(ctx, &[rows, k], dtype)?;
+    let op = |t: Tensor| Operand {
+        t,
+        scale: Some(scale.clone()),
+        rows: None,
+    };
+    let views = ws
+        .iter()
+        .zip(starts)
+        .map(|(w, s)| Ok(op(whole.view(s, w.shape())?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((op(whole), views)))
+}
+
+/// Scale slots (views of one stats buffer) handed out in order.
+struct Slots {
+    stats: Tensor,
+    next: usize,
+}
+
+impl Slots {
+    fn take(&mut self) -> Result<Tensor> {
+        let s = self.stats.view(self.next * SLOT, &[2])?;
+        self.next += 1;
+        Ok(s)
+    }
+}
+
+/// A weight's own cast copy with its own scale.
+fn alone(w: &Tensor, dtype: DType, slots: &mut Slots) -> Result<Operand> {
+    Ok(Operand {
+        t: Tensor::zeros(w.ctx(), w.shape(), dtype)?,
+        scale: Some(slots.take()?),
+        rows: None,
+    })
+}
+
+/// Weights stacked with one scale (views pushed to `proj`), or each alone when they cannot be.
+fn group(
+    ws: &[&Tensor],
+    dtype: DType,
+    slots: &mut Slots,
+    proj: &mut Vec<Operand>,
+) -> Result<Option<Operand>> {
+    let scale = slots.take()?;
+    if let Some((whole, views)) = stack(ws, dtype, &scale)? {
+        proj.extend(views);
+        return Ok(Some(whole));
+    }
+    for w in ws {
+        proj.push(alone(w, dtype, slots)?);
+    }
+    Ok(None)
+}
+
 impl HalfWeights {
     fn alloc(p: &Params, dtype: DType) -> Result<Self> {
         let ctx = p.embed_tokens.ctx();
-        let slots = p.layers.len() * 7 + 1;
-        let stats = Tensor::zeros(ctx, &[slots * SLOT], DType::F32)?;
-        let mut slot = 0;
-        let mut op = |w: &Tensor| -> Result<Operand> {
-            let s = stats.view(slot * SLOT, &[2])?;
-            slot += 1;
-            Ok(Operand {
-                t: Tensor::zeros(ctx, w.shape(), dtype)?,
-                scale: Some(s),
-                rows: None,
-            })
+        // At most one slot per weight plus one per stack.
+        let count = p.layers.len() * 9 + 1;
+        let mut slots = Slots {
+            stats: Tensor::zeros(ctx, &[count * SLOT], DType::F32)?,
+            next: 0,
         };
-        let layers = p
-            .layers
-            .iter()
-            .map(|l| {
-                let ls = layer_linears(l);
-                Ok([
-                    op(&ls[0].weight)?,
-                    op(&ls[1].weight)?,
-                    op(&ls[2].weight)?,
-                    op(&ls[3].weight)?,
-                    op(&ls[4].weight)?,
-                    op(&ls[5].weight)?,
-                    op(&ls[6].weight)?,
-                ])
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let out = op(p.output_embedding())?;
+        let mut layers = Vec::with_capacity(p.layers.len());
+        for l in &p.layers {
+            let w: Vec<&Tensor> = layer_linears(l).iter().map(|l| &l.weight).collect();
+            let mut proj = Vec::with_capacity(7);
+            let qkv = group(&w[0..3], dtype, &mut slots, &mut proj)?;
+            proj.push(alone(w[3], dtype, &mut slots)?);
+            let gate_up = group(&w[4..6], dtype, &mut slots, &mut proj)?;
+            proj.push(alone(w[6], dtype, &mut slots)?);
+            let proj: [Operand; 7] = proj
+                .try_into()
+                .map_err(|_| GpuError::shape("half weights", "a layer has seven projections"))?;
+            layers.push(LayerWeights { proj, qkv, gate_up });
+        }
+        let out = alone(p.output_embedding(), dtype, &mut slots)?;
         Ok(HalfWeights { layers, out })
     }
 
-    /// Casts every weight from the f32 masters.
+    /// Casts every weight from the f32 masters (a stack with its one scale).
     fn refresh(&self, rec: &mut Recorder, p: &Params) -> Result<()> {
         for (l, h) in p.layers.iter().zip(&self.layers) {
-            for (lin, o) in layer_linears(l).into_iter().zip(h) {
-                cast_scaled(rec, &lin.weight, o.scale.as_ref().unwrap(), &o.t)?;
-            }
+            let ls = layer_linears(l);
+            let mut cast = |range: std::ops::Range<usize>, stacked: bool| -> Result<()> {
+                let ops = &h.proj[range.clone()];
+                if stacked {
+                    let xs: Vec<&Tensor> = ls[range].iter().map(|l| &l.weight).collect();
+                    let outs: Vec<&Tensor> = ops.iter().map(|o| &o.t).collect();
+                    return cast_scaled_group(rec, &xs, ops[0].scale.as_ref().unwrap(), &outs);
+                }
+                for (lin, o) in ls[range].iter().zip(ops) {
+                    cast_scaled(rec, &lin.weight, o.scale.as_ref().unwrap(), &o.t)?;
+                }
+                Ok(())
+            };
+            cast(0..3, h.qkv.is_some())?;
+            cast(3..4, false)?;
+            cast(4..6, h.gate_up.is_some())?;
+            cast(6..7, false)?;
         }
         let o = &self.out;
         cast_scaled(rec, p.output_embedding(), o.scale.as_ref().unwrap(), &o.t)
@@ -461,8 +548,8 @@ impl Mm {
                 scale: None,
                 rows: None,
             },
-            Mm::Half(h) => h.weights.layers[li][p as usize].clone(),
-            Mm::Rows(r) => r.weights.layers[li][p as usize].clone(),
+            Mm::Half(h) => h.weights.layers[li].proj[p as usize].clone(),
+            Mm::Rows(r) => r.weights.layers[li].proj[p as usize].clone(),
         }
     }
 
@@ -506,6 +593,67 @@ impl Mm {
             _ => None,
         };
         matmul_scaled(rec, &a.t, &b.t, scales, bias, c, o)
+    }
+
+    /// The stacked weight of layer `li`'s `which` group (q/k/v or gate/up) when this step
+    /// multiplies row-cast f16 operands, `x` is one, and the group is stacked and bias-free.
+    fn stacked<'a>(
+        &'a self,
+        x: &'a Operand,
+        li: usize,
+        gate_up: bool,
+        lins: &[&Linear],
+    ) -> Option<(RowsOperand<'a>, &'a Operand)> {
+        let Mm::Rows(r) = self else { return None };
+        let l = &r.weights.layers[li];
+        let w = if gate_up {
+            l.gate_up.as_ref()
+        } else {
+            l.qkv.as_ref()
+        }?;
+        let (Some(m), Some(inv)) = (x.rows, x.scale.as_ref()) else {
+            return None;
+        };
+        if lins.iter().any(|l| l.bias.is_some()) {
+            return None;
+        }
+        Some((RowsOperand { t: &x.t, inv, m }, w))
+    }
+
+    /// q, k and v of layer `li` as one product into `outs` when their weights are stacked
+    /// (`stacked`); false when the caller must multiply them one by one.
+    pub(crate) fn qkv_stacked(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
+        li: usize,
+        lins: [&Linear; 3],
+        outs: [&Tensor; 3],
+    ) -> Result<bool> {
+        let Some((a, w)) = self.stacked(x, li, false, &lins) else {
+            return Ok(false);
+        };
+        let scale = w.scale.as_ref().expect("cast weights have scales");
+        matmul_rows_to(rec, &a, &w.t, scale, &RowsOut::Split(&outs), None)?;
+        Ok(true)
+    }
+
+    /// `silu(gate(x)) * up(x)` of layer `li` as one product into `act` when gate and up are
+    /// stacked (`stacked`); false when the caller must run them and SwiGLU separately.
+    pub(crate) fn swiglu_stacked(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
+        li: usize,
+        lins: [&Linear; 2],
+        act: &Tensor,
+    ) -> Result<bool> {
+        let Some((a, w)) = self.stacked(x, li, true, &lins) else {
+            return Ok(false);
+        };
+        let scale = w.scale.as_ref().expect("cast weights have scales");
+        matmul_rows_to(rec, &a, &w.t, scale, &RowsOut::Swiglu(act), None)?;
+        Ok(true)
     }
 
     /// `y += x @ W^T (+ b)` (a residual add in the product's epilogue).
