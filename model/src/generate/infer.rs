@@ -12,7 +12,7 @@ use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
 use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
-use crate::kernels::rope::rope;
+use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
 use crate::transformer::precision::{InferWeights, Mm, Proj};
 use crate::transformer::{MlpActs, QkvActs, Transformer};
@@ -251,11 +251,18 @@ impl Transformer {
         s: &InferScratch,
     ) -> Result<()> {
         let a = &l.self_attn;
-        // The shared input block; inference keeps nothing, so rotate its tensors in place.
-        self.qkv_into(rec, l, lw, x, &s.qkv)?;
-        let (q, k) = s.qkv.q_k();
-        rope(rec, &self.rope, q, pos, None, false)?;
-        rope(rec, &self.rope, k, pos, None, false)?;
+        // Inference keeps nothing: q and k are normalised and rotated in place, one dispatch.
+        self.qkv_proj(rec, l, lw, x, &s.qkv)?;
+        let (q, k) = (&s.qkv.q_lin, &s.qkv.k_lin);
+        let norm = match (&a.q_norm, &a.k_norm) {
+            (Some(q), Some(k)) => Some(QkNorm {
+                q,
+                k,
+                eps: self.eps(),
+            }),
+            _ => None,
+        };
+        qk_norm_rope(rec, &self.rope, q, k, pos, norm.as_ref())?;
         kv_cache_append(rec, cache, k, &s.qkv.v, start)?;
         attention_decode(
             rec,
@@ -284,7 +291,7 @@ struct InferScratch {
 impl InferScratch {
     fn alloc(t: &Transformer, n: usize) -> Result<Self> {
         Ok(InferScratch {
-            qkv: QkvActs::alloc(t, n)?,
+            qkv: QkvActs::alloc_projections(t, n)?,
             attn: zeros(t, &[n, t.cfg.q_dim()])?,
             mlp: MlpActs::alloc(t, n)?,
         })

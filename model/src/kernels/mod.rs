@@ -13,6 +13,7 @@ pub mod gather;
 pub mod grad_norm;
 pub mod matmul;
 pub mod matmul_rows;
+pub mod qk_norm_rope;
 pub mod quantize_rows;
 pub mod reduce;
 pub mod rmsnorm;

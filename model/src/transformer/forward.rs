@@ -251,7 +251,7 @@ pub struct MlpActs {
 impl QkvActs {
     pub(crate) fn alloc(t: &Transformer, n: usize) -> Result<Self> {
         let c = &t.cfg;
-        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
         let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
         let qk_norm = if c.qk_norm() {
             Some(QkNormActs {
@@ -264,12 +264,22 @@ impl QkvActs {
             None
         };
         Ok(QkvActs {
+            qk_norm,
+            ..Self::alloc_projections(t, n)?
+        })
+    }
+
+    /// Without the per-head norm outputs (inference normalises q and k in place).
+    pub(crate) fn alloc_projections(t: &Transformer, n: usize) -> Result<Self> {
+        let c = &t.cfg;
+        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        Ok(QkvActs {
             h1: f32_zeros(t, &[n, h])?,
             rstd1: f32_zeros(t, &[n])?,
             q_lin: f32_zeros(t, &[n, qd])?,
             k_lin: f32_zeros(t, &[n, kvd])?,
             v: f32_zeros(t, &[n, kvd])?,
-            qk_norm,
+            qk_norm: None,
         })
     }
 }
@@ -298,21 +308,13 @@ impl Transformer {
         x: &Tensor,
         acts: &QkvActs,
     ) -> Result<()> {
+        self.qkv_proj(rec, l, lw, x, acts)?;
         let c = &self.cfg;
         let n = x.shape()[0];
         let d = c.head_dim;
         let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
         let eps = self.eps();
         let a = &l.self_attn;
-        let (mm, li) = lw;
-        let h1 = mm.norm_act(rec, x, &l.input_layernorm, eps, &acts.h1, &acts.rstd1)?;
-        let lins = [&a.q_proj, &a.k_proj, &a.v_proj];
-        let outs = [&acts.q_lin, &acts.k_lin, &acts.v];
-        if !mm.qkv_stacked(rec, &h1, li, lins, outs)? {
-            for ((lin, out), p) in lins.into_iter().zip(outs).zip([Proj::Q, Proj::K, Proj::V]) {
-                mm.linear(rec, &h1, &mm.weight(li, p, lin), lin, out)?;
-            }
-        }
         if let (Some(qw), Some(kw), Some(qk)) = (&a.q_norm, &a.k_norm, &acts.qk_norm) {
             let heads = |t: &Tensor, heads: usize| t.reshape(&[n * heads, d]);
             rmsnorm(
@@ -331,6 +333,36 @@ impl Transformer {
                 &heads(&qk.k, hkv)?,
                 &qk.rstd_k,
             )?;
+        }
+        Ok(())
+    }
+
+    /// The pre-norm and the q, k and v projections into `acts.q_lin`, `acts.k_lin`, `acts.v`
+    /// (inference continues with `kernels::qk_norm_rope` where training runs `qkv_into`'s norms).
+    pub(crate) fn qkv_proj(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        lw: (&Mm, usize),
+        x: &Tensor,
+        acts: &QkvActs,
+    ) -> Result<()> {
+        let a = &l.self_attn;
+        let (mm, li) = lw;
+        let h1 = mm.norm_act(
+            rec,
+            x,
+            &l.input_layernorm,
+            self.eps(),
+            &acts.h1,
+            &acts.rstd1,
+        )?;
+        let lins = [&a.q_proj, &a.k_proj, &a.v_proj];
+        let outs = [&acts.q_lin, &acts.k_lin, &acts.v];
+        if !mm.qkv_stacked(rec, &h1, li, lins, outs)? {
+            for ((lin, out), p) in lins.into_iter().zip(outs).zip([Proj::Q, Proj::K, Proj::V]) {
+                mm.linear(rec, &h1, &mm.weight(li, p, lin), lin, out)?;
+            }
         }
         Ok(())
     }

@@ -1,0 +1,103 @@
+// Inference's per-head query/key preparation in one dispatch: Qwen3's RMSNorm over each head
+// of q and k (NORM; Qwen2 has none), then the rotary embedding, in place on q [T, Hq*D] and
+// k [T, Hkv*D]. One workgroup of 64 per (token, head): heads 0..Hq-1 of q, then Hkv of k.
+//
+// It writes bit for bit what rmsnorm.wgsl's forward on [T*H, D] followed by rope.wgsl would:
+// the same 64-lane sum of squares in the same tree order, y = w * (x * rstd), then
+// out1 = y1 cos - y2 sin, out2 = y2 cos + y1 sin with rope.wgsl's table (and NaN for a
+// position off the table). Each invocation rotates pairs (k, k + D/2) it alone reads after the
+// sum-of-squares pass, so working in place is safe.
+
+struct Params {
+    tokens: u32,
+    hq: u32,
+    hkv: u32,
+    half: u32,
+    table_rows: u32,
+    eps: f32,
+    nan: f32, // a quiet NaN, from the host
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(2) var<storage, read> pos: array<u32>;
+@group(0) @binding(3) var<storage, read_write> q: array<f32>;
+@group(0) @binding(4) var<storage, read_write> k: array<f32>;
+@group(0) @binding(5) var<storage, read> q_w: array<f32>;
+@group(0) @binding(6) var<storage, read> k_w: array<f32>;
+
+override NORM: bool = true;
+
+var<workgroup> red: array<f32, 64>;
+
+fn load(is_q: bool, i: u32) -> f32 {
+    if (is_q) {
+        return q[i];
+    }
+    return k[i];
+}
+
+fn store(is_q: bool, i: u32, v: f32) {
+    if (is_q) {
+        q[i] = v;
+    } else {
+        k[i] = v;
+    }
+}
+
+// rmsnorm's output at element i of the head (offset d within it), or x itself without NORM.
+fn normed(is_q: bool, i: u32, d: u32, rstd: f32) -> f32 {
+    let x = load(is_q, i);
+    if (!NORM) {
+        return x;
+    }
+    let w = select(k_w[d], q_w[d], is_q);
+    return w * (x * rstd);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let heads = p.hq + p.hkv;
+    let id = wg.x + wg.y * nwg.x;
+    if (id >= p.tokens * heads) {
+        return;
+    }
+    let t = id / heads;
+    let h = id % heads;
+    let is_q = h < p.hq;
+    let dim = 2u * p.half;
+    let base = select((t * p.hkv + h - p.hq) * dim, (t * p.hq + h) * dim, is_q);
+    var rstd = 1.0;
+    if (NORM) {
+        var ss = 0.0;
+        for (var d = lid; d < dim; d += 64u) {
+            let v = load(is_q, base + d);
+            ss += v * v;
+        }
+        red[lid] = ss;
+        workgroupBarrier();
+        for (var s = 32u; s > 0u; s >>= 1u) {
+            if (lid < s) {
+                red[lid] += red[lid + s];
+            }
+            workgroupBarrier();
+        }
+        rstd = 1.0 / sqrt(red[0] / f32(dim) + p.eps);
+    }
+    let ps = pos[t];
+    for (var kk = lid; kk < p.half; kk += 64u) {
+        var c = p.nan;
+        var s = c;
+        if (ps < p.table_rows) {
+            let ti = ps * dim + kk;
+            c = table[ti];
+            s = 1.0 * table[ti + p.half];
+        }
+        let y1 = normed(is_q, base + kk, kk, rstd);
+        let y2 = normed(is_q, base + kk + p.half, kk + p.half, rstd);
+        store(is_q, base + kk, y1 * c - y2 * s);
+        store(is_q, base + kk + p.half, y2 * c + y1 * s);
+    }
+}
