@@ -66,6 +66,16 @@ def cell(phase, fmt):
     return fmt(phase)
 
 
+def inference_note(train_dtype):
+    """Inference multiplies in the precision training does (one `matmul_precision` per model)."""
+    if "tensor-core" in train_dtype:
+        return ("inference: f16 tensor-core products (steps of 256+ rows with per-tensor scales, "
+                "decode steps with per-row scales), f32 elsewhere")
+    if "emulated" in train_dtype:
+        return "inference: f16-emulated products"
+    return "inference f32"
+
+
 def page(g, t, runs, card, driver, date, recompute=None):
     gt, gg, gb = g.get("train"), g.get("generate"), g.get("beam")
     gr = (recompute or {}).get("train")
@@ -79,7 +89,7 @@ def page(g, t, runs, card, driver, date, recompute=None):
         f"- host: {platform.system()} {platform.release()} {platform.machine()}",
         f"- grrm: {g.get('adapter', 'not run')} through {g.get('backend', '?')} ({g.get('driver', '?')}), "
         f"f32 weights, gradients, AdamW moments and activations; training matmuls: {(gt or {}).get('dtype', '?')}; "
-        "inference f32",
+        f"{inference_note((gt or {}).get('dtype', ''))}",
         f"- transformers {t.get('transformers', 'not run')}, torch {t.get('torch', '?')}, CUDA {t.get('cuda', '?')}, "
         "sdpa attention, TF32 off",
         "- model: Qwen3, "
