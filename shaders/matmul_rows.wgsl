@@ -39,8 +39,10 @@ const KP: u32 = KR + 8u;
 const ROWS: u32 = 64u;
 const COLS: u32 = 32u;
 
-var<workgroup> as_: array<f16, ROWS * KP>;
-var<workgroup> bs_: array<f16, COLS * KP>;
+// Staged as vec4<f16> (two 8-byte stores a 16-byte word instead of eight 2-byte ones); the
+// fragment loads address them in vec4 units (element offset / 4, stride KP / 4).
+var<workgroup> as_: array<vec4<f16>, ROWS * KP / 4u>;
+var<workgroup> bs_: array<vec4<f16>, COLS * KP / 4u>;
 
 // One round's three words per invocation: A rows t / 8 and 32 + t / 8, B row t / 8.
 struct Round {
@@ -62,27 +64,15 @@ fn load_round(t: u32, row0: u32, col0: u32, k0: u32, k_hi: u32) -> Round {
     return w;
 }
 
-// Spelled out: a loop indexing the word by a variable put it in local memory.
+// `i` in halves (a multiple of 8).
 fn put_a(i: u32, w: mat2x4<f16>) {
-    as_[i] = w[0].x;
-    as_[i + 1u] = w[0].y;
-    as_[i + 2u] = w[0].z;
-    as_[i + 3u] = w[0].w;
-    as_[i + 4u] = w[1].x;
-    as_[i + 5u] = w[1].y;
-    as_[i + 6u] = w[1].z;
-    as_[i + 7u] = w[1].w;
+    as_[i / 4u] = w[0];
+    as_[i / 4u + 1u] = w[1];
 }
 
 fn put_b(i: u32, w: mat2x4<f16>) {
-    bs_[i] = w[0].x;
-    bs_[i + 1u] = w[0].y;
-    bs_[i + 2u] = w[0].z;
-    bs_[i + 3u] = w[0].w;
-    bs_[i + 4u] = w[1].x;
-    bs_[i + 5u] = w[1].y;
-    bs_[i + 6u] = w[1].z;
-    bs_[i + 7u] = w[1].w;
+    bs_[i / 4u] = w[0];
+    bs_[i / 4u + 1u] = w[1];
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -113,9 +103,9 @@ fn main(
             next = load_round(t, row0, col0, k0 + KR, k_hi);
         }
         for (var s = 0u; s < KR; s += 16u) {
-            let ia = rt * KP + s;
-            let ib = ct * KP + s;
-            let stride = KP;
+            let ia = (rt * KP + s) / 4u;
+            let ib = (ct * KP + s) / 4u;
+            let stride = KP / 4u;
             let fa = coopLoadT<coop_mat16x16<f16, A>>(&as_[ia], stride);
             let fb = coopLoad<coop_mat16x16<f16, B>>(&bs_[ib], stride);
             acc = coopMultiplyAdd(fa, fb, acc);
