@@ -5,7 +5,9 @@
 //   positions start[b] + s, s < S. Rows that would land at or beyond Tmax are dropped (the
 //   attention treats queries past the capacity as empty).
 // kv_gather: dst[b] = src[index[b]] for both caches (beam reordering); an index outside the
-//   source batch yields a zero row. Source and destination must be different buffers.
+//   source batch yields a zero row. Positions below keep[b] are left as they are (beam search
+//   skips a prompt the destination row already holds). Source and destination must be
+//   different buffers.
 // One invocation per element, consecutive invocations on consecutive elements of D.
 
 struct Params {
@@ -25,6 +27,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> index: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dst_k: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst_v: array<f32>;
+@group(0) @binding(6) var<storage, read> keep: array<u32>; // kv_gather only
 
 fn element(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + t;
@@ -68,6 +71,9 @@ fn kv_gather(
     }
     let per = p.hkv * p.tmax * p.d;
     let b = e / per;
+    if ((e / p.d) % p.tmax < keep[b]) {
+        return;
+    }
     let sb = index[b];
     if (sb >= p.rows) {
         dst_k[e] = 0.0;

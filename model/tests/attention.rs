@@ -34,8 +34,8 @@ mod common;
 use common::*;
 use grrm_model::kernels::attention::{
     attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    planned_decode_shader, AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel,
-    KvCache, TILED_MAX_HEAD_DIM,
+    kv_cache_gather_keeping, planned_decode_shader, AttentionGrads, AttentionHeads,
+    AttentionInputs, AttentionKernel, KvCache, TILED_MAX_HEAD_DIM,
 };
 
 const KERNELS: [AttentionKernel; 3] = [
@@ -762,6 +762,45 @@ fn beam_gather_copies_and_fans_out_cache_rows() {
                 &want[..],
                 "dst {name}[{bi}] from {si}"
             );
+        }
+    }
+}
+
+/// A gather that keeps each destination row's first `keep[b]` positions: those stay as they
+/// were (here: poison, checked as NaN), the rest are the source row's.
+#[test]
+fn beam_gather_keeps_prefix_positions() {
+    let ctx = ctx();
+    let (sb, hkv, tmax, d) = (3, 2, 7, 8);
+    let per = hkv * tmax * d;
+    let mut r = rng(141);
+    let (k, v) = (randn(&mut r, sb * per), randn(&mut r, sb * per));
+    let shape = [sb, hkv, tmax, d];
+    let src = KvCache {
+        k: Tensor::from_f32(&ctx, &shape, &k).unwrap(),
+        v: Tensor::from_f32(&ctx, &shape, &v).unwrap(),
+    };
+    let index = [2u32, 0, 1, 2];
+    let keep = [0u32, 3, 7, 5];
+    let dst = poisoned_cache(&ctx, index.len(), hkv, tmax, d);
+    let ti = Tensor::from_u32(&ctx, &[index.len()], &index).unwrap();
+    let tk = Tensor::from_u32(&ctx, &[keep.len()], &keep).unwrap();
+    let mut rec = Recorder::new(&ctx, "gather-keep-test");
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some(&tk), &dst).unwrap();
+    rec.submit().unwrap();
+    for (name, got, from) in [("k", &dst.k, &k), ("v", &dst.v, &v)] {
+        let got = got.to_f32_vec().unwrap();
+        for (bi, (&si, &kb)) in index.iter().zip(&keep).enumerate() {
+            for e in 0..per {
+                let pos = (e / d) % tmax;
+                let g = got[bi * per + e];
+                if pos < kb as usize {
+                    assert!(g.is_nan(), "dst {name}[{bi}] position {pos} was written");
+                } else {
+                    let w = from[si as usize * per + e];
+                    assert_eq!(g, w, "dst {name}[{bi}] element {e} from {si}");
+                }
+            }
         }
     }
 }

@@ -56,6 +56,10 @@ struct Beam {
 #[derive(Default)]
 pub struct BeamWorkspace {
     spare: [Option<DecodeState>; 2],
+    /// Per spare cache and row: the user of the current call whose prompt positions the row
+    /// holds (a reorder then copies only the positions after the prompt; all of a user's
+    /// beams share them). Cleared at the start of every call.
+    owners: [Vec<Option<usize>>; 2],
 }
 
 impl BeamWorkspace {
@@ -76,6 +80,7 @@ impl BeamWorkspace {
         if !fits {
             // Free the old one first: two generations of caches need not coexist.
             self.spare[i] = None;
+            self.owners[i] = vec![None; rows];
             self.spare[i] = Some(DecodeState::alloc(
                 model,
                 rows,
@@ -116,6 +121,9 @@ pub fn beam_search_in(
         ));
     }
     let nb = p.num_beams;
+    for o in &mut ws.owners {
+        o.iter_mut().for_each(|u| *u = None);
+    }
     // IDs are at most a handful of tokens; the cache needs room for the deepest trie path,
     // rounded up to 16 positions so batches of similar prompts share the workspace's caches.
     let depth = 8;
@@ -207,11 +215,27 @@ pub fn beam_search_in(
         // Reorder the cache: one row per live beam, copied from its parent's row.
         let t_reorder = Instant::now();
         let src: Vec<u32> = next.iter().flatten().map(|(row, _)| *row as u32).collect();
+        let user_of: Vec<usize> = next
+            .iter()
+            .enumerate()
+            .flat_map(|(u, ub)| std::iter::repeat_n(u, ub.len()))
+            .collect();
         // Two caches of users x beams rows used in turn: the current state lives in one (or
-        // in the prefill's), the reordered one goes to the other.
+        // in the prefill's), the reordered one goes to the other. A row that already holds
+        // its new beam's prompt gets only the positions after it.
         let mut rec = Recorder::new(model.ctx(), "beam_step");
-        let dst = ws.cache(flip, model, users * nb, &state)?;
-        let mut st = state.record_gather_into(&mut rec, &src, dst)?;
+        ws.cache(flip, model, users * nb, &state)?;
+        let owners = &mut ws.owners[flip];
+        let keep: Vec<u32> = user_of
+            .iter()
+            .zip(owners.iter())
+            .map(|(&u, &o)| if o == Some(u) { real[u] as u32 } else { 0 })
+            .collect();
+        for (o, &u) in owners.iter_mut().zip(&user_of) {
+            *o = Some(u);
+        }
+        let dst = ws.spare[flip].as_ref().expect("allocated by cache()");
+        let mut st = state.record_gather_keeping(&mut rec, &src, Some(&keep), dst)?;
         flip ^= 1;
         reorder_ms += t_reorder.elapsed().as_secs_f64() * 1e3;
         let t_step = Instant::now();

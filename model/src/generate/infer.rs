@@ -9,7 +9,9 @@
 //! add into it in their epilogues, so no separate add runs.
 
 use crate::gpu::{Recorder, Result, Tensor};
-use crate::kernels::attention::{attention_decode, kv_cache_append, kv_cache_gather, KvCache};
+use crate::kernels::attention::{
+    attention_decode, kv_cache_append, kv_cache_gather_keeping, KvCache,
+};
 use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
 use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
@@ -88,6 +90,18 @@ impl DecodeState {
         src: &[u32],
         dst: &DecodeState,
     ) -> Result<DecodeState> {
+        self.record_gather_keeping(rec, src, None, dst)
+    }
+
+    /// `record_gather_into` leaving positions below `keep[i]` of `dst`'s row `i` as they are
+    /// (beam search: a row that already holds the prompt of the beam moved into it).
+    pub(crate) fn record_gather_keeping(
+        &self,
+        rec: &mut Recorder,
+        src: &[u32],
+        keep: Option<&[u32]>,
+        dst: &DecodeState,
+    ) -> Result<DecodeState> {
         if src.len() > dst.batch()
             || dst.max_len != self.max_len
             || dst.caches.len() != self.caches.len()
@@ -114,8 +128,12 @@ impl DecodeState {
             })
             .collect::<Result<Vec<_>>>()?;
         let idx = Tensor::from_u32(rec.ctx(), &[src.len()], src)?;
+        let keep = match keep {
+            Some(k) => Some(Tensor::from_u32(rec.ctx(), &[src.len()], k)?),
+            None => None,
+        };
         for (s, d) in self.caches.iter().zip(&caches) {
-            kv_cache_gather(rec, s, &idx, d)?;
+            kv_cache_gather_keeping(rec, s, &idx, keep.as_ref(), d)?;
         }
         Ok(DecodeState {
             caches,

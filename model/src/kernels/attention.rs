@@ -156,7 +156,7 @@ static KV_APPEND: KernelEntry = KernelEntry {
 static KV_GATHER: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_gather",
-    bindings: &[R, R, R, W, W],
+    bindings: &[R, R, R, W, W, R],
 };
 
 /// Largest head dimension (the Workgroup kernel's 64 invocations x 4 dimensions each; the Rows
@@ -1091,10 +1091,26 @@ pub fn kv_cache_gather(
     src_index: &Tensor,
     dst: &KvCache,
 ) -> Result<()> {
+    kv_cache_gather_keeping(rec, src, src_index, None, dst)
+}
+
+/// [`kv_cache_gather`] leaving positions below `keep[b]` (u32 `[B_dst]`) of each destination
+/// row as they are: beam search skips the prompt a row already holds.
+pub fn kv_cache_gather_keeping(
+    rec: &mut Recorder,
+    src: &KvCache,
+    src_index: &Tensor,
+    keep: Option<&Tensor>,
+    dst: &KvCache,
+) -> Result<()> {
     const OP: &str = "kv_cache_gather";
     let [sb, g, tmax, d] = src.dims(OP)?;
     let [db, g2, tmax2, d2] = dst.dims(OP)?;
-    let ok = g == g2 && tmax == tmax2 && d == d2 && is(src_index, DType::U32, &[db]);
+    let ok = g == g2
+        && tmax == tmax2
+        && d == d2
+        && is(src_index, DType::U32, &[db])
+        && keep.is_none_or(|k| is(k, DType::U32, &[db]));
     let shared = [&src.k, &src.v].iter().any(|s| {
         [&dst.k, &dst.v]
             .iter()
@@ -1104,7 +1120,7 @@ pub fn kv_cache_gather(
         return Err(GpuError::shape(
             OP,
             format!(
-                "need distinct caches with equal [Hkv, Tmax, D] and src_index u32 [B_dst]: {}",
+                "need distinct caches with equal [Hkv, Tmax, D], src_index and keep u32 [B_dst]: {}",
                 describe(&[
                     ("src k", &src.k),
                     ("dst k", &dst.k),
@@ -1123,12 +1139,18 @@ pub fn kv_cache_gather(
         n,
         _p: [0; 2],
     };
+    // No keep list: keep nothing (position 0 onwards is copied).
+    let keep = match keep {
+        Some(k) => k.clone(),
+        None => Tensor::from_u32(rec.ctx(), &[db], &vec![0; db])?,
+    };
     let binds = vec![
         src.k.binding(OP)?,
         src.v.binding(OP)?,
         src_index.binding(OP)?,
         dst.k.binding(OP)?,
         dst.v.binding(OP)?,
+        keep.binding(OP)?,
     ];
     rec.dispatch(
         &KV_GATHER,
