@@ -17,7 +17,7 @@ struct Params {
     d: u32,
     tmax: u32,
     n: u32,         // elements to process
-    _p0: u32,
+    p0: u32,        // gather: positions below p0 are not visited (every keep[b] >= p0)
     _p1: u32,
 }
 
@@ -65,15 +65,21 @@ fn kv_gather(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let e = element(wg, nwg, t);
-    if (e >= p.n) {
+    // w indexes the window [B, Hkv, Tmax - p0, D] of positions p0.. (n = its size).
+    let w = element(wg, nwg, t);
+    if (w >= p.n) {
+        return;
+    }
+    let span = p.tmax - p.p0;
+    let dd = w % p.d;
+    let pos = p.p0 + (w / p.d) % span;
+    let bg = w / (p.d * span);
+    let b = bg / p.hkv;
+    if (pos < keep[b]) {
         return;
     }
     let per = p.hkv * p.tmax * p.d;
-    let b = e / per;
-    if ((e / p.d) % p.tmax < keep[b]) {
-        return;
-    }
+    let e = (bg * p.tmax + pos) * p.d + dd;
     let sb = index[b];
     if (sb >= p.rows) {
         dst_k[e] = 0.0;

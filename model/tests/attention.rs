@@ -786,9 +786,21 @@ fn beam_gather_keeps_prefix_positions() {
     let ti = Tensor::from_u32(&ctx, &[index.len()], &index).unwrap();
     let tk = Tensor::from_u32(&ctx, &[keep.len()], &keep).unwrap();
     let mut rec = Recorder::new(&ctx, "gather-keep-test");
-    kv_cache_gather_keeping(&mut rec, &src, &ti, Some(&tk), &dst).unwrap();
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk, 0)), &dst).unwrap();
+    // The same with the grid starting at the smallest keep (3 of row 1 is not the minimum 0 of
+    // row 0, so check a second destination whose keeps are all at least 3).
+    let keep2 = [3u32, 3, 7, 5];
+    let dst2 = poisoned_cache(&ctx, index.len(), hkv, tmax, d);
+    let tk2 = Tensor::from_u32(&ctx, &[keep2.len()], &keep2).unwrap();
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk2, 3)), &dst2).unwrap();
     rec.submit().unwrap();
-    for (name, got, from) in [("k", &dst.k, &k), ("v", &dst.v, &v)] {
+    let cases = [
+        ("k", &dst.k, &k, keep),
+        ("v", &dst.v, &v, keep),
+        ("k from 3", &dst2.k, &k, keep2),
+        ("v from 3", &dst2.v, &v, keep2),
+    ];
+    for (name, got, from, keep) in cases {
         let got = got.to_f32_vec().unwrap();
         for (bi, (&si, &kb)) in index.iter().zip(&keep).enumerate() {
             for e in 0..per {

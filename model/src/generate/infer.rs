@@ -129,11 +129,15 @@ impl DecodeState {
             .collect::<Result<Vec<_>>>()?;
         let idx = Tensor::from_u32(rec.ctx(), &[src.len()], src)?;
         let keep = match keep {
-            Some(k) => Some(Tensor::from_u32(rec.ctx(), &[src.len()], k)?),
+            Some(k) => Some((
+                Tensor::from_u32(rec.ctx(), &[src.len()], k)?,
+                k.iter().copied().min().unwrap_or(0) as usize,
+            )),
             None => None,
         };
         for (s, d) in self.caches.iter().zip(&caches) {
-            kv_cache_gather_keeping(rec, s, &idx, keep.as_ref(), d)?;
+            let keep = keep.as_ref().map(|(t, p0)| (t, *p0));
+            kv_cache_gather_keeping(rec, s, &idx, keep, d)?;
         }
         Ok(DecodeState {
             caches,

@@ -238,7 +238,8 @@ struct CacheParams {
     d: u32,
     tmax: u32,
     n: u32,
-    _p: [u32; 2],
+    p0: u32,
+    _p: u32,
 }
 
 /// Which kernel family runs an attention call. All compute the same function (the tests run
@@ -971,7 +972,8 @@ pub fn kv_cache_append(
         d: d as u32,
         tmax: tmax as u32,
         n,
-        _p: [0; 2],
+        p0: 0,
+        _p: 0,
     };
     let binds = vec![
         k_new.binding(OP)?,
@@ -1095,12 +1097,13 @@ pub fn kv_cache_gather(
 }
 
 /// [`kv_cache_gather`] leaving positions below `keep[b]` (u32 `[B_dst]`) of each destination
-/// row as they are: beam search skips the prompt a row already holds.
+/// row as they are: beam search skips the prompt a row already holds. `keep` comes with a
+/// lower bound of its entries (their minimum), below which no position is even visited.
 pub fn kv_cache_gather_keeping(
     rec: &mut Recorder,
     src: &KvCache,
     src_index: &Tensor,
-    keep: Option<&Tensor>,
+    keep: Option<(&Tensor, usize)>,
     dst: &KvCache,
 ) -> Result<()> {
     const OP: &str = "kv_cache_gather";
@@ -1110,7 +1113,7 @@ pub fn kv_cache_gather_keeping(
         && tmax == tmax2
         && d == d2
         && is(src_index, DType::U32, &[db])
-        && keep.is_none_or(|k| is(k, DType::U32, &[db]));
+        && keep.is_none_or(|(k, _)| is(k, DType::U32, &[db]));
     let shared = [&src.k, &src.v].iter().any(|s| {
         [&dst.k, &dst.v]
             .iter()
@@ -1129,7 +1132,13 @@ pub fn kv_cache_gather_keeping(
             ),
         ));
     }
-    let n = u32_of(OP, dst.k.numel())?;
+    // No keep list: keep nothing (position 0 onwards is copied). The grid covers only the
+    // positions from the smallest keep on.
+    let (keep, p0) = match keep {
+        Some((k, p0)) => (k.clone(), p0.min(tmax)),
+        None => (Tensor::from_u32(rec.ctx(), &[db], &vec![0; db])?, 0),
+    };
+    let n = u32_of(OP, db * g * (tmax - p0) * d)?;
     let p = CacheParams {
         batch: db as u32,
         rows: sb as u32,
@@ -1137,12 +1146,8 @@ pub fn kv_cache_gather_keeping(
         d: d as u32,
         tmax: tmax as u32,
         n,
-        _p: [0; 2],
-    };
-    // No keep list: keep nothing (position 0 onwards is copied).
-    let keep = match keep {
-        Some(k) => k.clone(),
-        None => Tensor::from_u32(rec.ctx(), &[db], &vec![0; db])?,
+        p0: p0 as u32,
+        _p: 0,
     };
     let binds = vec![
         src.k.binding(OP)?,
