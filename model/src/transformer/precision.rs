@@ -419,8 +419,9 @@ impl Mm {
     }
 
     /// The matmul setup of one inference step over at most `rows` rows (tokens, or LM-head
-    /// rows) with the weights of its decode state: f16 operands for prefill-sized steps, f32
-    /// below `HALF_INFERENCE_MIN_ROWS` rows.
+    /// rows) with the weights of its decode state: per-tensor f16 casts for prefill-sized
+    /// steps, per-row casts and `matmul_rows` below `HALF_INFERENCE_MIN_ROWS` rows (f32 when
+    /// the model's shapes do not fit that kernel).
     pub(crate) fn for_inference(
         t: &super::Transformer,
         w: &InferWeights,
