@@ -17,6 +17,7 @@
 mod backward;
 mod batch;
 mod forward;
+pub(crate) mod half_weights;
 mod lm_head;
 mod memory;
 mod optim;
@@ -49,7 +50,7 @@ pub struct Transformer {
     pub recompute_activations: bool,
     /// Arithmetic of the training matmuls (default `Auto`: tensor cores where offered).
     pub(crate) matmul_precision: MatmulPrecision,
-    pub(crate) half_weights: precision::HalfWeightsCell,
+    pub(crate) half_weights: half_weights::HalfWeightsCell,
 }
 
 impl Transformer {

@@ -14,16 +14,22 @@
 //! K-fold reuse in the matmul, so a separate pass costs a few percent of the step and keeps
 //! the producing kernels (norms, SwiGLU, attention, cross-entropy) unchanged.
 //!
+//! Inference uses the same weight copies. Steps of at least `HALF_INFERENCE_MIN_ROWS` rows
+//! (prefill) take the training path; decode steps (`Mm::Rows`) cast each activation row with
+//! its own scale, fused with the RMSNorm before it where there is one, and multiply on
+//! `kernels::matmul_rows`, with q/k/v and gate/up as one product each over their stacked
+//! weights (`half_weights`).
+//!
 //! `F16Emulated` runs the same casts and plumbing with f32 outputs holding the f16-rounded
 //! values (`f16(x s) / s`) through the f32 kernels: the tensor-core numerics on adapters without
 //! cooperative matrices (lavapipe), so the CPU tests cover everything but the tensor-core kernel.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
-use crate::kernels::cast_scaled::{cast_scaled, cast_scaled_group};
+use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
 use crate::kernels::matmul_rows::{
     matmul_rows, matmul_rows_shape_fits, matmul_rows_to, RowsOperand, RowsOut,
@@ -32,7 +38,9 @@ use crate::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_no
 use crate::kernels::rmsnorm::rmsnorm;
 use crate::DType;
 
-use super::params::{Linear, Params};
+pub(crate) use super::half_weights::Proj;
+use super::half_weights::{HalfWeights, SLOT};
+use super::params::Linear;
 
 /// Which arithmetic the transformer's training matmuls use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,190 +120,6 @@ pub(crate) struct Operand {
     pub rows: Option<usize>,
 }
 
-/// Stats slots are 64 f32 apart so every `[2]` view starts on a 256-byte boundary.
-const SLOT: usize = 64;
-
-/// The cast copies of every matmul weight (the seven projections of each layer and the
-/// output embedding), in the operand dtype, with their scale words.
-pub(crate) struct HalfWeights {
-    layers: Vec<LayerWeights>,
-    out: Operand,
-}
-
-/// One layer's cast weights. q, k and v (and gate and up) live stacked in one buffer with one
-/// scale where the views' offsets allow it, so a decode step multiplies each stack once
-/// (`matmul_rows`' split and SwiGLU outputs); the per-projection operands are views of it.
-struct LayerWeights {
-    /// q, k, v, o, gate, up, down.
-    proj: [Operand; 7],
-    qkv: Option<Operand>,
-    gate_up: Option<Operand>,
-}
-
-/// Which projection of a layer.
-#[derive(Clone, Copy)]
-pub(crate) enum Proj {
-    Q = 0,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-}
-
-fn layer_linears(l: &super::params::Layer) -> [&Linear; 7] {
-    let (a, m) = (&l.self_attn, &l.mlp);
-    [
-        &a.q_proj,
-        &a.k_proj,
-        &a.v_proj,
-        &a.o_proj,
-        &m.gate_proj,
-        &m.up_proj,
-        &m.down_proj,
-    ]
-}
-
-/// Weights `ws` (all `[_, K]`) stacked into one new buffer with one scale slot: the stack and
-/// a view per weight, or `None` when a view would not start on the storage offset alignment.
-fn stack(ws: &[&Tensor], dtype: DType, scale: &Tensor) -> Result<Option<(Operand, Vec<Operand>)>> {
-    let ctx = ws[0].ctx();
-    let k = ws[0].shape()[1];
-    let rows: usize = ws.iter().map(|w| w.shape()[0]).sum();
-    let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
-    let mut starts = Vec::new();
-    let mut at = 0;
-    for w in ws {
-        if w.shape()[1] != k || !(at * dtype.size_bytes()).is_multiple_of(align) {
-            return Ok(None);
-        }
-        starts.push(at);
-        at += w.numel();
-    }
-    let whole = Tensor::zeros(ctx, &[rows, k], dtype)?;
-    let op = |t: Tensor| Operand {
-        t,
-        scale: Some(scale.clone()),
-        rows: None,
-    };
-    let views = ws
-        .iter()
-        .zip(starts)
-        .map(|(w, s)| Ok(op(whole.view(s, w.shape())?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some((op(whole), views)))
-}
-
-/// Scale slots (views of one stats buffer) handed out in order.
-struct Slots {
-    stats: Tensor,
-    next: usize,
-}
-
-impl Slots {
-    fn take(&mut self) -> Result<Tensor> {
-        let s = self.stats.view(self.next * SLOT, &[2])?;
-        self.next += 1;
-        Ok(s)
-    }
-}
-
-/// A weight's own cast copy with its own scale.
-fn alone(w: &Tensor, dtype: DType, slots: &mut Slots) -> Result<Operand> {
-    Ok(Operand {
-        t: Tensor::zeros(w.ctx(), w.shape(), dtype)?,
-        scale: Some(slots.take()?),
-        rows: None,
-    })
-}
-
-/// Weights stacked with one scale (views pushed to `proj`), or each alone when they cannot be.
-fn group(
-    ws: &[&Tensor],
-    dtype: DType,
-    slots: &mut Slots,
-    proj: &mut Vec<Operand>,
-) -> Result<Option<Operand>> {
-    let scale = slots.take()?;
-    if let Some((whole, views)) = stack(ws, dtype, &scale)? {
-        proj.extend(views);
-        return Ok(Some(whole));
-    }
-    for w in ws {
-        proj.push(alone(w, dtype, slots)?);
-    }
-    Ok(None)
-}
-
-impl HalfWeights {
-    fn alloc(p: &Params, dtype: DType) -> Result<Self> {
-        let ctx = p.embed_tokens.ctx();
-        // At most one slot per weight plus one per stack.
-        let count = p.layers.len() * 9 + 1;
-        let mut slots = Slots {
-            stats: Tensor::zeros(ctx, &[count * SLOT], DType::F32)?,
-            next: 0,
-        };
-        let mut layers = Vec::with_capacity(p.layers.len());
-        for l in &p.layers {
-            let w: Vec<&Tensor> = layer_linears(l).iter().map(|l| &l.weight).collect();
-            let mut proj = Vec::with_capacity(7);
-            let qkv = group(&w[0..3], dtype, &mut slots, &mut proj)?;
-            proj.push(alone(w[3], dtype, &mut slots)?);
-            let gate_up = group(&w[4..6], dtype, &mut slots, &mut proj)?;
-            proj.push(alone(w[6], dtype, &mut slots)?);
-            let proj: [Operand; 7] = proj
-                .try_into()
-                .map_err(|_| GpuError::shape("half weights", "a layer has seven projections"))?;
-            layers.push(LayerWeights { proj, qkv, gate_up });
-        }
-        let out = alone(p.output_embedding(), dtype, &mut slots)?;
-        Ok(HalfWeights { layers, out })
-    }
-
-    /// Casts every weight from the f32 masters (a stack with its one scale).
-    fn refresh(&self, rec: &mut Recorder, p: &Params) -> Result<()> {
-        for (l, h) in p.layers.iter().zip(&self.layers) {
-            let ls = layer_linears(l);
-            let mut cast = |range: std::ops::Range<usize>, stacked: bool| -> Result<()> {
-                let ops = &h.proj[range.clone()];
-                if stacked {
-                    let xs: Vec<&Tensor> = ls[range].iter().map(|l| &l.weight).collect();
-                    let outs: Vec<&Tensor> = ops.iter().map(|o| &o.t).collect();
-                    return cast_scaled_group(rec, &xs, ops[0].scale.as_ref().unwrap(), &outs);
-                }
-                for (lin, o) in ls[range].iter().zip(ops) {
-                    cast_scaled(rec, &lin.weight, o.scale.as_ref().unwrap(), &o.t)?;
-                }
-                Ok(())
-            };
-            cast(0..3, h.qkv.is_some())?;
-            cast(3..4, false)?;
-            cast(4..6, h.gate_up.is_some())?;
-            cast(6..7, false)?;
-        }
-        let o = &self.out;
-        cast_scaled(rec, p.output_embedding(), o.scale.as_ref().unwrap(), &o.t)
-    }
-}
-
-/// Lazily allocated cast weights of one `Transformer` (allocated by the first forward that
-/// needs them; `with_matmul_precision` drops them).
-#[derive(Default)]
-pub(crate) struct HalfWeightsCell(OnceLock<Arc<HalfWeights>>);
-
-impl HalfWeightsCell {
-    fn get(&self, p: &Params, dtype: DType) -> Result<Arc<HalfWeights>> {
-        if let Some(w) = self.0.get() {
-            return Ok(w.clone());
-        }
-        let w = Arc::new(HalfWeights::alloc(p, dtype)?);
-        // A concurrent first forward may have won; either copy is equivalent.
-        Ok(self.0.get_or_init(|| w).clone())
-    }
-}
-
 /// Elements of the two operand scratch buffers for `n` tokens and `head_rows` LM-head rows:
 /// (activations: a layer's matmul inputs or a head chunk's hidden rows; gradients: a layer's
 /// output gradients or a head chunk's logit gradients).
@@ -342,7 +166,7 @@ impl super::Transformer {
 
 /// Fewest rows an inference step must have to multiply through the per-tensor casts and the
 /// tiled tensor-core kernels. Decode steps have fewer and multiply through `matmul_rows`
-/// instead (one cast dispatch per activation, one dispatch per product): on an H100
+/// instead (one cast dispatch per activation, a product and its split reduction): on an H100
 /// (bench/NOTES.md) the per-tensor path at 64 rows ran 1,616 new tok/s against 1,993 in f32,
 /// its three cast dispatches per activation and the direct kernel costing more than the f16
 /// weights save.
