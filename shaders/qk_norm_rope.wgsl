@@ -3,7 +3,7 @@
 // k [T, Hkv*D]. One workgroup of 64 per (token, head): heads 0..Hq-1 of q, then Hkv of k.
 //
 // It writes bit for bit what rmsnorm.wgsl's forward on [T*H, D] followed by rope.wgsl would:
-// the same 64-lane sum of squares in the same tree order, y = w * (x * rstd), then
+// the same 64-lane sum of squares (row_norm.wgsl, the prelude), y = w * (x * rstd), then
 // out1 = y1 cos - y2 sin, out2 = y2 cos + y1 sin with rope.wgsl's table (and NaN for a
 // position off the table). Each invocation rotates pairs (k, k + D/2) it alone reads after the
 // sum-of-squares pass, so working in place is safe.
@@ -28,8 +28,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> k_w: array<f32>;
 
 override NORM: bool = true;
-
-var<workgroup> red: array<f32, 64>;
 
 fn load(is_q: bool, i: u32) -> f32 {
     if (is_q) {
@@ -76,15 +74,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let v = load(is_q, base + d);
             ss += v * v;
         }
-        red[lid] = ss;
-        workgroupBarrier();
-        for (var s = 32u; s > 0u; s >>= 1u) {
-            if (lid < s) {
-                red[lid] += red[lid + s];
-            }
-            workgroupBarrier();
-        }
-        rstd = 1.0 / sqrt(red[0] / f32(dim) + p.eps);
+        rstd = rstd_of(sum64(lid, ss), dim, p.eps);
     }
     let ps = pos[t];
     for (var kk = lid; kk < p.half; kk += 64u) {

@@ -101,10 +101,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     cast_row(r, lid, 1.0, false);
 }
 
-// rmsnorm.wgsl's row sum of squares: 64 lanes, each over d = lane, lane + 64, ..., then the
-// same halving tree.
-var<workgroup> sq: array<f32, 64>;
-
 @compute @workgroup_size(256)
 fn norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -113,21 +109,14 @@ fn norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let row = r * p.k;
+    // rmsnorm.wgsl's statistic (row_norm.wgsl): 64 lanes over d = lane, lane + 64, ...
+    var ss = 0.0;
     if (lid < 64u) {
-        var ss = 0.0;
         for (var d = lid; d < p.k; d += 64u) {
             let v = x[row + d];
             ss += v * v;
         }
-        sq[lid] = ss;
     }
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            sq[lid] += sq[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let rstd = 1.0 / sqrt(sq[0] / f32(p.k) + p.eps);
+    let rstd = rstd_of(sum64(lid, ss), p.k, p.eps);
     cast_row(r, lid, rstd, true);
 }

@@ -18,23 +18,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// 64 invocations a workgroup: sums over it go through row_norm.wgsl's `sum64` (the prelude).
 const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
-
-// Sum of `v` over the workgroup in a fixed tree order (deterministic).
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
 
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;
@@ -55,7 +40,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         let v = f_x[base + d];
         ss += v * v;
     }
-    let r = 1.0 / sqrt(workgroup_sum(lid, ss) / f32(p.dim) + p.eps);
+    let r = rstd_of(sum64(lid, ss), p.dim, p.eps);
     if (lid == 0u) {
         f_rstd[row] = r;
     }
@@ -84,7 +69,7 @@ fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         s += b_dy[base + d] * b_w[d] * b_x[base + d];
     }
     let r = b_rstd[row];
-    let c = workgroup_sum(lid, s) * r * r / f32(p.dim);
+    let c = sum64(lid, s) * r * r / f32(p.dim);
     for (var d = lid; d < p.dim; d += WG) {
         b_dx[base + d] = r * (b_dy[base + d] * b_w[d] - b_x[base + d] * c);
     }
@@ -117,7 +102,7 @@ fn dw_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read_write> rd_dw: array<f32>;
 
 // dw[d] (+)= sum over blocks of partial[b, d]: one workgroup per column d (a 1-D grid), its
-// invocation l summing blocks l, l + 64, .. in ascending order, then workgroup_sum's fixed tree
+// invocation l summing blocks l, l + 64, .. in ascending order, then sum64's fixed tree
 // (deterministic). One invocation per column summing all blocks took ~210 us for the 128-wide
 // q/k norms on an H100 (a grid of 2 workgroups over up to 1,024 blocks).
 // The loop runs the same number of rounds in every invocation: written as
@@ -138,7 +123,7 @@ fn dw_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             acc += rd_partial[b * p.dim + d];
         }
     }
-    var total = workgroup_sum(lid, acc);
+    var total = sum64(lid, acc);
     if (lid == 0u) {
         if (p.accumulate != 0u) {
             total += rd_dw[d];

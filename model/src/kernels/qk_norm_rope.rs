@@ -10,7 +10,7 @@ use crate::gpu::{
     grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
 };
 
-static SRC: ShaderSource = crate::shader!("qk_norm_rope.wgsl");
+static SRC: ShaderSource = crate::shader!("qk_norm_rope.wgsl" after "row_norm.wgsl");
 static QK_NORM_ROPE: KernelEntry = KernelEntry {
     source: &SRC,
     entry: "main",

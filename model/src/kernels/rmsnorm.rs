@@ -9,7 +9,7 @@ use crate::gpu::{
     grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
 };
 
-static SRC: ShaderSource = crate::shader!("rmsnorm.wgsl");
+static SRC: ShaderSource = crate::shader!("rmsnorm.wgsl" after "row_norm.wgsl");
 static FORWARD: KernelEntry = KernelEntry {
     source: &SRC,
     entry: "forward",
