@@ -420,33 +420,34 @@ impl Mm {
         matmul_scaled(rec, &a.t, &b.t, scales, bias, c, o)
     }
 
-    /// The stacked weight of layer `li`'s `which` group (q/k/v or gate/up) when this step
-    /// multiplies row-cast f16 operands, `x` is one, and the group is stacked and bias-free.
-    fn stacked<'a>(
-        &'a self,
-        x: &'a Operand,
+    /// Layer `li`'s q/k/v (or, with `gate_up`, gate/up) group as one product into `out`, when
+    /// this step multiplies row-cast f16 operands, `x` is one, and the group is stacked and
+    /// bias-free; false when the caller must multiply the projections one by one.
+    fn stacked_product(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
         li: usize,
         gate_up: bool,
         lins: &[&Linear],
-    ) -> Option<(RowsOperand<'a>, &'a Operand)> {
-        let Mm::Rows(r) = self else { return None };
+        out: &RowsOut,
+    ) -> Result<bool> {
+        let Mm::Rows(r) = self else { return Ok(false) };
         let l = &r.weights.layers[li];
-        let w = if gate_up {
-            l.gate_up.as_ref()
-        } else {
-            l.qkv.as_ref()
-        }?;
-        let (Some(m), Some(inv)) = (x.rows, x.scale.as_ref()) else {
-            return None;
+        let w = if gate_up { &l.gate_up } else { &l.qkv };
+        let (Some(w), Some(m), Some(inv)) = (w, x.rows, x.scale.as_ref()) else {
+            return Ok(false);
         };
         if lins.iter().any(|l| l.bias.is_some()) {
-            return None;
+            return Ok(false);
         }
-        Some((RowsOperand { t: &x.t, inv, m }, w))
+        let a = RowsOperand { t: &x.t, inv, m };
+        let scale = w.scale.as_ref().expect("cast weights have scales");
+        matmul_rows_to(rec, &a, &w.t, scale, out, None)?;
+        Ok(true)
     }
 
-    /// q, k and v of layer `li` as one product into `outs` when their weights are stacked
-    /// (`stacked`); false when the caller must multiply them one by one.
+    /// q, k and v of layer `li` as one product into `outs` (`stacked_product`).
     pub(crate) fn qkv_stacked(
         &self,
         rec: &mut Recorder,
@@ -455,16 +456,11 @@ impl Mm {
         lins: [&Linear; 3],
         outs: [&Tensor; 3],
     ) -> Result<bool> {
-        let Some((a, w)) = self.stacked(x, li, false, &lins) else {
-            return Ok(false);
-        };
-        let scale = w.scale.as_ref().expect("cast weights have scales");
-        matmul_rows_to(rec, &a, &w.t, scale, &RowsOut::Split(&outs), None)?;
-        Ok(true)
+        self.stacked_product(rec, x, li, false, &lins, &RowsOut::Split(&outs))
     }
 
-    /// `silu(gate(x)) * up(x)` of layer `li` as one product into `act` when gate and up are
-    /// stacked (`stacked`); false when the caller must run them and SwiGLU separately.
+    /// `silu(gate(x)) * up(x)` of layer `li` as one product into `act` (`stacked_product`);
+    /// false when the caller must run gate, up and SwiGLU separately.
     pub(crate) fn swiglu_stacked(
         &self,
         rec: &mut Recorder,
@@ -473,12 +469,7 @@ impl Mm {
         lins: [&Linear; 2],
         act: &Tensor,
     ) -> Result<bool> {
-        let Some((a, w)) = self.stacked(x, li, true, &lins) else {
-            return Ok(false);
-        };
-        let scale = w.scale.as_ref().expect("cast weights have scales");
-        matmul_rows_to(rec, &a, &w.t, scale, &RowsOut::Swiglu(act), None)?;
-        Ok(true)
+        self.stacked_product(rec, x, li, true, &lins, &RowsOut::Swiglu(act))
     }
 
     /// `y += x @ W^T (+ b)` (a residual add in the product's epilogue).
