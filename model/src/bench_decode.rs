@@ -3,18 +3,15 @@
 //! `matmul_rows`), and a chain of tiny dependent dispatches that prices one launch plus the
 //! barrier before it (what a decode step pays ~800 times).
 
-use crate::bench::{data, Case, Launch};
-use crate::gpu::{Recorder, Result, Tensor};
+use crate::bench::{Case, Launch};
+use crate::bench_ops::f32t;
+use crate::gpu::{Recorder, Tensor};
 use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::elementwise::add;
 use crate::kernels::matmul::{matmul, MatmulOpts};
 use crate::kernels::matmul_rows::{matmul_rows, matmul_rows_fits, RowsOperand};
 use crate::kernels::quantize_rows::{padded_rows, quantize_rows};
 use crate::{DType, GpuContext};
-
-fn f32t(ctx: &GpuContext, shape: &[usize], seed: u32) -> Result<Tensor> {
-    Tensor::from_f32(ctx, shape, &data(shape.iter().product(), seed))
-}
 
 /// (N, K) of Qwen3-0.6B's decode products: k/v, q, o, gate/up, down, LM head.
 const SHAPES: [(usize, usize); 5] = [

@@ -19,7 +19,8 @@ use crate::kernels::softmax::{softmax, SoftmaxOpts};
 use crate::kernels::swiglu::swiglu;
 use crate::{DType, GpuContext};
 
-fn f32t(ctx: &GpuContext, shape: &[usize], seed: u32) -> Result<Tensor> {
+/// A seeded f32 tensor of `shape` (`bench::data`).
+pub(crate) fn f32t(ctx: &GpuContext, shape: &[usize], seed: u32) -> Result<Tensor> {
     Tensor::from_f32(ctx, shape, &data(shape.iter().product(), seed))
 }
 
