@@ -128,16 +128,19 @@ impl DecodeState {
             })
             .collect::<Result<Vec<_>>>()?;
         let idx = Tensor::from_u32(rec.ctx(), &[src.len()], src)?;
+        // One keep list for every layer (nothing kept when none is given).
+        let zeros;
         let keep = match keep {
-            Some(k) => Some((
-                Tensor::from_u32(rec.ctx(), &[src.len()], k)?,
-                k.iter().copied().min().unwrap_or(0) as usize,
-            )),
-            None => None,
+            Some(k) => k,
+            None => {
+                zeros = vec![0; src.len()];
+                &zeros
+            }
         };
+        let keep_t = Tensor::from_u32(rec.ctx(), &[src.len()], keep)?;
+        let p0 = keep.iter().copied().min().unwrap_or(0) as usize;
         for (s, d) in self.caches.iter().zip(&caches) {
-            let keep = keep.as_ref().map(|(t, p0)| (t, *p0));
-            kv_cache_gather_keeping(rec, s, &idx, keep, d)?;
+            kv_cache_gather_keeping(rec, s, &idx, Some((&keep_t, p0)), d)?;
         }
         Ok(DecodeState {
             caches,
