@@ -6,7 +6,8 @@
 //   attention treats queries past the capacity as empty).
 // kv_gather: dst[b] = src[index[b]] for both caches (beam reordering); an index outside the
 //   source batch yields a zero row. Positions below keep[b] are left as they are (beam search
-//   skips a prompt the destination row already holds). Source and destination must be
+//   skips a prompt the destination row already holds), and so are positions from p1 on (past
+//   every source row's length: nothing a query can see). Source and destination must be
 //   different buffers.
 // One invocation per element, consecutive invocations on consecutive elements of D.
 
@@ -18,7 +19,7 @@ struct Params {
     tmax: u32,
     n: u32,         // elements to process
     p0: u32,        // gather: positions below p0 are not visited (every keep[b] >= p0)
-    _p1: u32,
+    p1: u32,        // gather: nor are positions from p1 on (p0 <= p1 <= tmax)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -65,12 +66,12 @@ fn kv_gather(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    // w indexes the window [B, Hkv, Tmax - p0, D] of positions p0.. (n = its size).
+    // w indexes the window [B, Hkv, p1 - p0, D] of positions p0..p1 (n = its size).
     let w = element(wg, nwg, t);
     if (w >= p.n) {
         return;
     }
-    let span = p.tmax - p.p0;
+    let span = p.p1 - p.p0;
     let dd = w % p.d;
     let pos = p.p0 + (w / p.d) % span;
     let bg = w / (p.d * span);

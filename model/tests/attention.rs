@@ -766,8 +766,9 @@ fn beam_gather_copies_and_fans_out_cache_rows() {
     }
 }
 
-/// A gather that keeps each destination row's first `keep[b]` positions: those stay as they
-/// were (here: poison, checked as NaN), the rest are the source row's.
+/// A gather that keeps each destination row's first `keep[b]` positions and everything from
+/// `end` on: those stay as they were (here: poison, checked as NaN), the rest are the source
+/// row's.
 #[test]
 fn beam_gather_keeps_prefix_positions() {
     let ctx = ctx();
@@ -786,27 +787,32 @@ fn beam_gather_keeps_prefix_positions() {
     let ti = Tensor::from_u32(&ctx, &[index.len()], &index).unwrap();
     let tk = Tensor::from_u32(&ctx, &[keep.len()], &keep).unwrap();
     let mut rec = Recorder::new(&ctx, "gather-keep-test");
-    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk, 0)), &dst).unwrap();
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk, 0)), tmax, &dst).unwrap();
     // The same with the grid starting at the smallest keep (3 of row 1 is not the minimum 0 of
     // row 0, so check a second destination whose keeps are all at least 3).
     let keep2 = [3u32, 3, 7, 5];
     let dst2 = poisoned_cache(&ctx, index.len(), hkv, tmax, d);
     let tk2 = Tensor::from_u32(&ctx, &[keep2.len()], &keep2).unwrap();
-    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk2, 3)), &dst2).unwrap();
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk2, 3)), tmax, &dst2).unwrap();
+    // And stopping at position 5 (a capacity beyond the longest source row).
+    let dst3 = poisoned_cache(&ctx, index.len(), hkv, tmax, d);
+    kv_cache_gather_keeping(&mut rec, &src, &ti, Some((&tk2, 3)), 5, &dst3).unwrap();
     rec.submit().unwrap();
     let cases = [
-        ("k", &dst.k, &k, keep),
-        ("v", &dst.v, &v, keep),
-        ("k from 3", &dst2.k, &k, keep2),
-        ("v from 3", &dst2.v, &v, keep2),
+        ("k", &dst.k, &k, keep, tmax),
+        ("v", &dst.v, &v, keep, tmax),
+        ("k from 3", &dst2.k, &k, keep2, tmax),
+        ("v from 3", &dst2.v, &v, keep2, tmax),
+        ("k from 3 to 5", &dst3.k, &k, keep2, 5),
+        ("v from 3 to 5", &dst3.v, &v, keep2, 5),
     ];
-    for (name, got, from, keep) in cases {
+    for (name, got, from, keep, end) in cases {
         let got = got.to_f32_vec().unwrap();
         for (bi, (&si, &kb)) in index.iter().zip(&keep).enumerate() {
             for e in 0..per {
                 let pos = (e / d) % tmax;
                 let g = got[bi * per + e];
-                if pos < kb as usize {
+                if pos < kb as usize || pos >= end {
                     assert!(g.is_nan(), "dst {name}[{bi}] position {pos} was written");
                 } else {
                     let w = from[si as usize * per + e];

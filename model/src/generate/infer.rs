@@ -25,6 +25,7 @@ use crate::{DType, GpuError};
 pub struct DecodeState {
     pub caches: Vec<KvCache>,
     pub lengths: Vec<usize>,
+    /// Capacity in positions.
     pub max_len: usize,
     /// f32 masters, or f16 copies cast when this state was made (states derived from it by
     /// gathering keep them): weights may change between generate calls, never within one.
@@ -139,12 +140,21 @@ impl DecodeState {
         };
         let keep_t = Tensor::from_u32(rec.ctx(), &[src.len()], keep)?;
         let p0 = keep.iter().copied().min().unwrap_or(0) as usize;
+        // Nothing past the longest source row is visible to anyone.
+        let end = src
+            .iter()
+            .map(|&i| self.lengths.get(i as usize).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
         for (s, d) in self.caches.iter().zip(&caches) {
-            kv_cache_gather_keeping(rec, s, &idx, Some((&keep_t, p0)), d)?;
+            kv_cache_gather_keeping(rec, s, &idx, Some((&keep_t, p0)), end, d)?;
         }
         Ok(DecodeState {
             caches,
-            lengths: src.iter().map(|&i| self.lengths[i as usize]).collect(),
+            lengths: src
+                .iter()
+                .map(|&i| self.lengths.get(i as usize).copied().unwrap_or(0))
+                .collect(),
             max_len: self.max_len,
             weights: self.weights.clone(),
         })

@@ -239,7 +239,7 @@ struct CacheParams {
     tmax: u32,
     n: u32,
     p0: u32,
-    _p: u32,
+    p1: u32,
 }
 
 /// Which kernel family runs an attention call. All compute the same function (the tests run
@@ -973,7 +973,7 @@ pub fn kv_cache_append(
         tmax: tmax as u32,
         n,
         p0: 0,
-        _p: 0,
+        p1: 0,
     };
     let binds = vec![
         k_new.binding(OP)?,
@@ -1093,17 +1093,22 @@ pub fn kv_cache_gather(
     src_index: &Tensor,
     dst: &KvCache,
 ) -> Result<()> {
-    kv_cache_gather_keeping(rec, src, src_index, None, dst)
+    let end = src.max_len();
+    kv_cache_gather_keeping(rec, src, src_index, None, end, dst)
 }
 
 /// [`kv_cache_gather`] leaving positions below `keep[b]` (u32 `[B_dst]`) of each destination
 /// row as they are: beam search skips the prompt a row already holds. `keep` comes with a
 /// lower bound of its entries (their minimum), below which no position is even visited.
+/// Positions from `end` on (clamped to Tmax) are left as they are too: past the longest source
+/// row they hold nothing a query sees, and a cache's capacity may be well beyond that
+/// (`DecodeState` rounds it up so that calls of similar lengths reuse the buffers).
 pub fn kv_cache_gather_keeping(
     rec: &mut Recorder,
     src: &KvCache,
     src_index: &Tensor,
     keep: Option<(&Tensor, usize)>,
+    end: usize,
     dst: &KvCache,
 ) -> Result<()> {
     const OP: &str = "kv_cache_gather";
@@ -1134,11 +1139,15 @@ pub fn kv_cache_gather_keeping(
     }
     // No keep list: keep nothing (position 0 onwards is copied). The grid covers only the
     // positions from the smallest keep on.
+    let end = end.min(tmax);
     let (keep, p0) = match keep {
-        Some((k, p0)) => (k.clone(), p0.min(tmax)),
+        Some((k, p0)) => (k.clone(), p0.min(end)),
         None => (Tensor::from_u32(rec.ctx(), &[db], &vec![0; db])?, 0),
     };
-    let n = u32_of(OP, db * g * (tmax - p0) * d)?;
+    let n = u32_of(OP, db * g * (end - p0) * d)?;
+    if n == 0 {
+        return Ok(());
+    }
     let p = CacheParams {
         batch: db as u32,
         rows: sb as u32,
@@ -1147,7 +1156,7 @@ pub fn kv_cache_gather_keeping(
         tmax: tmax as u32,
         n,
         p0: p0 as u32,
-        _p: 0,
+        p1: end as u32,
     };
     let binds = vec![
         src.k.binding(OP)?,
