@@ -1,15 +1,13 @@
 // Second pass of matmul_rows.wgsl: sums the K splits of each output in order (deterministic)
-// and applies what the first pass left out,
-//   v(r, j) = (sum_z part[z](r, j)) * inv_a[r] * inv_b (+ bias[j])
-// with inv_a the row scales of A (quantize_rows.wgsl) and inv_b = sb[1], the weight's scale word
-// (cast_scaled.wgsl); both powers of two, so undoing them is exact. part is [splits, m_pad, n];
+// and undoes the scales (v(r, j) = rows_split_sum.wgsl's split_sum, compiled before this file);
 // only the first m rows are real. Then, by MODE:
 //   0: C[r, c_col0 + j] = v(r, j) (+ C[r, c_col0 + j])              one output, any window
 //   1: columns [0, n0) to C, [n0, n1) to C1, [n1, n) to C2          q, k and v from one product
 //   2: C[r, j] = silu(v(r, j)) * v(r, half + j), j < half = n / 2   SwiGLU of gate and up
 // (modes 1 and 2 take no bias, no accumulate and one window). Mode 2's expression is
 // swiglu.wgsl's, on the same f32 values, so it writes what the unfused kernels would.
-// One invocation per output.
+// One invocation per output. matmul_rows_reduce_cast.wgsl is modes 0 and 2 fused with the cast
+// of the output rows for the next product.
 
 struct Params {
     m: u32, n: u32, m_pad: u32, splits: u32,
@@ -31,20 +29,6 @@ const ACCUMULATE: u32 = 2u;
 
 override MODE: u32 = 0u;
 
-// The scaled sum of the splits at row r, column j.
-fn value(r: u32, j: u32) -> f32 {
-    let plane = p.m_pad * p.n;
-    var sum = 0.0;
-    for (var z = 0u; z < p.splits; z += 1u) {
-        sum += part[z * plane + r * p.n + j];
-    }
-    return sum * (inv_a[r] * sb[1]);
-}
-
-fn sigmoid(g: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-g));
-}
-
 @compute @workgroup_size(256, 1, 1)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -59,8 +43,7 @@ fn main(
         }
         let r = i / half;
         let j = i % half;
-        let g = value(r, j);
-        c[i] = g * sigmoid(g) * value(r, half + j);
+        c[i] = silu_times(split_sum(r, j), split_sum(r, half + j));
         return;
     }
     if (i >= p.m * p.n) {
@@ -68,7 +51,7 @@ fn main(
     }
     let r = i / p.n;
     let j = i % p.n;
-    var v = value(r, j);
+    var v = split_sum(r, j);
     if (MODE == 1u) {
         if (j < p.n0) {
             c[r * p.n0 + j] = v;

@@ -8,6 +8,10 @@
 //!   quantize_rows: bit-exact (tolerance 0) in both output types.
 //! - matmul_rows' split and SwiGLU outputs against its single output (and swiglu.wgsl on it):
 //!   bit-exact.
+//! - matmul_rows_cast (the reduction fused with the next product's row cast) against
+//!   matmul_rows_to followed by quantize_rows / quantize_rows_normed: the f32 output, the f16
+//!   rows (padding included) and the scales bit-exact, with bias and accumulate, SwiGLU, forced
+//!   splits; its shape checks on every adapter.
 //! - matmul_rows (adapters with 16x16x16 f16 cooperative matrices only) against an f64 product
 //!   of the same f16 values with the same scales: the default and forced K splits (1, 2, 3 with
 //!   a short last split), odd M (1, 37, 100: partial 16- and 64-row blocks), N a multiple of 16
@@ -22,7 +26,9 @@ mod common;
 use common::*;
 use grrm_model::kernels::cast_scaled::{cast_scaled, scale_log2};
 use grrm_model::kernels::matmul::coop16_available;
-use grrm_model::kernels::matmul_rows::{matmul_rows_to, RowsOperand, RowsOut};
+use grrm_model::kernels::matmul_rows::{
+    matmul_rows_cast, matmul_rows_to, RowCast, RowsOperand, RowsOut,
+};
 use grrm_model::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
 use grrm_model::kernels::rmsnorm::rmsnorm;
 use grrm_model::kernels::swiglu::swiglu;
@@ -448,4 +454,157 @@ fn matmul_rows_split_and_swiglu_outputs_match_the_single_output() {
         col += width;
     }
     assert_eq!(bits(&got_h), bits(&want_h), "SwiGLU output");
+}
+
+/// The f32 output, f16 rows and scales of `matmul_rows_cast` against `matmul_rows_to` then
+/// `quantize_rows` (or `quantize_rows_normed`) on its output: the same kernels' arithmetic in
+/// the same order, so bit for bit.
+#[test]
+fn matmul_rows_cast_equals_the_product_then_the_row_cast() {
+    let ctx = ctx();
+    if !coop16_available(&ctx) {
+        eprintln!("skipped: {} lacks cooperative matrices", ctx.info().name);
+        return;
+    }
+    let (m, k) = (37, 96);
+    let m_pad = padded_rows(m);
+    let mut r = rng(62);
+    let x = Tensor::from_f32(&ctx, &[m, k], &rows_of_magnitudes(&mut r, m, k)).unwrap();
+    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
+    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
+    let mut rec = Recorder::new(&ctx, "test");
+    quantize_rows(&mut rec, &x, &a, &inv).unwrap();
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m,
+    };
+    let f16_bits = |t: &Tensor| -> Vec<u16> {
+        t.to_f16_vec()
+            .unwrap()
+            .iter()
+            .map(|h| h.to_bits())
+            .collect()
+    };
+    let f32_bits = |t: &Tensor| -> Vec<u32> {
+        t.to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    // (N, SwiGLU, bias and accumulate, normed, splits)
+    let cases = [
+        (80, false, true, true, None),
+        (80, false, false, false, Some(3)),
+        (112, false, true, false, Some(2)),
+        (96, true, false, false, None),
+        (96, true, false, false, Some(3)),
+    ];
+    for (case, &(n, swiglu_out, acc, normed, splits)) in cases.iter().enumerate() {
+        let (b, bs, _) = half_weight(&ctx, &randn(&mut r, n * k), n, k);
+        let width = if swiglu_out { n / 2 } else { n };
+        let c0 = randn(&mut r, m * width);
+        let bias = Tensor::from_f32(&ctx, &[n], &randn(&mut r, n)).unwrap();
+        let w = Tensor::from_f32(&ctx, &[width], &randn(&mut r, width)).unwrap();
+        let [want_c, got_c] = [0, 1].map(|_| Tensor::from_f32(&ctx, &[m, width], &c0).unwrap());
+        let [want_x, got_x] =
+            [0, 1].map(|_| Tensor::poisoned(&ctx, &[m_pad, width], DType::F16).unwrap());
+        let [want_inv, got_inv] =
+            [0, 1].map(|_| Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap());
+        let out = |c| {
+            if swiglu_out {
+                RowsOut::Swiglu(c)
+            } else {
+                RowsOut::One {
+                    c,
+                    bias: acc.then_some(&bias),
+                    accumulate: acc,
+                }
+            }
+        };
+        let mut rec = Recorder::new(&ctx, "test");
+        matmul_rows_to(&mut rec, &op, &b, &bs, &out(&want_c), splits).unwrap();
+        if normed {
+            quantize_rows_normed(&mut rec, &want_c, &w, 1e-6, &want_x, &want_inv).unwrap();
+        } else {
+            quantize_rows(&mut rec, &want_c, &want_x, &want_inv).unwrap();
+        }
+        let cast = RowCast {
+            out: &got_x,
+            inv: &got_inv,
+            norm: normed.then_some((&w, 1e-6)),
+        };
+        matmul_rows_cast(&mut rec, &op, &b, &bs, &out(&got_c), &cast, splits).unwrap();
+        rec.submit().unwrap();
+        let what = format!("case {case}: N {n}, SwiGLU {swiglu_out}, splits {splits:?}");
+        assert_eq!(f32_bits(&got_c), f32_bits(&want_c), "{what}: output");
+        assert_eq!(f16_bits(&got_x), f16_bits(&want_x), "{what}: cast rows");
+        assert_eq!(f32_bits(&got_inv), f32_bits(&want_inv), "{what}: scales");
+    }
+}
+
+#[test]
+fn matmul_rows_cast_rejects_what_it_cannot_fuse() {
+    let ctx = ctx();
+    let (m, k, n) = (5, 64, 32);
+    let a = Tensor::zeros(&ctx, &[16, k], DType::F16).unwrap();
+    let inv = Tensor::zeros(&ctx, &[16], DType::F32).unwrap();
+    let op = RowsOperand {
+        t: &a,
+        inv: &inv,
+        m,
+    };
+    let b = Tensor::zeros(&ctx, &[n, k], DType::F16).unwrap();
+    let bs = Tensor::zeros(&ctx, &[2], DType::F32).unwrap();
+    let c = Tensor::zeros(&ctx, &[m, n], DType::F32).unwrap();
+    let x16 = Tensor::zeros(&ctx, &[16, n], DType::F16).unwrap();
+    let inv2 = Tensor::zeros(&ctx, &[16], DType::F32).unwrap();
+    let one = RowsOut::One {
+        c: &c,
+        bias: None,
+        accumulate: false,
+    };
+    let err = |cast: &RowCast, out: &RowsOut| {
+        let mut rec = Recorder::new(&ctx, "test");
+        matmul_rows_cast(&mut rec, &op, &b, &bs, out, cast, None)
+            .unwrap_err()
+            .to_string()
+    };
+    // The A operand's own scale buffer.
+    let same = RowCast {
+        out: &x16,
+        inv: &inv,
+        norm: None,
+    };
+    let e = err(&same, &one);
+    assert!(
+        e.contains("matmul_rows_cast") && e.contains("A's own: true"),
+        "{e}"
+    );
+    // A cast of the wrong width (SwiGLU's output is N / 2 wide).
+    let (q, kk) = (
+        Tensor::zeros(&ctx, &[m, 16], DType::F32).unwrap(),
+        Tensor::zeros(&ctx, &[m, 16], DType::F32).unwrap(),
+    );
+    let cast = RowCast {
+        out: &x16,
+        inv: &inv2,
+        norm: None,
+    };
+    let e = err(&cast, &RowsOut::Swiglu(&q));
+    assert!(e.contains("k 16"), "{e}");
+    // q/k/v split outputs are not cast.
+    let refs = [&q, &kk];
+    let e = err(&cast, &RowsOut::Split(&refs));
+    assert!(e.contains("one output or SwiGLU's"), "{e}");
+    // A norm weight of the wrong width.
+    let w = Tensor::zeros(&ctx, &[n + 2], DType::F32).unwrap();
+    let normed = RowCast {
+        out: &x16,
+        inv: &inv2,
+        norm: Some((&w, 1e-6)),
+    };
+    let e = err(&normed, &one);
+    assert!(e.contains(&format!("norm Some([{}])", n + 2)), "{e}");
 }

@@ -16,7 +16,7 @@ use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
 use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
-use crate::transformer::precision::{InferWeights, Mm, Proj};
+use crate::transformer::precision::{InferWeights, Mm, Operand, Proj};
 use crate::transformer::{MlpActs, QkvActs, Transformer};
 use crate::{DType, GpuError};
 
@@ -235,9 +235,30 @@ impl Transformer {
         let scratch = InferScratch::alloc(self, n)?;
         let x = zeros(self, &[n, c.hidden_size])?;
         embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
-        for (li, (l, cache)) in self.params.layers.iter().zip(&state.caches).enumerate() {
+        let layers = &self.params.layers;
+        let mut h1 = match layers.first() {
+            Some(l) => Some(mm.norm_act(
+                rec,
+                &x,
+                &l.input_layernorm,
+                self.eps(),
+                &scratch.qkv.h1,
+                &scratch.qkv.rstd1,
+            )?),
+            None => None,
+        };
+        for (li, (l, cache)) in layers.iter().zip(&state.caches).enumerate() {
             let lw = (&mm, li);
-            self.layer_infer(rec, l, lw, cache, &pos_t, &start_t, &x, &scratch)?;
+            let step = LayerStep {
+                cache,
+                pos: &pos_t,
+                start: &start_t,
+                x: &x,
+                s: &scratch,
+                next_norm: layers.get(li + 1).map(|n| &n.input_layernorm),
+            };
+            let input = h1.take().expect("each layer leaves the next one's input");
+            h1 = self.layer_infer(rec, l, lw, &input, &step)?;
         }
         // The final norm and LM head only at each sequence's last real token (once per
         // output row).
@@ -272,48 +293,66 @@ impl Transformer {
         Ok(logp)
     }
 
-    /// One layer on the residual stream `x` (in place), appending to the layer's cache.
-    #[allow(clippy::too_many_arguments)]
+    /// One layer on the residual stream `x.x` (in place) from its normalised input operand
+    /// `h1`, appending to the layer's cache. Returns the next layer's input operand (its
+    /// input norm applied to the updated stream: decode rows cast it in the down projection's
+    /// reduction), or `None` after the last layer.
     fn layer_infer(
         &self,
         rec: &mut Recorder,
         l: &crate::transformer::Layer,
         lw: (&Mm, usize),
-        cache: &KvCache,
-        pos: &Tensor,
-        start: &Tensor,
-        x: &Tensor,
-        s: &InferScratch,
-    ) -> Result<()> {
-        let a = &l.self_attn;
+        h1: &Operand,
+        x: &LayerStep,
+    ) -> Result<Option<Operand>> {
+        let (a, s, eps) = (&l.self_attn, x.s, self.eps());
         // Inference keeps nothing: q and k are normalised and rotated in place, one dispatch.
-        self.qkv_proj(rec, l, lw, x, &s.qkv)?;
+        self.qkv_from(rec, l, lw, h1, &s.qkv)?;
         let (q, k) = (&s.qkv.q_lin, &s.qkv.k_lin);
         let norm = match (&a.q_norm, &a.k_norm) {
-            (Some(q), Some(k)) => Some(QkNorm {
-                q,
-                k,
-                eps: self.eps(),
-            }),
+            (Some(q), Some(k)) => Some(QkNorm { q, k, eps }),
             _ => None,
         };
-        qk_norm_rope(rec, &self.rope, q, k, pos, norm.as_ref())?;
-        kv_cache_append(rec, cache, k, &s.qkv.v, start)?;
+        qk_norm_rope(rec, &self.rope, q, k, x.pos, norm.as_ref())?;
+        kv_cache_append(rec, x.cache, k, &s.qkv.v, x.start)?;
         attention_decode(
             rec,
             &self.attention_heads()?,
-            cache,
+            x.cache,
             q,
-            start,
+            x.start,
             None,
             &s.attn,
         )?;
         let (mm, li) = lw;
         let attn = mm.act(rec, &s.attn)?;
         let w_o = mm.weight(li, Proj::O, &a.o_proj);
-        mm.linear_acc(rec, &attn, &w_o, &a.o_proj, x)?;
-        self.mlp_residual(rec, l, lw, x, &s.mlp)
+        let norm2 = (&l.post_attention_layernorm, eps);
+        let (h2, rstd2) = (&s.mlp.h2, &s.mlp.rstd2);
+        let h2 = mm.linear_acc_norm_act(rec, &attn, &w_o, &a.o_proj, x.x, norm2, h2, rstd2)?;
+        let act = self.mlp_act_from(rec, l, lw, &h2, &s.mlp)?;
+        let m = &l.mlp;
+        let w_down = mm.weight(li, Proj::Down, &m.down_proj);
+        let Some(next_norm) = x.next_norm else {
+            mm.linear_acc(rec, &act, &w_down, &m.down_proj, x.x)?;
+            return Ok(None);
+        };
+        let (h1, rstd1) = (&s.qkv.h1, &s.qkv.rstd1);
+        let next = (next_norm, eps);
+        let h1 = mm.linear_acc_norm_act(rec, &act, &w_down, &m.down_proj, x.x, next, h1, rstd1)?;
+        Ok(Some(h1))
     }
+}
+
+/// What every layer of one `infer` call shares: the cache of the layer at hand, positions,
+/// starts, the residual stream, the temporaries, and the next layer's input norm weight.
+struct LayerStep<'a> {
+    cache: &'a KvCache,
+    pos: &'a Tensor,
+    start: &'a Tensor,
+    x: &'a Tensor,
+    s: &'a InferScratch,
+    next_norm: Option<&'a Tensor>,
 }
 
 /// The temporaries of one layer for `n` tokens, shared by all layers of one `infer` call.

@@ -3,7 +3,9 @@
 //! rows scaled one power of two per row ([`quantize_rows`](super::quantize_rows)) and B an f16
 //! weight `[N, K]` with its per-tensor scale words. The first pass splits K over the grid so a
 //! 64-row product still has a few hundred workgroups; the second sums the splits in order and
-//! undoes the scales.
+//! undoes the scales. Where the product feeds another, [`matmul_rows_cast`]'s second pass
+//! (shaders/matmul_rows_reduce_cast.wgsl) also casts its output rows into the next product's A
+//! operand, as [`quantize_rows`](super::quantize_rows) would: one dispatch fewer.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -19,7 +21,8 @@ static MATMUL_ROWS: KernelEntry = KernelEntry {
     entry: "main",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
-static REDUCE_SRC: ShaderSource = crate::shader!("matmul_rows_reduce.wgsl");
+static REDUCE_SRC: ShaderSource =
+    crate::shader!("matmul_rows_reduce.wgsl" after "rows_split_sum.wgsl");
 static REDUCE: KernelEntry = KernelEntry {
     source: &REDUCE_SRC,
     entry: "main",
@@ -31,6 +34,27 @@ static REDUCE: KernelEntry = KernelEntry {
         Access::ReadWrite,
         Access::ReadWrite,
         Access::ReadWrite,
+    ],
+};
+
+static REDUCE_CAST_SRC: ShaderSource = crate::shader!(
+    "matmul_rows_reduce_cast.wgsl" after "f16_bits.wgsl",
+    "row_norm.wgsl",
+    "row_cast.wgsl",
+    "rows_split_sum.wgsl"
+);
+static REDUCE_CAST: KernelEntry = KernelEntry {
+    source: &REDUCE_CAST_SRC,
+    entry: "main",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::Read,
     ],
 };
 
@@ -68,6 +92,19 @@ struct ReduceParams {
     n0: u32,
     n1: u32,
     _p: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct ReduceCastParams {
+    m: u32,
+    n: u32,
+    m_pad: u32,
+    splits: u32,
+    bias_off: u32,
+    flags: u32,
+    eps: f32,
+    _p: u32,
 }
 
 /// Whether a product of N columns over K takes [`matmul_rows`] on an adapter that has it: at
@@ -132,6 +169,15 @@ pub fn matmul_rows(
     matmul_rows_to(rec, a, b, b_scale, &out, None)
 }
 
+/// The next product's A operand, cast from the rows a product writes: `out` f16 `[m_pad, k]`
+/// and `inv` f32 `[m_pad]` as [`quantize_rows`](super::quantize_rows) (or, with `norm` =
+/// `(w, eps)`, `quantize_rows_normed`) would write them from the product's output `[m, k]`.
+pub struct RowCast<'a> {
+    pub out: &'a Tensor,
+    pub inv: &'a Tensor,
+    pub norm: Option<(&'a Tensor, f32)>,
+}
+
 /// The product `diag(a.inv) (a.t b^T) b_scale[1]` into `out`, with `splits` K splits instead
 /// of the default when given (tests cover several).
 pub fn matmul_rows_to(
@@ -142,7 +188,38 @@ pub fn matmul_rows_to(
     out: &RowsOut,
     splits: Option<usize>,
 ) -> Result<()> {
-    let op = "matmul_rows";
+    record(rec, a, b, b_scale, out, splits, None)
+}
+
+/// [`matmul_rows_to`] into `out` (one output, or SwiGLU's) whose second pass also casts the
+/// output rows as `cast` says. `cast.inv` must be another buffer than `a.inv`; the weight must
+/// fit one binding.
+pub fn matmul_rows_cast(
+    rec: &mut Recorder,
+    a: &RowsOperand,
+    b: &Tensor,
+    b_scale: &Tensor,
+    out: &RowsOut,
+    cast: &RowCast,
+    splits: Option<usize>,
+) -> Result<()> {
+    record(rec, a, b, b_scale, out, splits, Some(cast))
+}
+
+fn record(
+    rec: &mut Recorder,
+    a: &RowsOperand,
+    b: &Tensor,
+    b_scale: &Tensor,
+    out: &RowsOut,
+    splits: Option<usize>,
+    cast: Option<&RowCast>,
+) -> Result<()> {
+    let op = if cast.is_some() {
+        "matmul_rows_cast"
+    } else {
+        "matmul_rows"
+    };
     let (m_pad, k) = match *a.t.shape() {
         [r, k] => (r, k),
         _ => {
@@ -224,6 +301,16 @@ pub fn matmul_rows_to(
             ),
         ));
     }
+    if let Some(cast) = cast {
+        check_cast(
+            op,
+            cast,
+            mode,
+            m_pad,
+            if mode == 2 { n / 2 } else { n },
+            a.inv,
+        )?;
+    }
     if !matmul_rows_fits(rec.ctx(), n, k) {
         return Err(GpuError::shape(
             op,
@@ -247,12 +334,12 @@ pub fn matmul_rows_to(
     let rows_fit = (limit / (k * 2) as u64).min(limit / (m_pad * 4) as u64) as usize;
     let per = (rows_fit / 16 * 16).max(16);
     let windows = weight_windows(n, per)?;
-    if mode != 0 && windows.len() > 1 {
+    if (mode != 0 || cast.is_some()) && windows.len() > 1 {
         return Err(GpuError::TooLarge {
             op,
             bytes: (n * k * 2) as u64,
             limit,
-            what: "a split or SwiGLU product's weight must fit one binding",
+            what: "a split, SwiGLU or casting product's weight must fit one binding",
         });
     }
     let mut out_b = outs
@@ -290,6 +377,39 @@ pub fn matmul_rows_to(
             z as u32,
         ];
         rec.dispatch(&MATMUL_ROWS, &[], &p, binds, groups)?;
+        if let Some(cast) = cast {
+            let rp = ReduceCastParams {
+                m: m as u32,
+                n: nw as u32,
+                m_pad: m_pad as u32,
+                splits: z as u32,
+                bias_off: n0 as u32,
+                flags,
+                eps: cast.norm.map_or(0.0, |(_, eps)| eps),
+                _p: 0,
+            };
+            let norm_b = match cast.norm {
+                Some((w, _)) => w.binding(op)?,
+                None => ctx.unused_binding(),
+            };
+            let binds = vec![
+                part_b,
+                a.inv.binding(op)?,
+                b_scale.binding(op)?,
+                bias_b.clone(),
+                out_b[0].clone(),
+                cast.out.binding(op)?,
+                cast.inv.binding(op)?,
+                norm_b,
+            ];
+            let constants = [
+                ("MODE", mode as f64),
+                ("NORMED", if cast.norm.is_some() { 1.0 } else { 0.0 }),
+            ];
+            let groups = grid_1d(m_pad as u32, rec.max_groups());
+            rec.dispatch(&REDUCE_CAST, &constants, &rp, binds, groups)?;
+            continue;
+        }
         let rp = ReduceParams {
             m: m as u32,
             n: nw as u32,
@@ -315,6 +435,44 @@ pub fn matmul_rows_to(
         rec.dispatch(&REDUCE, &constants, &rp, binds, groups)?;
     }
     Ok(())
+}
+
+/// Checks a fused cast of a mode-`mode` product whose output rows are `k` wide.
+fn check_cast(
+    op: &'static str,
+    cast: &RowCast,
+    mode: u32,
+    m_pad: usize,
+    k: usize,
+    a_inv: &Tensor,
+) -> Result<()> {
+    let same_inv = std::sync::Arc::ptr_eq(&cast.inv.buffer, &a_inv.buffer);
+    let ok = mode != 1
+        && k.is_multiple_of(2)
+        && cast.out.dtype() == DType::F16
+        && cast.out.shape() == [m_pad, k]
+        && cast.inv.dtype() == DType::F32
+        && cast.inv.shape() == [m_pad]
+        && !same_inv
+        && cast
+            .norm
+            .is_none_or(|(w, _)| w.dtype() == DType::F32 && w.shape() == [k]);
+    if ok {
+        return Ok(());
+    }
+    Err(GpuError::shape(
+        op,
+        format!(
+            "casting the output needs one output or SwiGLU's, an even row width k, f16 out \
+             [m_pad, k], f32 inv [m_pad] in another buffer than A's inv, and an f32 norm \
+             weight [k]; got k {k}, m_pad {m_pad}, out {:?} {:?}, inv {:?} (A's own: \
+             {same_inv}), norm {:?}",
+            cast.out.dtype(),
+            cast.out.shape(),
+            cast.inv.shape(),
+            cast.norm.map(|(w, _)| w.shape().to_vec())
+        ),
+    ))
 }
 
 /// `[n0, n0 + len)` windows of at most `per` weight rows (a multiple of 16), none shorter than

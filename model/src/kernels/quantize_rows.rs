@@ -8,8 +8,9 @@ use crate::gpu::{
     grid_1d, Access, DType, GpuError, KernelEntry, Recorder, Result, ShaderSource, Tensor,
 };
 
-static SRC: ShaderSource =
-    crate::shader!("quantize_rows.wgsl" after "f16_bits.wgsl", "row_norm.wgsl");
+static SRC: ShaderSource = crate::shader!(
+    "quantize_rows.wgsl" after "f16_bits.wgsl", "row_norm.wgsl", "row_cast.wgsl"
+);
 // Both entries share `value`, which names the norm weight, so both bind it (`main` an unused
 // buffer).
 static QUANTIZE_ROWS: KernelEntry = KernelEntry {

@@ -347,8 +347,7 @@ impl Transformer {
         x: &Tensor,
         acts: &QkvActs,
     ) -> Result<()> {
-        let a = &l.self_attn;
-        let (mm, li) = lw;
+        let (mm, _) = lw;
         let h1 = mm.norm_act(
             rec,
             x,
@@ -357,11 +356,25 @@ impl Transformer {
             &acts.h1,
             &acts.rstd1,
         )?;
+        self.qkv_from(rec, l, lw, &h1, acts)
+    }
+
+    /// The q, k and v projections of the normalised input operand `h1`.
+    pub(crate) fn qkv_from(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        lw: (&Mm, usize),
+        h1: &Operand,
+        acts: &QkvActs,
+    ) -> Result<()> {
+        let a = &l.self_attn;
+        let (mm, li) = lw;
         let lins = [&a.q_proj, &a.k_proj, &a.v_proj];
         let outs = [&acts.q_lin, &acts.k_lin, &acts.v];
-        if !mm.qkv_stacked(rec, &h1, li, lins, outs)? {
+        if !mm.qkv_stacked(rec, h1, li, lins, outs)? {
             for ((lin, out), p) in lins.into_iter().zip(outs).zip([Proj::Q, Proj::K, Proj::V]) {
-                mm.linear(rec, &h1, &mm.weight(li, p, lin), lin, out)?;
+                mm.linear(rec, h1, &mm.weight(li, p, lin), lin, out)?;
             }
         }
         Ok(())
@@ -388,23 +401,6 @@ impl Transformer {
         add(rec, x_mid, down, out)
     }
 
-    /// x += down(swiglu(gate(h2), up(h2))), h2 = norm(x), in place: inference, where the
-    /// residual add rides on the down projection's epilogue (one dispatch fewer).
-    pub(crate) fn mlp_residual(
-        &self,
-        rec: &mut Recorder,
-        l: &Layer,
-        lw: (&Mm, usize),
-        x: &Tensor,
-        acts: &MlpActs,
-    ) -> Result<()> {
-        let act = self.mlp_act(rec, l, lw, x, acts)?;
-        let (mm, li) = lw;
-        let m = &l.mlp;
-        let w = mm.weight(li, Proj::Down, &m.down_proj);
-        mm.linear_acc(rec, &act, &w, &m.down_proj, x)
-    }
-
     /// swiglu(gate(h2), up(h2)) with h2 = norm(x_mid), as the down projection's operand.
     fn mlp_act(
         &self,
@@ -414,18 +410,33 @@ impl Transformer {
         x_mid: &Tensor,
         acts: &MlpActs,
     ) -> Result<Operand> {
-        let (mm, li) = lw;
-        let m = &l.mlp;
+        let (mm, _) = lw;
         let norm = &l.post_attention_layernorm;
         let h2 = mm.norm_act(rec, x_mid, norm, self.eps(), &acts.h2, &acts.rstd2)?;
+        self.mlp_act_from(rec, l, lw, &h2, acts)
+    }
+
+    /// swiglu(gate(h2), up(h2)) of the normalised operand `h2`, as the down projection's
+    /// operand (into `acts.act`, and cast where the down projection needs it).
+    pub(crate) fn mlp_act_from(
+        &self,
+        rec: &mut Recorder,
+        l: &Layer,
+        lw: (&Mm, usize),
+        h2: &Operand,
+        acts: &MlpActs,
+    ) -> Result<Operand> {
+        let (mm, li) = lw;
+        let m = &l.mlp;
         let lins = [&m.gate_proj, &m.up_proj];
-        if !mm.swiglu_stacked(rec, &h2, li, lins, &acts.act)? {
-            let w_gate = mm.weight(li, Proj::Gate, &m.gate_proj);
-            mm.linear(rec, &h2, &w_gate, &m.gate_proj, &acts.gate)?;
-            let w_up = mm.weight(li, Proj::Up, &m.up_proj);
-            mm.linear(rec, &h2, &w_up, &m.up_proj, &acts.up)?;
-            swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
+        if let Some(act) = mm.swiglu_stacked(rec, h2, li, lins, &acts.act)? {
+            return Ok(act);
         }
+        let w_gate = mm.weight(li, Proj::Gate, &m.gate_proj);
+        mm.linear(rec, h2, &w_gate, &m.gate_proj, &acts.gate)?;
+        let w_up = mm.weight(li, Proj::Up, &m.up_proj);
+        mm.linear(rec, h2, &w_up, &m.up_proj, &acts.up)?;
+        swiglu(rec, &acts.gate, &acts.up, &acts.act)?;
         mm.act(rec, &acts.act)
     }
 }

@@ -32,7 +32,8 @@ use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor};
 use crate::kernels::cast_scaled::cast_scaled;
 use crate::kernels::matmul::{coop16_available, matmul_scaled, MatmulOpts};
 use crate::kernels::matmul_rows::{
-    matmul_rows, matmul_rows_shape_fits, matmul_rows_to, RowsOperand, RowsOut,
+    matmul_rows, matmul_rows_cast, matmul_rows_shape_fits, matmul_rows_to, RowCast, RowsOperand,
+    RowsOut,
 };
 use crate::kernels::quantize_rows::{padded_rows, quantize_rows, quantize_rows_normed};
 use crate::kernels::rmsnorm::rmsnorm;
@@ -202,10 +203,33 @@ pub(crate) enum Mm {
 
 pub(crate) struct RowsCtx {
     weights: Arc<HalfWeights>,
-    /// Flat activation scratch (f16, or f32 holding the f16-rounded values) and per-row
-    /// inverse scales.
+    /// Flat activation scratch (f16, or f32 holding the f16-rounded values) and two buffers of
+    /// per-row inverse scales: `quantize_rows` writes the first; a product whose reduction
+    /// casts its output for the next one reads its A's scales from one and writes the other.
     x: Tensor,
-    inv: Tensor,
+    inv: [Tensor; 2],
+}
+
+impl RowsCtx {
+    /// The operand a reduction casts `m` rows of width `k` into: the activation scratch and the
+    /// scale buffer that `a_inv` (the product's own A scales) is not in.
+    fn cast_target(&self, m: usize, k: usize, a_inv: &Tensor) -> Result<Operand> {
+        let m_pad = padded_rows(m);
+        Ok(Operand {
+            t: self.x.view(0, &[m_pad, k])?,
+            scale: Some(self.other_inv(a_inv).view(0, &[m_pad])?),
+            rows: Some(m),
+        })
+    }
+
+    /// The inverse-scale buffer that `a`'s scales are not in.
+    fn other_inv(&self, a: &Tensor) -> &Tensor {
+        if Arc::ptr_eq(&a.buffer, &self.inv[0].buffer) {
+            &self.inv[1]
+        } else {
+            &self.inv[0]
+        }
+    }
 }
 
 pub(crate) struct HalfCtx {
@@ -261,10 +285,11 @@ impl Mm {
             let c = &t.cfg;
             let widest = c.hidden_size.max(c.q_dim()).max(c.intermediate_size);
             let m_pad = padded_rows(rows);
+            let inv = || Tensor::zeros(&t.ctx, &[m_pad], DType::F32);
             return Ok(Mm::Rows(Arc::new(RowsCtx {
                 weights: weights.clone(),
                 x: Tensor::zeros(&t.ctx, &[m_pad * widest], *dtype)?,
-                inv: Tensor::zeros(&t.ctx, &[m_pad], DType::F32)?,
+                inv: [inv()?, inv()?],
             })));
         }
         let (xn, _) = scratch_elems(&t.cfg, rows, rows);
@@ -300,7 +325,7 @@ impl Mm {
         let (m, k) = (x.shape()[0], x.shape()[1]);
         let m_pad = padded_rows(m);
         let out = r.x.view(0, &[m_pad, k])?;
-        let inv = r.inv.view(0, &[m_pad])?;
+        let inv = r.inv[0].view(0, &[m_pad])?;
         match norm {
             Some((w, eps)) => quantize_rows_normed(rec, x, w, eps, &out, &inv)?,
             None => quantize_rows(rec, x, &out, &inv)?,
@@ -422,7 +447,9 @@ impl Mm {
 
     /// Layer `li`'s q/k/v (or, with `gate_up`, gate/up) group as one product into `out`, when
     /// this step multiplies row-cast f16 operands, `x` is one, and the group is stacked and
-    /// bias-free; false when the caller must multiply the projections one by one.
+    /// bias-free; with `cast`, its reduction also casts the output rows into the activation
+    /// scratch and returns them as the next operand. `None` when the caller must multiply the
+    /// projections one by one.
     fn stacked_product(
         &self,
         rec: &mut Recorder,
@@ -431,20 +458,31 @@ impl Mm {
         gate_up: bool,
         lins: &[&Linear],
         out: &RowsOut,
-    ) -> Result<bool> {
-        let Mm::Rows(r) = self else { return Ok(false) };
+        cast: Option<usize>,
+    ) -> Result<Option<Option<Operand>>> {
+        let Mm::Rows(r) = self else { return Ok(None) };
         let l = &r.weights.layers[li];
         let w = if gate_up { &l.gate_up } else { &l.qkv };
         let (Some(w), Some(m), Some(inv)) = (w, x.rows, x.scale.as_ref()) else {
-            return Ok(false);
+            return Ok(None);
         };
         if lins.iter().any(|l| l.bias.is_some()) {
-            return Ok(false);
+            return Ok(None);
         }
         let a = RowsOperand { t: &x.t, inv, m };
         let scale = w.scale.as_ref().expect("cast weights have scales");
-        matmul_rows_to(rec, &a, &w.t, scale, out, None)?;
-        Ok(true)
+        let Some(k) = cast else {
+            matmul_rows_to(rec, &a, &w.t, scale, out, None)?;
+            return Ok(Some(None));
+        };
+        let next = r.cast_target(m, k, inv)?;
+        let spec = RowCast {
+            out: &next.t,
+            inv: next.scale.as_ref().expect("row operands have scales"),
+            norm: None,
+        };
+        matmul_rows_cast(rec, &a, &w.t, scale, out, &spec, None)?;
+        Ok(Some(Some(next)))
     }
 
     /// q, k and v of layer `li` as one product into `outs` (`stacked_product`).
@@ -456,11 +494,13 @@ impl Mm {
         lins: [&Linear; 3],
         outs: [&Tensor; 3],
     ) -> Result<bool> {
-        self.stacked_product(rec, x, li, false, &lins, &RowsOut::Split(&outs))
+        let done = self.stacked_product(rec, x, li, false, &lins, &RowsOut::Split(&outs), None)?;
+        Ok(done.is_some())
     }
 
-    /// `silu(gate(x)) * up(x)` of layer `li` as one product into `act` (`stacked_product`);
-    /// false when the caller must run gate, up and SwiGLU separately.
+    /// `silu(gate(x)) * up(x)` of layer `li` as one product into `act` whose reduction also
+    /// casts the rows for the down projection (`stacked_product`): that operand, or `None`
+    /// when the caller must run gate, up, SwiGLU and the cast separately.
     pub(crate) fn swiglu_stacked(
         &self,
         rec: &mut Recorder,
@@ -468,8 +508,48 @@ impl Mm {
         li: usize,
         lins: [&Linear; 2],
         act: &Tensor,
-    ) -> Result<bool> {
-        self.stacked_product(rec, x, li, true, &lins, &RowsOut::Swiglu(act))
+    ) -> Result<Option<Operand>> {
+        let k = act.shape().get(1).copied().unwrap_or(0);
+        let out = RowsOut::Swiglu(act);
+        Ok(self
+            .stacked_product(rec, x, li, true, &lins, &out, Some(k))?
+            .flatten())
+    }
+
+    /// `y += x @ W^T (+ b)`, then `rmsnorm(y) * norm_w` as an activation operand (`norm_act`,
+    /// with `h` and `rstd` its outputs where it writes them). Decode rows do both in the
+    /// product's reduction (one dispatch fewer); the result is the same.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn linear_acc_norm_act(
+        &self,
+        rec: &mut Recorder,
+        x: &Operand,
+        w: &Operand,
+        l: &Linear,
+        y: &Tensor,
+        norm: (&Tensor, f32),
+        h: &Tensor,
+        rstd: &Tensor,
+    ) -> Result<Operand> {
+        if let (Mm::Rows(r), Some(m), Some(inv), Some(sb)) = (self, x.rows, &x.scale, &w.scale) {
+            let k = y.shape().get(1).copied().unwrap_or(0);
+            let next = r.cast_target(m, k, inv)?;
+            let spec = RowCast {
+                out: &next.t,
+                inv: next.scale.as_ref().expect("row operands have scales"),
+                norm: Some(norm),
+            };
+            let a = RowsOperand { t: &x.t, inv, m };
+            let out = RowsOut::One {
+                c: y,
+                bias: l.bias.as_ref(),
+                accumulate: true,
+            };
+            matmul_rows_cast(rec, &a, &w.t, sb, &out, &spec, None)?;
+            return Ok(next);
+        }
+        self.linear_acc(rec, x, w, l, y)?;
+        self.norm_act(rec, y, norm.0, norm.1, h, rstd)
     }
 
     /// `y += x @ W^T (+ b)` (a residual add in the product's epilogue).
