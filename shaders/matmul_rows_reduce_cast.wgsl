@@ -5,7 +5,8 @@
 // layer's RMSNorm and cast). One dispatch instead of two: on an H100 a decode step's
 // dependent dispatches cost ~4-8 us each beyond their work (bench/NOTES.md).
 //
-// One workgroup per row r: it sums the row's K splits (rows_split_sum.wgsl, the order the
+// One workgroup per row r (of CAST_WG invocations: 1024 on GPUs, where the passes over a row
+// are bound by load latency; 64 workgroups of 256 took 24 us a call on an H100): it sums the row's K splits (rows_split_sum.wgsl, the order the
 // unfused reduction uses, so the f32 output is bit for bit the same) and writes
 //   MODE 0: C[r, j] = v(r, j) (+ bias[bias_off + j]) (+ C[r, j]),  C [m, n]
 //   MODE 2: C[r, j] = silu(v(r, j)) * v(r, n / 2 + j),            C [m, n / 2]

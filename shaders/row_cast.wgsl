@@ -14,9 +14,11 @@
 // Compiled after f16_bits.wgsl and row_norm.wgsl. The including file declares the bindings
 // `out` (array<u32>, read_write), `inv` (array<f32>, read_write) and `norm_w` (array<f32>), the
 // override `DEQUANT`, and `fn cast_input(i: u32) -> f32`, element i of its flat input. The
-// functions with barriers are called by the whole workgroup of CAST_WG invocations.
+// functions with barriers are called by the whole workgroup of CAST_WG invocations (a power
+// of two of at least 64; the max over the row is exact in any order, so the cast does not
+// depend on it).
 
-const CAST_WG: u32 = 256u;
+override CAST_WG: u32 = 256u;
 
 var<workgroup> cast_partial: array<u32, CAST_WG>;
 

@@ -405,6 +405,7 @@ fn record(
             let constants = [
                 ("MODE", mode as f64),
                 ("NORMED", if cast.norm.is_some() { 1.0 } else { 0.0 }),
+                ("CAST_WG", f64::from(super::row_workgroup_size(&ctx, 4096))),
             ];
             let groups = grid_1d(m_pad as u32, rec.max_groups());
             rec.dispatch(&REDUCE_CAST, &constants, &rp, binds, groups)?;
