@@ -23,6 +23,16 @@ const NEG_BIG: f32 = -3.4028235e38;
 var<workgroup> sh_m: array<f32, WG>;
 var<workgroup> sh_s: array<f32, WG>;
 
+// One value z into an invocation's running (max m, sum exp(z - m)).
+fn online_add(z: f32, m: ptr<function, f32>, s: ptr<function, f32>) {
+    if (z > *m) {
+        *s = *s * exp(*m - z) + 1.0;
+        *m = z;
+    } else {
+        *s += exp(z - *m);
+    }
+}
+
 @compute @workgroup_size(WG, 1, 1)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -36,14 +46,21 @@ fn main(
     let start = p.base + row * p.v;
     var m = NEG_BIG;
     var s = 0.0;
-    for (var i = lid; i < p.v; i += WG) {
-        let z = x[start + i] * p.inv_tau;
-        if (z > m) {
-            s = s * exp(m - z) + 1.0;
-            m = z;
-        } else {
-            s += exp(z - m);
-        }
+    // Four loads in flight at a time (one per invocation left each pass latency-bound), taken in
+    // the order i = lid, lid + WG, ... as before.
+    var i = lid;
+    for (; i + 3u * WG < p.v; i += 4u * WG) {
+        let z0 = x[start + i] * p.inv_tau;
+        let z1 = x[start + i + WG] * p.inv_tau;
+        let z2 = x[start + i + 2u * WG] * p.inv_tau;
+        let z3 = x[start + i + 3u * WG] * p.inv_tau;
+        online_add(z0, &m, &s);
+        online_add(z1, &m, &s);
+        online_add(z2, &m, &s);
+        online_add(z3, &m, &s);
+    }
+    for (; i < p.v; i += WG) {
+        online_add(x[start + i] * p.inv_tau, &m, &s);
     }
     sh_m[lid] = m;
     sh_s[lid] = s;
@@ -63,7 +80,18 @@ fn main(
     let log_s = log(sum);
     let inv_s = 1.0 / sum;
     let as_log = (p.flags & 1u) != 0u;
-    for (var i = lid; i < p.v; i += WG) {
+    i = lid;
+    for (; i + 3u * WG < p.v; i += 4u * WG) {
+        let d0 = x[start + i] * p.inv_tau - mx;
+        let d1 = x[start + i + WG] * p.inv_tau - mx;
+        let d2 = x[start + i + 2u * WG] * p.inv_tau - mx;
+        let d3 = x[start + i + 3u * WG] * p.inv_tau - mx;
+        y[start + i] = select(exp(d0) * inv_s, d0 - log_s, as_log);
+        y[start + i + WG] = select(exp(d1) * inv_s, d1 - log_s, as_log);
+        y[start + i + 2u * WG] = select(exp(d2) * inv_s, d2 - log_s, as_log);
+        y[start + i + 3u * WG] = select(exp(d3) * inv_s, d3 - log_s, as_log);
+    }
+    for (; i < p.v; i += WG) {
         let d = x[start + i] * p.inv_tau - mx;
         y[start + i] = select(exp(d) * inv_s, d - log_s, as_log);
     }
