@@ -1,6 +1,9 @@
 // Single-token decode attention against a KV cache (one new query row per sequence): the
 // function of attention.wgsl's attn_fwd with S = 1 and the cache layout (read its header for
-// the masking rules), for adapters whose subgroup size is fixed.
+// the masking rules), for adapters whose subgroup size is fixed. This file is the algorithm;
+// it is compiled before attention_decode_f32.wgsl or attention_decode_f16.wgsl, which bind the
+// cache (bindings 2 and 3) and define load_k / load_v (vec4 i of the cache's rows as f32).
+// An f16 cache halves the bytes a step reads, which are this kernel's whole cost.
 //
 //   out[b, h] = softmax_j(scale * q[b, h] . K[b, g, j]) V[b, g, j] over the visible keys j,
 //   g = h / G, G = Hq / Hkv; key j is visible when j <= qpos = start[b] and its mask entry
@@ -87,8 +90,6 @@ const HAS_START: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> mask: array<u32>;
 @group(0) @binding(5) var<storage, read> start: array<u32>;
 @group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
@@ -164,8 +165,8 @@ fn attn_decode(
                 var kx = vec4<f32>(0.0);
                 var vx = vec4<f32>(0.0);
                 if (seen && i < D4) {
-                    kx = k4[row + i];
-                    vx = v4[row + i];
+                    kx = load_k(row + i);
+                    vx = load_v(row + i);
                 }
                 kv[u * NC + c] = kx;
                 vv[u * NC + c] = vx;

@@ -49,6 +49,7 @@ fn takes(kernel: AttentionKernel, d: usize) -> bool {
     kernel != AttentionKernel::Tiled || d <= TILED_MAX_HEAD_DIM
 }
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
+use half::f16;
 
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -1149,12 +1150,30 @@ impl DecodeCase {
 
     /// attention_decode of the case's single query rows through `kernel`, output poisoned first.
     fn run(&self, ctx: &GpuContext, x: &DecodeData, kernel: AttentionKernel) -> Vec<f32> {
+        self.run_on(ctx, x, kernel, DType::F32)
+    }
+
+    /// `run` with the cache held as `dtype` (f16: the values rounded to nearest).
+    fn run_on(
+        &self,
+        ctx: &GpuContext,
+        x: &DecodeData,
+        kernel: AttentionKernel,
+        dtype: DType,
+    ) -> Vec<f32> {
         let (b, hq, d) = (self.b(), self.hq, self.d);
         let heads = AttentionHeads::new(hq, self.hkv, d).with_kernel(kernel);
         let shape = [b, self.hkv, self.tmax, d];
+        let upload = |a: &[f32]| match dtype {
+            DType::F16 => {
+                let h: Vec<f16> = a.iter().map(|&v| f16::from_f32(v)).collect();
+                Tensor::from_f16(ctx, &shape, &h).unwrap()
+            }
+            _ => Tensor::from_f32(ctx, &shape, a).unwrap(),
+        };
         let cache = KvCache {
-            k: Tensor::from_f32(ctx, &shape, &x.k).unwrap(),
-            v: Tensor::from_f32(ctx, &shape, &x.v).unwrap(),
+            k: upload(&x.k),
+            v: upload(&x.v),
         };
         let q = Tensor::from_f32(ctx, &[b, hq * d], &x.q).unwrap();
         let st: Vec<u32> = self.starts.iter().map(|&s| s as u32).collect();
@@ -1309,6 +1328,116 @@ fn subgroup_decode_equals_older_kernels() {
     }
 }
 
+/// An f16 cache decodes exactly as an f32 cache holding its rounded values: through the
+/// subgroup kernel (which widens the halves as it loads them) and through Workgroup and Rows
+/// (which run on an f32 copy made by kv_widen). Tolerance 0 (bit for bit).
+#[test]
+fn f16_cache_decodes_as_an_f32_cache_of_its_rounded_values() {
+    use AttentionKernel::{Rows, SubgroupDecode, Workgroup};
+    let ctx = ctx();
+    let subgroup = AttentionHeads::new(4, 2, 128)
+        .with_kernel(SubgroupDecode)
+        .decode_kernel(&ctx, 1)
+        .is_ok();
+    for (i, mut c) in decode_cases().into_iter().enumerate() {
+        c.nan_masked = false;
+        let mut x = c.data(500 + i as u64);
+        for a in [&mut x.k, &mut x.v] {
+            a.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32());
+        }
+        let kernels = if subgroup {
+            vec![SubgroupDecode, Workgroup, Rows]
+        } else {
+            vec![Workgroup, Rows]
+        };
+        for kernel in kernels {
+            let bits = |t: DType| -> Vec<u32> {
+                c.run_on(&ctx, &x, kernel, t)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert_eq!(
+                bits(DType::F16),
+                bits(DType::F32),
+                "{kernel:?} {}",
+                c.label()
+            );
+        }
+    }
+}
+
+/// kv_cache_append into an f16 cache writes f16::from_f32 of each new value (round to nearest
+/// even, overflow to inf) at its position, drops rows past Tmax and leaves every other word as
+/// it was; a gather copies f16 rows word for word.
+#[test]
+fn f16_cache_append_rounds_and_gather_copies() {
+    let ctx = ctx();
+    let (b, hkv, tmax, d, s) = (3, 2, 11, 6, 4);
+    let mut r = rng(160);
+    let mags = [1.0f32, 3e-6, 7e4, 300.0];
+    let new: Vec<Vec<f32>> = (0..2)
+        .map(|_| {
+            randn(&mut r, b * s * hkv * d)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * mags[i % mags.len()])
+                .collect()
+        })
+        .collect();
+    let starts = [0usize, 5, 9];
+    let shape = [b, hkv, tmax, d];
+    let cache = KvCache {
+        k: Tensor::poisoned(&ctx, &shape, DType::F16).unwrap(),
+        v: Tensor::poisoned(&ctx, &shape, DType::F16).unwrap(),
+    };
+    let poison = cache.k.to_f16_vec().unwrap();
+    let kn = Tensor::from_f32(&ctx, &[b * s, hkv * d], &new[0]).unwrap();
+    let vn = Tensor::from_f32(&ctx, &[b * s, hkv * d], &new[1]).unwrap();
+    let st: Vec<u32> = starts.iter().map(|&v| v as u32).collect();
+    let start = Tensor::from_u32(&ctx, &[b], &st).unwrap();
+    let index = Tensor::from_u32(&ctx, &[2], &[2, 0]).unwrap();
+    let dst = KvCache {
+        k: Tensor::poisoned(&ctx, &[2, hkv, tmax, d], DType::F16).unwrap(),
+        v: Tensor::poisoned(&ctx, &[2, hkv, tmax, d], DType::F16).unwrap(),
+    };
+    let mut rec = Recorder::new(&ctx, "f16-cache-test");
+    kv_cache_append(&mut rec, &cache, &kn, &vn, &start).unwrap();
+    kv_cache_gather(&mut rec, &cache, &index, &dst).unwrap();
+    rec.submit().unwrap();
+    let per = hkv * tmax * d;
+    for (name, t, src, gathered) in [
+        ("k", &cache.k, &new[0], &dst.k),
+        ("v", &cache.v, &new[1], &dst.v),
+    ] {
+        let got = t.to_f16_vec().unwrap();
+        let mut want = poison.clone();
+        for bi in 0..b {
+            for si in 0..s {
+                let pos = starts[bi] + si;
+                if pos >= tmax {
+                    continue;
+                }
+                for g in 0..hkv {
+                    for dd in 0..d {
+                        let x = src[((bi * s + si) * hkv + g) * d + dd];
+                        want[bi * per + (g * tmax + pos) * d + dd] = f16::from_f32(x);
+                    }
+                }
+            }
+        }
+        let bits = |a: &[f16]| a.iter().map(|h| h.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "appended {name}");
+        let g = gathered.to_f16_vec().unwrap();
+        assert_eq!(
+            bits(&g[..per]),
+            bits(&got[2 * per..]),
+            "gathered {name} row 0"
+        );
+        assert_eq!(bits(&g[per..]), bits(&got[..per]), "gathered {name} row 1");
+    }
+}
+
 /// Which shader decodes: the subgroup kernel for single tokens wherever the adapter's subgroup
 /// size is fixed (power of two, 8..=128), D % 4 == 0 and Hq/Hkv <= 8; the older kernels
 /// otherwise, for prefill chunks, and when forced. A forced SubgroupDecode that cannot run is
@@ -1345,7 +1474,11 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
     for (hq, hkv, d) in [(16, 8, 128), (4, 1, 64), (8, 1, 256), (3, 3, 8), (4, 2, 36)] {
         let h = AttentionHeads::new(hq, hkv, d);
         let takes = fits && memory_fits(hq / hkv, d);
-        let single = if takes { "attention_decode.wgsl" } else { old };
+        let single = if takes {
+            "attention_decode_f32.wgsl"
+        } else {
+            old
+        };
         assert_eq!(plan(h, 1), single, "Hq {hq} Hkv {hkv} D {d}");
         let want = if takes {
             SubgroupDecode
@@ -1367,7 +1500,7 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
         |h: AttentionHeads, s: usize| planned_decode_shader(&ctx, &h, s).unwrap_err().to_string();
     let forced = |hq, hkv, d| AttentionHeads::new(hq, hkv, d).with_kernel(SubgroupDecode);
     if fits {
-        assert_eq!(plan(forced(4, 2, 8), 1), "attention_decode.wgsl");
+        assert_eq!(plan(forced(4, 2, 8), 1), "attention_decode_f32.wgsl");
         let e = msg(forced(4, 2, 8), 2);
         assert!(e.contains("one query row per sequence; got 2"), "{e}");
         let e = msg(forced(4, 2, 6), 1);

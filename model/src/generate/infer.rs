@@ -10,7 +10,8 @@
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{
-    attention_decode, kv_cache_append, kv_cache_gather_keeping, KvCache,
+    attention_decode, attention_forward, kv_cache_append, kv_cache_gather_keeping, AttentionInputs,
+    KvCache,
 };
 use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
@@ -46,8 +47,12 @@ impl DecodeState {
         weights: InferWeights,
     ) -> Result<Self> {
         let c = &t.cfg;
+        let dtype = cache_dtype(t, &weights);
         let caches = (0..c.num_hidden_layers)
-            .map(|_| KvCache::new(t.ctx(), batch, c.num_key_value_heads, max_len, c.head_dim))
+            .map(|_| {
+                let (g, d) = (c.num_key_value_heads, c.head_dim);
+                KvCache::with_dtype(t.ctx(), dtype, batch, g, max_len, d)
+            })
             .collect::<Result<_>>()?;
         Ok(DecodeState {
             caches,
@@ -161,6 +166,16 @@ impl DecodeState {
     }
 }
 
+/// The caches hold f16 where the products do (both f16 precisions, so the emulated one rounds
+/// as the tensor-core one does), with an even head dim: a decode step reads every cached K and
+/// V row, which at f32 was the largest part of a 64-row step on the H100 (bench/NOTES.md).
+fn cache_dtype(t: &Transformer, weights: &InferWeights) -> DType {
+    match weights {
+        InferWeights::Half(..) if t.cfg.head_dim.is_multiple_of(2) => DType::F16,
+        _ => DType::F32,
+    }
+}
+
 fn zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(t.ctx(), shape, DType::F32)
 }
@@ -235,6 +250,20 @@ impl Transformer {
         let scratch = InferScratch::alloc(self, n)?;
         let x = zeros(self, &[n, c.hidden_size])?;
         embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
+        // A prefill into empty f16 caches attends over its own f32 keys and values (the
+        // training kernels, causal: a right-padded row's real queries never see its padding);
+        // only the single-row decode kernel reads f16 caches directly.
+        let fresh_half = s > 1
+            && state.lengths.iter().all(|&l| l == 0)
+            && state
+                .caches
+                .first()
+                .is_some_and(|c| c.dtype() == DType::F16);
+        let lse = if fresh_half {
+            Some(zeros(self, &[b, c.num_attention_heads, s])?)
+        } else {
+            None
+        };
         let layers = &self.params.layers;
         let mut h1 = match layers.first() {
             Some(l) => Some(mm.norm_act(
@@ -256,6 +285,8 @@ impl Transformer {
                 x: &x,
                 s: &scratch,
                 next_norm: layers.get(li + 1).map(|n| &n.input_layernorm),
+                fresh_lse: lse.as_ref(),
+                batch: b,
             };
             let input = h1.take().expect("each layer leaves the next one's input");
             h1 = self.layer_infer(rec, l, lw, &input, &step)?;
@@ -315,15 +346,20 @@ impl Transformer {
         };
         qk_norm_rope(rec, &self.rope, q, k, x.pos, norm.as_ref())?;
         kv_cache_append(rec, x.cache, k, &s.qkv.v, x.start)?;
-        attention_decode(
-            rec,
-            &self.attention_heads()?,
-            x.cache,
-            q,
-            x.start,
-            None,
-            &s.attn,
-        )?;
+        let heads = self.attention_heads()?;
+        match x.fresh_lse {
+            Some(lse) => {
+                let chunk = AttentionInputs {
+                    batch: x.batch,
+                    q,
+                    k,
+                    v: &s.qkv.v,
+                    mask: None,
+                };
+                attention_forward(rec, &heads, &chunk, &s.attn, lse)?;
+            }
+            None => attention_decode(rec, &heads, x.cache, q, x.start, None, &s.attn)?,
+        }
         let (mm, li) = lw;
         let attn = mm.act(rec, &s.attn)?;
         let w_o = mm.weight(li, Proj::O, &a.o_proj);
@@ -344,8 +380,8 @@ impl Transformer {
     }
 }
 
-/// What every layer of one `infer` call shares: the cache of the layer at hand, positions,
-/// starts, the residual stream, the temporaries, and the next layer's input norm weight.
+/// What a layer of one `infer` call works with: its cache, positions, starts, the residual
+/// stream, the temporaries, the next layer's input norm weight, and how a prefill attends.
 struct LayerStep<'a> {
     cache: &'a KvCache,
     pos: &'a Tensor,
@@ -353,6 +389,10 @@ struct LayerStep<'a> {
     x: &'a Tensor,
     s: &'a InferScratch,
     next_norm: Option<&'a Tensor>,
+    /// For a prefill into empty f16 caches: the attention's lse scratch `[B, Hq, S]` (it runs
+    /// on the chunk's own keys and values instead of the caches).
+    fresh_lse: Option<&'a Tensor>,
+    batch: usize,
 }
 
 /// The temporaries of one layer for `n` tokens, shared by all layers of one `infer` call.

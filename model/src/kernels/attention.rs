@@ -73,7 +73,7 @@ use crate::gpu::{
 };
 
 static ATTN_SRC: ShaderSource = crate::shader!("attention.wgsl");
-static CACHE_SRC: ShaderSource = crate::shader!("kv_cache.wgsl");
+static CACHE_SRC: ShaderSource = crate::shader!("kv_cache.wgsl" after "f16_bits.wgsl");
 
 use Access::{Read as R, ReadWrite as W};
 static ATTN_FWD: KernelEntry = KernelEntry {
@@ -153,10 +153,20 @@ static KV_APPEND: KernelEntry = KernelEntry {
     entry: "kv_append",
     bindings: &[R, R, R, W, W],
 };
+static KV_APPEND_HALF: KernelEntry = KernelEntry {
+    source: &CACHE_SRC,
+    entry: "kv_append_half",
+    bindings: &[R, R, R, W, W],
+};
 static KV_GATHER: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_gather",
     bindings: &[R, R, R, W, W, R],
+};
+static KV_WIDEN: KernelEntry = KernelEntry {
+    source: &CACHE_SRC,
+    entry: "kv_widen",
+    bindings: &[R, R, R, W, W],
 };
 
 /// Largest head dimension (the Workgroup kernel's 64 invocations x 4 dimensions each; the Rows
@@ -479,7 +489,7 @@ pub fn planned_decode_shader(
 ) -> Result<&'static str> {
     let kernel = h.decode_kernel(ctx, rows_per_seq)?;
     if kernel == AttentionKernel::SubgroupDecode {
-        return Ok(attention_decode::shader_name());
+        return Ok(attention_decode::shader_name(false));
     }
     let pl = plan(kernel, Pass::Decode, h, 1, rows_per_seq);
     Ok(pl.entry.source.name)
@@ -885,9 +895,12 @@ pub fn attention_backward(
     dispatch(rec, OP, dkdv, &mut p, binds)
 }
 
-/// Key and value caches of `batch` sequences, each f32 `[B, Hkv, Tmax, D]`: one head's keys
-/// of one sequence are contiguous rows of D. Position p of sequence b holds that sequence's
-/// p-th token (left padding, if any, stays in the cache and is masked by a key mask).
+/// Key and value caches of `batch` sequences, each `[B, Hkv, Tmax, D]` of f32 or f16: one head's
+/// keys of one sequence are contiguous rows of D. Position p of sequence b holds that
+/// sequence's p-th token (left padding, if any, stays in the cache and is masked by a key
+/// mask). An f16 cache (D even) holds the appended rows rounded to nearest even and halves what
+/// a decode step reads; the single-row decode kernel reads it directly, the other attention
+/// kernels through an f32 copy made per call.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     pub k: Tensor,
@@ -895,7 +908,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// A zero-filled cache.
+    /// A zero-filled f32 cache.
     pub fn new(
         ctx: &GpuContext,
         batch: usize,
@@ -903,25 +916,46 @@ impl KvCache {
         max_len: usize,
         head_dim: usize,
     ) -> Result<Self> {
+        Self::with_dtype(ctx, DType::F32, batch, kv_heads, max_len, head_dim)
+    }
+
+    /// A zero-filled cache of `dtype` (f32, or f16 with an even `head_dim`).
+    pub fn with_dtype(
+        ctx: &GpuContext,
+        dtype: DType,
+        batch: usize,
+        kv_heads: usize,
+        max_len: usize,
+        head_dim: usize,
+    ) -> Result<Self> {
+        let ok = dtype == DType::F32 || (dtype == DType::F16 && head_dim.is_multiple_of(2));
+        if !ok {
+            return Err(GpuError::shape(
+                "kv_cache",
+                format!("a cache holds f32, or f16 with an even head dim; got {dtype:?} at D {head_dim}"),
+            ));
+        }
         let shape = [batch, kv_heads, max_len, head_dim];
         Ok(KvCache {
-            k: Tensor::zeros(ctx, &shape, DType::F32)?,
-            v: Tensor::zeros(ctx, &shape, DType::F32)?,
+            k: Tensor::zeros(ctx, &shape, dtype)?,
+            v: Tensor::zeros(ctx, &shape, dtype)?,
         })
     }
 
     /// `[B, Hkv, Tmax, D]`, after checking that k and v agree.
     fn dims(&self, op: &'static str) -> Result<[usize; 4]> {
+        let dtype = self.k.dtype();
         match self.k.shape() {
             [b, g, t, d]
-                if self.k.dtype() == DType::F32 && is(&self.v, DType::F32, self.k.shape()) =>
+                if (dtype == DType::F32 || (dtype == DType::F16 && d % 2 == 0))
+                    && is(&self.v, dtype, self.k.shape()) =>
             {
                 Ok([*b, *g, *t, *d])
             }
             _ => Err(GpuError::shape(
                 op,
                 format!(
-                    "cache k and v must both be f32 [B, Hkv, Tmax, D]: {}",
+                    "cache k and v must both be f32 [B, Hkv, Tmax, D] (or both f16, D even): {}",
                     describe(&[("cache k", &self.k), ("cache v", &self.v)])
                 ),
             )),
@@ -933,6 +967,49 @@ impl KvCache {
     }
     pub fn max_len(&self) -> usize {
         self.k.shape().get(2).copied().unwrap_or(0)
+    }
+    pub fn dtype(&self) -> DType {
+        self.k.dtype()
+    }
+
+    /// 32-bit words per cache row of D elements.
+    fn row_words(&self, d: usize) -> usize {
+        if self.dtype() == DType::F16 {
+            d / 2
+        } else {
+            d
+        }
+    }
+
+    /// An f32 copy of an f16 cache (itself when it is f32), recorded into `rec`.
+    fn widened(&self, rec: &mut Recorder, op: &'static str) -> Result<KvCache> {
+        let [b, g, t, d] = self.dims(op)?;
+        if self.dtype() == DType::F32 {
+            return Ok(self.clone());
+        }
+        let wide = KvCache::new(rec.ctx(), b, g, t, d)?;
+        let n = u32_of(op, self.k.numel() / 2)?;
+        let p = CacheParams {
+            batch: b as u32,
+            rows: b as u32,
+            hkv: g as u32,
+            d: (d / 2) as u32,
+            tmax: t as u32,
+            n,
+            p0: 0,
+            p1: t as u32,
+        };
+        let ctx = rec.ctx().clone();
+        let binds = vec![
+            self.k.binding(op)?,
+            self.v.binding(op)?,
+            ctx.unused_binding(),
+            wide.k.binding(op)?,
+            wide.v.binding(op)?,
+        ];
+        let groups = grid_1d(n.div_ceil(256), rec.max_groups());
+        rec.dispatch(&KV_WIDEN, &[], &p, binds, groups)?;
+        Ok(wide)
     }
 }
 
@@ -964,12 +1041,14 @@ pub fn kv_cache_append(
             ),
         ));
     }
-    let n = u32_of(OP, k_new.numel())?;
+    // One invocation per cache word: an f16 cache packs two new elements into each.
+    let words = cache.row_words(d);
+    let n = u32_of(OP, rows * g * words)?;
     let p = CacheParams {
         batch: b as u32,
         rows: (rows / b) as u32,
         hkv: g as u32,
-        d: d as u32,
+        d: words as u32,
         tmax: tmax as u32,
         n,
         p0: 0,
@@ -982,8 +1061,13 @@ pub fn kv_cache_append(
         cache.k.binding(OP)?,
         cache.v.binding(OP)?,
     ];
+    let entry = if cache.dtype() == DType::F16 {
+        &KV_APPEND_HALF
+    } else {
+        &KV_APPEND
+    };
     rec.dispatch(
-        &KV_APPEND,
+        entry,
         &[],
         &p,
         binds,
@@ -1069,6 +1153,11 @@ pub fn attention_decode(
         };
         return attention_decode::record(rec, OP, h, geo, &call);
     }
+    if cache.dtype() == DType::F16 {
+        // Only the single-row kernel reads f16 rows: the others get an f32 copy.
+        let wide = cache.widened(rec, OP)?;
+        return attention_decode(rec, h, &wide, q, start, key_mask, out);
+    }
     let plan = plan(kernel, Pass::Decode, h, b, rows / b);
     // The lse slot is read_write; it cannot share the read-only unused binding.
     let no_lse = Tensor::zeros(&ctx, &[1], DType::F32)?;
@@ -1117,6 +1206,7 @@ pub fn kv_cache_gather_keeping(
     let ok = g == g2
         && tmax == tmax2
         && d == d2
+        && src.dtype() == dst.dtype()
         && is(src_index, DType::U32, &[db])
         && keep.is_none_or(|(k, _)| is(k, DType::U32, &[db]));
     let shared = [&src.k, &src.v].iter().any(|s| {
@@ -1128,7 +1218,8 @@ pub fn kv_cache_gather_keeping(
         return Err(GpuError::shape(
             OP,
             format!(
-                "need distinct caches with equal [Hkv, Tmax, D], src_index and keep u32 [B_dst]: {}",
+                "need distinct caches of one element type with equal [Hkv, Tmax, D], src_index \
+                 and keep u32 [B_dst]: {}",
                 describe(&[
                     ("src k", &src.k),
                     ("dst k", &dst.k),
@@ -1144,7 +1235,8 @@ pub fn kv_cache_gather_keeping(
         Some((k, p0)) => (k.clone(), p0.min(end)),
         None => (Tensor::from_u32(rec.ctx(), &[db], &vec![0; db])?, 0),
     };
-    let n = u32_of(OP, db * g * (end - p0) * d)?;
+    let words = src.row_words(d);
+    let n = u32_of(OP, db * g * (end - p0) * words)?;
     if n == 0 {
         return Ok(());
     }
@@ -1152,7 +1244,7 @@ pub fn kv_cache_gather_keeping(
         batch: db as u32,
         rows: sb as u32,
         hkv: g as u32,
-        d: d as u32,
+        d: words as u32,
         tmax: tmax as u32,
         n,
         p0: p0 as u32,

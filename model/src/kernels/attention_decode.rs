@@ -21,20 +21,30 @@ use crate::gpu::{
     grid_1d, Access, GpuContext, KernelEntry, Recorder, Result, ShaderSource, Tensor,
 };
 
-/// Trusted (no runtime bounds checks): the file's header proves every index in bounds under the
-/// conditions [`fits`] checks.
-static SRC: ShaderSource = crate::shader!(trusted "attention_decode.wgsl");
+/// Trusted (no runtime bounds checks): attention_decode.wgsl's header proves every index in
+/// bounds under the conditions [`fits`] checks (an f16 cache row is D / 4 eight-byte words, as an
+/// f32 one is D / 4 sixteen-byte ones). One pipeline per cache element type.
+static SRC_F32: ShaderSource =
+    crate::shader!(trusted "attention_decode_f32.wgsl" after "attention_decode.wgsl");
+static SRC_F16: ShaderSource =
+    crate::shader!(trusted "attention_decode_f16.wgsl" after "attention_decode.wgsl");
+const BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
 pub(crate) static ENTRY: KernelEntry = KernelEntry {
-    source: &SRC,
+    source: &SRC_F32,
     entry: "attn_decode",
-    bindings: &[
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::ReadWrite,
-    ],
+    bindings: BINDINGS,
+};
+static ENTRY_F16: KernelEntry = KernelEntry {
+    source: &SRC_F16,
+    entry: "attn_decode",
+    bindings: BINDINGS,
 };
 
 /// Largest workgroup (the shader's WG); workgroups hold at most MAX_SUBGROUPS subgroups.
@@ -134,9 +144,14 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
     Ok(Geometry { sg, wg })
 }
 
-/// The shader file of this family (tests check which kernel a call plans).
-pub(crate) fn shader_name() -> &'static str {
-    SRC.name
+/// The shader file of this family (tests check which kernel a call plans), for an f32 or
+/// (`half`) f16 cache.
+pub(crate) fn shader_name(half: bool) -> &'static str {
+    if half {
+        SRC_F16.name
+    } else {
+        SRC_F32.name
+    }
 }
 
 /// The call's tensors, already checked by `attention_decode`: q and out `[B, Hq*D]`, the cache
@@ -191,5 +206,10 @@ pub(crate) fn record(
         x.out.binding(op)?,
     ];
     let groups = grid_1d(n_wg as u32, rec.max_groups());
-    rec.dispatch(&ENTRY, &constants, &p, binds, groups)
+    let entry = if x.k.dtype() == crate::DType::F16 {
+        &ENTRY_F16
+    } else {
+        &ENTRY
+    };
+    rec.dispatch(entry, &constants, &p, binds, groups)
 }

@@ -1,0 +1,12 @@
+// attention_decode.wgsl over an f32 cache: vec4 i of the K and V rows, one 16-byte load each.
+
+@group(0) @binding(2) var<storage, read> k4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v4: array<vec4<f32>>;
+
+fn load_k(i: u32) -> vec4<f32> {
+    return k4[i];
+}
+
+fn load_v(i: u32) -> vec4<f32> {
+    return v4[i];
+}
