@@ -47,9 +47,9 @@ static ENTRY_F16: KernelEntry = KernelEntry {
     bindings: BINDINGS,
 };
 
-/// Largest workgroup (the shader's WG); workgroups hold at most MAX_SUBGROUPS subgroups.
-const MAX_WG: u32 = 128;
-const MAX_SUBGROUPS: u32 = 8;
+/// Largest workgroup (the shader's WG) and subgroup.
+const MAX_WG: u32 = 512;
+const MAX_SUBGROUP: u32 = 128;
 /// Smallest subgroup the shader's register arrays are sized for (at most 8 vec4 columns per
 /// lane at D 256).
 const MIN_SUBGROUP: u32 = 8;
@@ -81,10 +81,19 @@ pub(crate) struct Geometry {
     wg: u32,
 }
 
-/// Invocations per workgroup for subgroups of `sg`: 128, or 8 subgroups when they are
-/// narrower than 16 (lavapipe's 8: a workgroup of 64), which bounds the merge buffer.
-fn workgroup_size(sg: u32) -> u32 {
-    MAX_WG.min(MAX_SUBGROUPS * sg)
+/// Invocations per workgroup: as many subgroups as split the keys, up to 16 on GPUs and 8 on
+/// CPU adapters (lavapipe, whose subgroups are 8 wide: 64 invocations), halved until the merge
+/// buffer fits. Each subgroup walks its share of the keys one block of 4 a step, so the step
+/// count, not the bytes, bounded the kernel: at 4 subgroups (128 invocations) an H100 ran
+/// 64.8 us a layer call over 64 sequences of ~320 f16 keys (72 us over f32 ones), at 8 47.2 us;
+/// 16 timed slower alone (52.8 us) but gave the fastest sampling calls (bench/NOTES.md).
+fn workgroup_size(sg: u32, gpu: bool, group: usize, d: usize, shared: u32, inv: u32) -> u32 {
+    let most: u32 = if gpu { 16 } else { 8 };
+    let mut nsg = most.min(MAX_WG / sg).max(1);
+    while nsg > 1 && (shared_bytes(nsg as usize, group, d) > shared as usize || nsg * sg > inv) {
+        nsg /= 2;
+    }
+    nsg * sg
 }
 
 /// Workgroup memory the shader declares: per subgroup and query head, one output row (D/4
@@ -95,9 +104,9 @@ fn shared_bytes(nsg: usize, group: usize, d: usize) -> usize {
 
 /// The geometry the kernel would run with on `ctx` for heads `h`, or why it cannot run: the
 /// adapter's subgroup size must be fixed (min == max), a power of two in 8..=128; D a multiple
-/// of 4 up to 256; Hq/Hkv at most 8; the merge buffer, NSG x G x (4 D + 8) bytes with NSG = 8
-/// subgroups (4 at subgroup size 32, e.g. 32 KiB at G 8, D 256), must fit the adapter's
-/// workgroup memory (lavapipe's 32 KiB holds G 4 at D 128, G 2 at D 256).
+/// of 4 up to 256; Hq/Hkv at most 8; the merge buffer, NSG x G x (4 D + 8) bytes, must fit the
+/// adapter's workgroup memory for at least one subgroup (`workgroup_size` takes as many
+/// subgroups as fit, e.g. 4 at G 8, D 256 in 48 KiB).
 pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<Geometry, String> {
     let caps = ctx.caps();
     let Some(sg) = caps.fixed_subgroup_size() else {
@@ -113,13 +122,12 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
             }
         ));
     };
-    if !sg.is_power_of_two() || !(MIN_SUBGROUP..=MAX_WG).contains(&sg) {
+    if !sg.is_power_of_two() || !(MIN_SUBGROUP..=MAX_SUBGROUP).contains(&sg) {
         return Err(format!(
-            "needs a subgroup size that is a power of two in {MIN_SUBGROUP}..={MAX_WG}; the \
+            "needs a subgroup size that is a power of two in {MIN_SUBGROUP}..={MAX_SUBGROUP}; the \
              adapter's is {sg}"
         ));
     }
-    let wg = workgroup_size(sg);
     let (d, group) = (h.head_dim, h.q_heads / h.kv_heads.max(1));
     if !d.is_multiple_of(4) || d > MAX_HEAD_DIM {
         return Err(format!(
@@ -132,8 +140,14 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
             h.q_heads, h.kv_heads
         ));
     }
-    let need = shared_bytes((wg / sg) as usize, group, d);
     let have = ctx.limits().max_compute_workgroup_storage_size;
+    let gpu = !matches!(
+        ctx.info().device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+    );
+    let inv = ctx.limits().max_compute_invocations_per_workgroup;
+    let wg = workgroup_size(sg, gpu, group, d, have, inv);
+    let need = shared_bytes((wg / sg) as usize, group, d);
     if need > have as usize || wg > ctx.limits().max_compute_invocations_per_workgroup {
         return Err(format!(
             "needs {need} bytes of workgroup memory and {wg} invocations per workgroup at \
