@@ -1,6 +1,7 @@
 //! Records a whole step's dispatches and submits them at once: DESIGN.md measured ~28 us per
 //! dispatch inside one compute pass on lavapipe versus 100+ us with a submit per dispatch.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::context::GpuContext;
@@ -43,9 +44,12 @@ pub fn grid_1d(n: u32, max_per_dim: u32) -> [u32; 3] {
     }
 }
 
-/// Commands in the first command buffer of a submission, and in each later one.
-const FIRST_CHUNK: usize = 32;
-const CHUNK: usize = 128;
+/// Commands in the first command buffer of a submission, and in each later one. Smaller
+/// chunks start the GPU sooner and keep it closer behind the host: on the H100 machine, 64-row
+/// sampling calls ran 7,049-7,129 new tok/s at 32/128, 7,497-8,157 at 8/64, 7,444-8,408 at
+/// 4/32 and 6,196-6,765 at 16/256 (bench/NOTES.md).
+const FIRST_CHUNK: usize = 8;
+const CHUNK: usize = 64;
 
 pub struct Recorder {
     ctx: GpuContext,
@@ -57,6 +61,51 @@ pub struct Recorder {
     /// Host time spent encoding submissions and dispatches submitted, since creation.
     encode: std::time::Duration,
     submitted: usize,
+    /// The uniform buffer every submission's parameter blocks go to (rewritten per submission;
+    /// the queue orders the write after the earlier submissions that read it), grown as needed.
+    param_buf: Option<wgpu::Buffer>,
+    bind_groups: BindGroupCache,
+}
+
+/// What a bind group binds: the kernel's layout, the parameter buffer and every storage range.
+#[derive(PartialEq, Eq, Hash)]
+struct BindGroupKey {
+    layout: wgpu::BindGroupLayout,
+    params: wgpu::Buffer,
+    storage: Vec<(wgpu::Buffer, u64, u64)>,
+}
+
+/// The bind groups of this recorder's last two submissions. A decode step binds the same
+/// buffers as the step before it (its temporaries come back from the pool), and creating a
+/// bind group took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md).
+/// Entries unused for a whole submission are dropped, so the cache keeps buffers alive for at
+/// most two submissions (the memory counter and the pool see tensors, not these references).
+#[derive(Default)]
+struct BindGroupCache {
+    current: HashMap<BindGroupKey, wgpu::BindGroup>,
+    previous: HashMap<BindGroupKey, wgpu::BindGroup>,
+}
+
+impl BindGroupCache {
+    fn next_submission(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    fn get(
+        &mut self,
+        key: BindGroupKey,
+        create: impl FnOnce(&BindGroupKey) -> wgpu::BindGroup,
+    ) -> wgpu::BindGroup {
+        if let Some(bg) = self.current.get(&key) {
+            return bg.clone();
+        }
+        let bg = match self.previous.remove(&key) {
+            Some(bg) => bg,
+            None => create(&key),
+        };
+        self.current.insert(key, bg.clone());
+        bg
+    }
 }
 
 impl Recorder {
@@ -69,6 +118,8 @@ impl Recorder {
             scratch: None,
             encode: std::time::Duration::ZERO,
             submitted: 0,
+            param_buf: None,
+            bind_groups: BindGroupCache::default(),
         }
     }
 
@@ -199,16 +250,20 @@ impl Recorder {
         }
         let t_encode = std::time::Instant::now();
         let device = self.ctx.device();
-        let param_buf = (!self.params.is_empty()).then(|| {
-            let b = device.create_buffer(&wgpu::BufferDescriptor {
+        let need = self.params.len() as u64;
+        if need > 0 && self.param_buf.as_ref().is_none_or(|b| b.size() < need) {
+            self.param_buf = Some(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params"),
-                size: self.params.len() as u64,
+                size: need.next_power_of_two().max(1 << 16),
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            });
-            self.ctx.queue().write_buffer(&b, 0, &self.params);
-            b
-        });
+            }));
+        }
+        let param_buf = (need > 0).then(|| self.param_buf.clone().expect("made above"));
+        if let Some(b) = &param_buf {
+            self.ctx.queue().write_buffer(b, 0, &self.params);
+        }
+        self.bind_groups.next_submission();
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(self.label),
         });
@@ -254,29 +309,38 @@ impl Recorder {
                     bindings,
                     groups,
                 } => {
-                    let pb = param_buf.as_ref().expect("dispatch has params");
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: pb,
-                            offset: 0,
-                            size: std::num::NonZeroU64::new(PARAM_SLOT),
-                        }),
-                    }];
-                    for (i, b) in bindings.iter().enumerate() {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: i as u32 + 1,
+                    let key = BindGroupKey {
+                        layout: kernel.layout.clone(),
+                        params: param_buf.clone().expect("dispatch has params"),
+                        storage: bindings
+                            .iter()
+                            .map(|b| ((*b.buffer).clone(), b.offset, b.size))
+                            .collect(),
+                    };
+                    let bg = self.bind_groups.get(key, |key| {
+                        let mut entries = vec![wgpu::BindGroupEntry {
+                            binding: 0,
                             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &b.buffer,
-                                offset: b.offset,
-                                size: std::num::NonZeroU64::new(b.size),
+                                buffer: &key.params,
+                                offset: 0,
+                                size: std::num::NonZeroU64::new(PARAM_SLOT),
                             }),
-                        });
-                    }
-                    let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: None,
-                        layout: &kernel.layout,
-                        entries: &entries,
+                        }];
+                        for (i, (buffer, offset, size)) in key.storage.iter().enumerate() {
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: i as u32 + 1,
+                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer,
+                                    offset: *offset,
+                                    size: std::num::NonZeroU64::new(*size),
+                                }),
+                            });
+                        }
+                        device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: None,
+                            layout: &key.layout,
+                            entries: &entries,
+                        })
                     });
                     if let Some(t) = timing.as_mut() {
                         // One pass per dispatch, so its timestamps bracket only it.

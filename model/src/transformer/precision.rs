@@ -445,7 +445,7 @@ impl Mm {
         matmul_scaled(rec, &a.t, &b.t, scales, bias, c, o)
     }
 
-    /// Layer `li`'s q/k/v (or, with `gate_up`, gate/up) group as one product into `out`, when
+    /// Layer `li`'s q/k/v (or, into SwiGLU's output, gate/up) group as one product into `out`, when
     /// this step multiplies row-cast f16 operands, `x` is one, and the group is stacked and
     /// bias-free; with `cast`, its reduction also casts the output rows into the activation
     /// scratch and returns them as the next operand. `None` when the caller must multiply the
@@ -455,14 +455,16 @@ impl Mm {
         rec: &mut Recorder,
         x: &Operand,
         li: usize,
-        gate_up: bool,
         lins: &[&Linear],
         out: &RowsOut,
         cast: Option<usize>,
     ) -> Result<Option<Option<Operand>>> {
         let Mm::Rows(r) = self else { return Ok(None) };
         let l = &r.weights.layers[li];
-        let w = if gate_up { &l.gate_up } else { &l.qkv };
+        let w = match out {
+            RowsOut::Swiglu(_) => &l.gate_up,
+            _ => &l.qkv,
+        };
         let (Some(w), Some(m), Some(inv)) = (w, x.rows, x.scale.as_ref()) else {
             return Ok(None);
         };
@@ -494,7 +496,7 @@ impl Mm {
         lins: [&Linear; 3],
         outs: [&Tensor; 3],
     ) -> Result<bool> {
-        let done = self.stacked_product(rec, x, li, false, &lins, &RowsOut::Split(&outs), None)?;
+        let done = self.stacked_product(rec, x, li, &lins, &RowsOut::Split(&outs), None)?;
         Ok(done.is_some())
     }
 
@@ -512,7 +514,7 @@ impl Mm {
         let k = act.shape().get(1).copied().unwrap_or(0);
         let out = RowsOut::Swiglu(act);
         Ok(self
-            .stacked_product(rec, x, li, true, &lins, &out, Some(k))?
+            .stacked_product(rec, x, li, &lins, &out, Some(k))?
             .flatten())
     }
 
