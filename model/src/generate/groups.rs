@@ -256,10 +256,13 @@ fn decode(
         record_ms += t_record.elapsed().as_secs_f64() * 1e3;
     }
     let (encode, commands) = rec.encode_stats();
+    let (bind_groups_created, bind_groups_reused) = rec.bind_group_stats();
     tracing::debug!(
         rows = b,
         steps,
         commands,
+        bind_groups_created,
+        bind_groups_reused,
         encode_ms = encode.as_secs_f64() * 1e3,
         state_ms,
         prefill_record_ms,

@@ -75,20 +75,31 @@ struct BindGroupKey {
     storage: Vec<(wgpu::Buffer, u64, u64)>,
 }
 
-/// The bind groups of this recorder's last two submissions. A decode step binds the same
-/// buffers as the step before it (its temporaries come back from the pool), and creating a
-/// bind group took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md).
-/// Entries unused for a whole submission are dropped, so the cache keeps buffers alive for at
-/// most two submissions (the memory counter and the pool see tensors, not these references).
+/// Submissions a cached bind group survives unused.
+const BIND_GROUP_KEEP: u64 = 8;
+
+/// The bind groups of this recorder's recent submissions. A decode step binds the same kernels
+/// to the same buffers as a step shortly before it (its temporaries come back from the pool,
+/// though not always to the same role: buffers of one size are handed back in release order,
+/// which cycles them through the roles of that size over a few steps), and creating a bind group
+/// took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md). Entries
+/// unused for `BIND_GROUP_KEEP` submissions are dropped, which bounds how long they keep buffers
+/// alive (the memory counter and the pool see tensors, not these references).
 #[derive(Default)]
 struct BindGroupCache {
-    current: HashMap<BindGroupKey, wgpu::BindGroup>,
-    previous: HashMap<BindGroupKey, wgpu::BindGroup>,
+    entries: HashMap<BindGroupKey, (wgpu::BindGroup, u64)>,
+    submission: u64,
+    /// Bind groups created (misses) and reused (hits) since the recorder was made.
+    created: usize,
+    reused: usize,
 }
 
 impl BindGroupCache {
     fn next_submission(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
+        self.submission += 1;
+        let now = self.submission;
+        self.entries
+            .retain(|_, (_, used)| *used + BIND_GROUP_KEEP >= now);
     }
 
     fn get(
@@ -96,14 +107,15 @@ impl BindGroupCache {
         key: BindGroupKey,
         create: impl FnOnce(&BindGroupKey) -> wgpu::BindGroup,
     ) -> wgpu::BindGroup {
-        if let Some(bg) = self.current.get(&key) {
+        let now = self.submission;
+        if let Some((bg, used)) = self.entries.get_mut(&key) {
+            *used = now;
+            self.reused += 1;
             return bg.clone();
         }
-        let bg = match self.previous.remove(&key) {
-            Some(bg) => bg,
-            None => create(&key),
-        };
-        self.current.insert(key, bg.clone());
+        self.created += 1;
+        let bg = create(&key);
+        self.entries.insert(key, (bg.clone(), now));
         bg
     }
 }
@@ -149,6 +161,11 @@ impl Recorder {
     /// this recorder was made: what a step costs the CPU beyond recording.
     pub fn encode_stats(&self) -> (std::time::Duration, usize) {
         (self.encode, self.submitted)
+    }
+
+    /// Bind groups created and reused from the submission before, since this recorder was made.
+    pub fn bind_group_stats(&self) -> (usize, usize) {
+        (self.bind_groups.created, self.bind_groups.reused)
     }
 
     /// Number of commands recorded and not yet submitted.
