@@ -70,9 +70,9 @@ def inference_note(train_dtype):
     """Inference multiplies in the precision training does (one `matmul_precision` per model)."""
     if "tensor-core" in train_dtype:
         return ("inference: f16 tensor-core products (steps of 256+ rows with per-tensor scales, "
-                "decode steps with per-row scales), f32 elsewhere")
+                "decode steps with per-row scales), f16 KV cache, f32 elsewhere")
     if "emulated" in train_dtype:
-        return "inference: f16-emulated products"
+        return "inference: f16-emulated products, f16 KV cache"
     return "inference f32"
 
 
