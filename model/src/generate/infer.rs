@@ -176,6 +176,7 @@ fn cache_dtype(t: &Transformer, weights: &InferWeights) -> DType {
     }
 }
 
+#[track_caller]
 fn zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(t.ctx(), shape, DType::F32)
 }

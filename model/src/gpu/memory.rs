@@ -10,7 +10,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::pool::BufferPool;
+use super::pool::{BufferPool, Site};
 
 /// Live and peak bytes of the tensor buffers of one device.
 #[derive(Debug, Default)]
@@ -76,6 +76,8 @@ pub struct TrackedBuffer {
     buffer: Option<wgpu::Buffer>,
     counter: Arc<MemoryCounter>,
     pool: Option<Arc<BufferPool>>,
+    /// Where its tensor was allocated (the pool's hint for the next request).
+    site: Site,
 }
 
 impl std::fmt::Debug for TrackedBuffer {
@@ -85,20 +87,23 @@ impl std::fmt::Debug for TrackedBuffer {
 }
 
 impl TrackedBuffer {
+    #[track_caller]
     pub(crate) fn new(buffer: wgpu::Buffer, counter: Arc<MemoryCounter>) -> Self {
-        Self::pooled(buffer, counter, None)
+        Self::pooled(buffer, counter, None, std::panic::Location::caller())
     }
 
     pub(crate) fn pooled(
         buffer: wgpu::Buffer,
         counter: Arc<MemoryCounter>,
         pool: Option<Arc<BufferPool>>,
+        site: Site,
     ) -> Self {
         counter.allocated(buffer.size());
         TrackedBuffer {
             buffer: Some(buffer),
             counter,
             pool,
+            site,
         }
     }
 }
@@ -115,7 +120,7 @@ impl Drop for TrackedBuffer {
         if let Some(b) = self.buffer.take() {
             self.counter.freed(b.size());
             if let Some(pool) = &self.pool {
-                pool.give(b);
+                pool.give(b, self.site);
             }
         }
     }

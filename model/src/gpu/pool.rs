@@ -14,12 +14,19 @@
 //! submit it after that thread's first use of the buffer.
 
 use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Where a tensor was allocated (`#[track_caller]` on the constructors): a buffer goes back
+/// preferably to the call site that held it before, so a loop that allocates the same
+/// temporaries every step (a decode step) binds the same buffers in the same roles, and the
+/// recorder's bind groups for them can be reused.
+pub(crate) type Site = &'static Location<'static>;
+
 #[derive(Default)]
 struct Free {
-    by_size: HashMap<u64, Vec<wgpu::Buffer>>,
+    by_size: HashMap<u64, Vec<(wgpu::Buffer, Site)>>,
     bytes: u64,
     /// Buffers handed out by `Tensor::zeros` and not yet cleared on the GPU.
     pending_clears: Vec<wgpu::Buffer>,
@@ -59,11 +66,16 @@ impl BufferPool {
         self.free.lock().expect("buffer pool").bytes
     }
 
-    /// A free buffer of exactly `size` bytes, if one is held; `zero` queues a clear of it.
-    pub(crate) fn take(&self, size: u64, zero: bool) -> Option<wgpu::Buffer> {
+    /// A free buffer of exactly `size` bytes, if one is held (the latest freed by `site` if
+    /// any, else the latest freed); `zero` queues a clear of it.
+    pub(crate) fn take(&self, size: u64, zero: bool, site: Site) -> Option<wgpu::Buffer> {
         let mut free = self.free.lock().expect("buffer pool");
         let list = free.by_size.get_mut(&size)?;
-        let buffer = list.pop()?;
+        let at = list.iter().rposition(|(_, s)| *s == site);
+        let (buffer, _) = match at {
+            Some(i) => list.remove(i),
+            None => list.pop()?,
+        };
         if list.is_empty() {
             free.by_size.remove(&size);
         }
@@ -74,8 +86,9 @@ impl BufferPool {
         Some(buffer)
     }
 
-    /// Keeps `buffer` for reuse, or drops it when that would pass the limit.
-    pub(crate) fn give(&self, buffer: wgpu::Buffer) {
+    /// Keeps `buffer` (allocated at `site`) for reuse, or drops it when that would pass the
+    /// limit.
+    pub(crate) fn give(&self, buffer: wgpu::Buffer, site: Site) {
         let mut free = self.free.lock().expect("buffer pool");
         // Nobody will read its zeros now; a later user must not see a late clear.
         free.pending_clears.retain(|b| b != &buffer);
@@ -84,7 +97,7 @@ impl BufferPool {
             return;
         }
         free.bytes += size;
-        free.by_size.entry(size).or_default().push(buffer);
+        free.by_size.entry(size).or_default().push((buffer, site));
     }
 
     /// Drops every held buffer.

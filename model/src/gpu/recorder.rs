@@ -79,10 +79,9 @@ struct BindGroupKey {
 const BIND_GROUP_KEEP: u64 = 8;
 
 /// The bind groups of this recorder's recent submissions. A decode step binds the same kernels
-/// to the same buffers as a step shortly before it (its temporaries come back from the pool,
-/// though not always to the same role: buffers of one size are handed back in release order,
-/// which cycles them through the roles of that size over a few steps), and creating a bind group
-/// took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md). Entries
+/// to the same buffers as the steps before it (its temporaries come back from the pool, which
+/// hands a buffer preferably to the call site that held it: `pool::Site`), and creating a bind
+/// group took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md). Entries
 /// unused for `BIND_GROUP_KEEP` submissions are dropped, which bounds how long they keep buffers
 /// alive (the memory counter and the pool see tensors, not these references).
 #[derive(Default)]

@@ -50,7 +50,10 @@ const POISON_F16_PAIR: u32 = 0x7e01_7e01;
 
 impl Tensor {
     /// A tensor over a new or reused buffer; `zero` makes a reused one zero (new buffers are).
+    /// A tensor on a buffer of the pool's (preferably one `site` held before) or a new one.
+    #[track_caller]
     fn alloc(ctx: &GpuContext, shape: &[usize], dtype: DType, zero: bool) -> Result<Self> {
+        let site = std::panic::Location::caller();
         let numel: usize = shape.iter().product();
         // Round up to whole 16-byte words: kernels may bind any tensor as an array of vec4
         // (16-byte loads), whose runtime length would otherwise drop a partial last word.
@@ -64,7 +67,7 @@ impl Tensor {
                 what: "max_buffer_size",
             });
         }
-        let buffer = match ctx.pool().take(bytes, zero) {
+        let buffer = match ctx.pool().take(bytes, zero, site) {
             Some(b) => b,
             None => {
                 let started = std::time::Instant::now();
@@ -86,6 +89,7 @@ impl Tensor {
                 buffer,
                 ctx.memory_counter().clone(),
                 Some(ctx.pool().clone()),
+                site,
             )),
             shape: shape.to_vec(),
             dtype,
@@ -94,12 +98,14 @@ impl Tensor {
     }
 
     /// A zero-filled tensor (wgpu zero-initialises new buffers).
+    #[track_caller]
     pub fn zeros(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
         Self::alloc(ctx, shape, dtype, true)
     }
 
     /// A tensor filled with NaN / all-ones bit patterns, for tests that must notice unwritten
     /// outputs.
+    #[track_caller]
     pub fn poisoned(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
         let t = Self::alloc(ctx, shape, dtype, false)?;
         let word = match dtype {
@@ -113,6 +119,7 @@ impl Tensor {
         Ok(t)
     }
 
+    #[track_caller]
     fn from_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Self> {
         let t = Self::alloc(ctx, shape, dtype, false)?;
         let numel: usize = shape.iter().product();
@@ -147,15 +154,19 @@ impl Tensor {
         Ok(t)
     }
 
+    #[track_caller]
     pub fn from_f32(ctx: &GpuContext, shape: &[usize], data: &[f32]) -> Result<Self> {
         Self::from_bytes(ctx, shape, DType::F32, bytemuck::cast_slice(data))
     }
+    #[track_caller]
     pub fn from_f16(ctx: &GpuContext, shape: &[usize], data: &[half::f16]) -> Result<Self> {
         Self::from_bytes(ctx, shape, DType::F16, bytemuck::cast_slice(data))
     }
+    #[track_caller]
     pub fn from_u32(ctx: &GpuContext, shape: &[usize], data: &[u32]) -> Result<Self> {
         Self::from_bytes(ctx, shape, DType::U32, bytemuck::cast_slice(data))
     }
+    #[track_caller]
     pub fn from_i32(ctx: &GpuContext, shape: &[usize], data: &[i32]) -> Result<Self> {
         Self::from_bytes(ctx, shape, DType::I32, bytemuck::cast_slice(data))
     }

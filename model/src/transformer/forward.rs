@@ -113,6 +113,7 @@ impl LayerActs {
     }
 }
 
+#[track_caller]
 pub(crate) fn f32_zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(&t.ctx, shape, DType::F32)
 }
