@@ -1,16 +1,17 @@
 //! One recorder over several submissions reuses its bind groups (same kernel, same buffer
 //! ranges) and its parameter buffer: each submission must still see its own parameters and
-//! its own buffers, including a buffer that came back from the pool under a new tensor.
+//! its own buffers, including a buffer that came back from the pool under a new tensor. Run
+//! with buffer reuse on (the recorder keeps bind groups only then; lavapipe has it off by
+//! default).
 
-mod common;
-
-use common::*;
+use grrm_model::gpu::AdapterSelector;
 use grrm_model::kernels::elementwise::{fill, scale};
-use grrm_model::{DType, Recorder, Tensor};
+use grrm_model::{DType, GpuContext, Recorder, Tensor};
 
 #[test]
 fn later_submissions_see_their_own_parameters_and_buffers() {
-    let ctx = ctx();
+    let ctx = GpuContext::open_with(&AdapterSelector::from_arg_or_env(None), false).unwrap();
+    ctx.set_buffer_pool_limit(64 << 20);
     let n = 1000;
     let a = Tensor::zeros(&ctx, &[n], DType::F32).unwrap();
     let b = Tensor::zeros(&ctx, &[n], DType::F32).unwrap();
@@ -48,5 +49,10 @@ fn later_submissions_see_their_own_parameters_and_buffers() {
     assert!(
         c.to_f32_vec().unwrap().iter().all(|&v| v == 7.0),
         "new tensor"
+    );
+    let (created, reused) = rec.bind_group_stats();
+    assert!(
+        reused >= 9,
+        "steps 2-4 reuse step 1's bind groups: {created} made, {reused} reused"
     );
 }

@@ -61,6 +61,11 @@ impl BufferPool {
         }
     }
 
+    /// Whether freed buffers are kept at all (a limit above zero).
+    pub(crate) fn reuses(&self) -> bool {
+        self.limit.load(Ordering::SeqCst) > 0
+    }
+
     /// Bytes of buffers held for reuse.
     pub(crate) fn cached_bytes(&self) -> u64 {
         self.free.lock().expect("buffer pool").bytes

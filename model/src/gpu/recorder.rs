@@ -83,7 +83,9 @@ const BIND_GROUP_KEEP: u64 = 8;
 /// hands a buffer preferably to the call site that held it: `pool::Site`), and creating a bind
 /// group took ~4.4 us of the host's ~10 us a dispatch on the H100 machine (bench/NOTES.md). Entries
 /// unused for `BIND_GROUP_KEEP` submissions are dropped, which bounds how long they keep buffers
-/// alive (the memory counter and the pool see tensors, not these references).
+/// alive (the memory counter and the pool see tensors, not these references). Without buffer
+/// reuse (CPU adapters by default) every step binds new buffers, so nothing is kept: a kept
+/// bind group would only hold a freed buffer's memory.
 #[derive(Default)]
 struct BindGroupCache {
     entries: HashMap<BindGroupKey, (wgpu::BindGroup, u64)>,
@@ -101,11 +103,17 @@ impl BindGroupCache {
             .retain(|_, (_, used)| *used + BIND_GROUP_KEEP >= now);
     }
 
+    /// The bind group for `key`, cached when `keep`.
     fn get(
         &mut self,
         key: BindGroupKey,
+        keep: bool,
         create: impl FnOnce(&BindGroupKey) -> wgpu::BindGroup,
     ) -> wgpu::BindGroup {
+        if !keep {
+            self.created += 1;
+            return create(&key);
+        }
         let now = self.submission;
         if let Some((bg, used)) = self.entries.get_mut(&key) {
             *used = now;
@@ -280,6 +288,7 @@ impl Recorder {
             self.ctx.queue().write_buffer(b, 0, &self.params);
         }
         self.bind_groups.next_submission();
+        let keep_bind_groups = self.ctx.pool().reuses();
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(self.label),
         });
@@ -333,7 +342,7 @@ impl Recorder {
                             .map(|b| ((*b.buffer).clone(), b.offset, b.size))
                             .collect(),
                     };
-                    let bg = self.bind_groups.get(key, |key| {
+                    let bg = self.bind_groups.get(key, keep_bind_groups, |key| {
                         let mut entries = vec![wgpu::BindGroupEntry {
                             binding: 0,
                             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
