@@ -211,14 +211,34 @@ pub(crate) struct RowsCtx {
 }
 
 impl RowsCtx {
-    /// The operand a reduction casts `m` rows of width `k` into: the activation scratch and the
-    /// scale buffer that `a_inv` (the product's own A scales) is not in.
-    fn cast_target(&self, m: usize, k: usize, a_inv: &Tensor) -> Result<Operand> {
-        let m_pad = padded_rows(m);
+    /// `matmul_rows_cast` of `a` by the cast weight `w` into `out`, whose reduction casts the
+    /// `k`-wide output rows (through `norm` when given) into the activation scratch with the
+    /// scale buffer that `a`'s scales are not in: returns them as the next product's operand.
+    fn product_cast(
+        &self,
+        rec: &mut Recorder,
+        a: &RowsOperand,
+        w: &Operand,
+        out: &RowsOut,
+        k: usize,
+        norm: Option<(&Tensor, f32)>,
+    ) -> Result<Operand> {
+        let m_pad = padded_rows(a.m);
+        let (t, inv) = (
+            self.x.view(0, &[m_pad, k])?,
+            self.other_inv(a.inv).view(0, &[m_pad])?,
+        );
+        let cast = RowCast {
+            out: &t,
+            inv: &inv,
+            norm,
+        };
+        let w_scale = w.scale.as_ref().expect("cast weights have scales");
+        matmul_rows_cast(rec, a, &w.t, w_scale, out, &cast, None)?;
         Ok(Operand {
-            t: self.x.view(0, &[m_pad, k])?,
-            scale: Some(self.other_inv(a_inv).view(0, &[m_pad])?),
-            rows: Some(m),
+            t,
+            scale: Some(inv),
+            rows: Some(a.m),
         })
     }
 
@@ -472,19 +492,12 @@ impl Mm {
             return Ok(None);
         }
         let a = RowsOperand { t: &x.t, inv, m };
-        let scale = w.scale.as_ref().expect("cast weights have scales");
         let Some(k) = cast else {
+            let scale = w.scale.as_ref().expect("cast weights have scales");
             matmul_rows_to(rec, &a, &w.t, scale, out, None)?;
             return Ok(Some(None));
         };
-        let next = r.cast_target(m, k, inv)?;
-        let spec = RowCast {
-            out: &next.t,
-            inv: next.scale.as_ref().expect("row operands have scales"),
-            norm: None,
-        };
-        matmul_rows_cast(rec, &a, &w.t, scale, out, &spec, None)?;
-        Ok(Some(Some(next)))
+        Ok(Some(Some(r.product_cast(rec, &a, w, out, k, None)?)))
     }
 
     /// q, k and v of layer `li` as one product into `outs` (`stacked_product`).
@@ -533,22 +546,15 @@ impl Mm {
         h: &Tensor,
         rstd: &Tensor,
     ) -> Result<Operand> {
-        if let (Mm::Rows(r), Some(m), Some(inv), Some(sb)) = (self, x.rows, &x.scale, &w.scale) {
+        if let (Mm::Rows(r), Some(m), Some(inv), Some(_)) = (self, x.rows, &x.scale, &w.scale) {
             let k = y.shape().get(1).copied().unwrap_or(0);
-            let next = r.cast_target(m, k, inv)?;
-            let spec = RowCast {
-                out: &next.t,
-                inv: next.scale.as_ref().expect("row operands have scales"),
-                norm: Some(norm),
-            };
             let a = RowsOperand { t: &x.t, inv, m };
             let out = RowsOut::One {
                 c: y,
                 bias: l.bias.as_ref(),
                 accumulate: true,
             };
-            matmul_rows_cast(rec, &a, &w.t, sb, &out, &spec, None)?;
-            return Ok(next);
+            return r.product_cast(rec, &a, w, &out, k, Some(norm));
         }
         self.linear_acc(rec, x, w, l, y)?;
         self.norm_act(rec, y, norm.0, norm.1, h, rstd)
