@@ -5,9 +5,9 @@
 //
 // kv_append: new rows k_new/v_new [B*S, Hkv*D] f32 (as the projections produce them) go to cache
 //   positions start[b] + s, s < S. Rows that would land at or beyond Tmax are dropped (the
-//   attention treats queries past the capacity as empty). One invocation per f32 word.
-// kv_append_half: the same into an f16 cache, rounded to nearest even (f16_bits.wgsl, compiled
-//   before this file); one invocation per word, i.e. per pair of elements (D even).
+//   attention treats queries past the capacity as empty). One invocation per cache word: an f32
+//   element, or with HALF a pair of elements rounded to nearest even (f16_bits.wgsl, compiled
+//   before this file; D even).
 // kv_gather: dst[b] = src[index[b]] for both caches (beam reordering); an index outside the
 //   source batch yields a zero row. Positions below keep[b] are left as they are (beam search
 //   skips a prompt the destination row already holds), and so are positions from p1 on (past
@@ -56,6 +56,9 @@ fn append_target(e: u32) -> u32 {
     return ((b * p.hkv + g) * p.tmax + pos) * p.d + dd;
 }
 
+// kv_append: whether the cache holds f16 pairs rather than f32.
+override HALF: bool = false;
+
 @compute @workgroup_size(256, 1, 1)
 fn kv_append(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -70,26 +73,13 @@ fn kv_append(
     if (at == 0xffffffffu) {
         return;
     }
-    dst_k[at] = src_k[e];
-    dst_v[at] = src_v[e];
-}
-
-@compute @workgroup_size(256, 1, 1)
-fn kv_append_half(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let e = element(wg, nwg, t);
-    if (e >= p.n) {
-        return;
+    if (HALF) {
+        dst_k[at] = f32_bits_to_f16(src_k[2u * e]) | (f32_bits_to_f16(src_k[2u * e + 1u]) << 16u);
+        dst_v[at] = f32_bits_to_f16(src_v[2u * e]) | (f32_bits_to_f16(src_v[2u * e + 1u]) << 16u);
+    } else {
+        dst_k[at] = src_k[e];
+        dst_v[at] = src_v[e];
     }
-    let at = append_target(e);
-    if (at == 0xffffffffu) {
-        return;
-    }
-    dst_k[at] = f32_bits_to_f16(src_k[2u * e]) | (f32_bits_to_f16(src_k[2u * e + 1u]) << 16u);
-    dst_v[at] = f32_bits_to_f16(src_v[2u * e]) | (f32_bits_to_f16(src_v[2u * e + 1u]) << 16u);
 }
 
 @compute @workgroup_size(256, 1, 1)

@@ -153,11 +153,6 @@ static KV_APPEND: KernelEntry = KernelEntry {
     entry: "kv_append",
     bindings: &[R, R, R, W, W],
 };
-static KV_APPEND_HALF: KernelEntry = KernelEntry {
-    source: &CACHE_SRC,
-    entry: "kv_append_half",
-    bindings: &[R, R, R, W, W],
-};
 static KV_GATHER: KernelEntry = KernelEntry {
     source: &CACHE_SRC,
     entry: "kv_gather",
@@ -1061,14 +1056,14 @@ pub fn kv_cache_append(
         cache.k.binding(OP)?,
         cache.v.binding(OP)?,
     ];
-    let entry = if cache.dtype() == DType::F16 {
-        &KV_APPEND_HALF
+    let half = if cache.dtype() == DType::F16 {
+        1.0
     } else {
-        &KV_APPEND
+        0.0
     };
     rec.dispatch(
-        entry,
-        &[],
+        &KV_APPEND,
+        &[("HALF", half)],
         &p,
         binds,
         grid_1d(n.div_ceil(256), rec.max_groups()),
