@@ -349,10 +349,7 @@ fn forward_default_scale_is_inverse_sqrt_head_dim() {
 #[test]
 fn auto_kernel_is_rows_on_cpu_adapters_and_tensor_core_or_tiled_elsewhere() {
     let ctx = ctx();
-    let cpu = matches!(
-        ctx.info().device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-    );
+    let cpu = ctx.on_cpu();
     let h = AttentionHeads::new(4, 2, 16);
     assert_eq!(h.kernel, AttentionKernel::Auto);
     // D 16 fits the TensorCore kernel wherever the adapter has it.
@@ -1450,10 +1447,7 @@ fn decode_plans_the_subgroup_kernel_where_it_fits() {
         .caps()
         .fixed_subgroup_size()
         .is_some_and(|s| s.is_power_of_two() && (8..=128).contains(&s));
-    let cpu = matches!(
-        ctx.info().device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-    );
+    let cpu = ctx.on_cpu();
     eprintln!(
         "adapter {}, fixed subgroup size {:?}",
         ctx.info().name,

@@ -54,10 +54,7 @@ impl Sampler {
     /// pass over a few thousand entries. Measured on lavapipe: vocab 2,048 host 654-762 vs
     /// kernel 546-633 new tok/s; vocab 153,216 host 49-51 vs kernel 104-143.
     pub fn auto(model: &Transformer) -> Sampler {
-        let cpu = matches!(
-            model.ctx().info().device_type,
-            wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-        );
+        let cpu = model.ctx().on_cpu();
         if cpu && model.cfg.vocab_size <= 32_768 {
             Sampler::Host
         } else {

@@ -141,6 +141,14 @@ impl GpuContext {
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.inner.info
     }
+    /// Whether the adapter runs on the CPU (lavapipe reports `Cpu`; unknown types count too):
+    /// the kernels choose their geometry for a GPU or a CPU by this.
+    pub fn on_cpu(&self) -> bool {
+        matches!(
+            self.inner.info.device_type,
+            wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+        )
+    }
     pub fn caps(&self) -> &Capabilities {
         &self.inner.caps
     }

@@ -326,10 +326,7 @@ impl AttentionHeads {
     pub fn resolved_kernel(&self, ctx: &GpuContext) -> AttentionKernel {
         match self.kernel {
             AttentionKernel::Auto => {
-                let cpu = matches!(
-                    ctx.info().device_type,
-                    wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-                );
+                let cpu = ctx.on_cpu();
                 if cpu {
                     if self.group() <= ROWS_MAX_GROUP {
                         AttentionKernel::Rows

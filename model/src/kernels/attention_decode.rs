@@ -141,10 +141,7 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
         ));
     }
     let have = ctx.limits().max_compute_workgroup_storage_size;
-    let gpu = !matches!(
-        ctx.info().device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-    );
+    let gpu = !ctx.on_cpu();
     let inv = ctx.limits().max_compute_invocations_per_workgroup;
     let wg = workgroup_size(sg, gpu, group, d, have, inv);
     let need = shared_bytes((wg / sg) as usize, group, d);

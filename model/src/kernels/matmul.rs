@@ -447,10 +447,7 @@ fn choose(rec: &Recorder, d: &Dims, o: &MatmulOpts) -> Result<MatmulKernel> {
         }
         MatmulKernel::Simd8 if !simd8_ok => Err(missing("subgroups of exactly 8 invocations")),
         MatmulKernel::Auto => {
-            let gpu = !matches!(
-                ctx.info().device_type,
-                wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-            );
+            let gpu = !ctx.on_cpu();
             let big = d.batch * d.m * d.n >= TILE * TILE;
             Ok(if gpu && big && shared >= TILED_SHARED_BYTES {
                 MatmulKernel::Tiled
@@ -750,10 +747,7 @@ fn split_k(rec: &Recorder, pl: &Plan, batch: usize, want: SplitK) -> Result<Opti
         }
         SplitK::Slices(s) => (s as usize).min(by_binding),
         SplitK::Auto => {
-            let gpu = !matches!(
-                rec.ctx().info().device_type,
-                wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-            );
+            let gpu = !rec.ctx().on_cpu();
             let threads: u64 = if std::ptr::eq(pl.entry, &COOP_DIRECT) {
                 32
             } else if std::ptr::eq(pl.entry, &COOP_TILED) {

@@ -31,10 +31,7 @@ mod window_plan;
 /// only cost barrier switches).
 pub(crate) fn row_workgroup_size(ctx: &crate::gpu::GpuContext, shared_at_1024: u32) -> u32 {
     let l = ctx.limits();
-    let gpu = !matches!(
-        ctx.info().device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
-    );
+    let gpu = !ctx.on_cpu();
     if gpu
         && l.max_compute_invocations_per_workgroup >= 1024
         && l.max_compute_workgroup_size_x >= 1024
