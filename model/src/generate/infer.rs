@@ -18,7 +18,7 @@ use crate::kernels::matmul::MatmulOpts;
 use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
 use crate::transformer::precision::{InferWeights, Mm, Operand, Proj};
-use crate::transformer::{MlpActs, QkvActs, Transformer};
+use crate::transformer::{f32_zeros, MlpActs, QkvActs, Transformer};
 use crate::{DType, GpuError};
 
 /// The KV caches of every layer for a batch of sequences, how long each sequence is, and the
@@ -176,11 +176,6 @@ fn cache_dtype(t: &Transformer, weights: &InferWeights) -> DType {
     }
 }
 
-#[track_caller]
-fn zeros(t: &Transformer, shape: &[usize]) -> Result<Tensor> {
-    Tensor::zeros(t.ctx(), shape, DType::F32)
-}
-
 impl Transformer {
     /// Feeds `chunk[b]` (all of one length S >= 1) to sequence b at its current length, updates
     /// the caches and lengths, and returns log-softmax(logits / temperature) `[B, V]` at each
@@ -249,7 +244,7 @@ impl Transformer {
         let rows = b * repeat;
         let mm = Mm::for_inference(self, &state.weights, n.max(rows))?;
         let scratch = InferScratch::alloc(self, n)?;
-        let x = zeros(self, &[n, c.hidden_size])?;
+        let x = f32_zeros(self, &[n, c.hidden_size])?;
         embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
         // A prefill into empty f16 caches attends over its own f32 keys and values (the
         // training kernels, causal: a right-padded row's real queries never see its padding);
@@ -261,7 +256,7 @@ impl Transformer {
                 .first()
                 .is_some_and(|c| c.dtype() == DType::F16);
         let lse = if fresh_half {
-            Some(zeros(self, &[b, c.num_attention_heads, s])?)
+            Some(f32_zeros(self, &[b, c.num_attention_heads, s])?)
         } else {
             None
         };
@@ -301,12 +296,12 @@ impl Transformer {
             })
             .collect();
         let last_t = Tensor::from_u32(ctx, &[rows], &last)?;
-        let x_last = zeros(self, &[rows, c.hidden_size])?;
+        let x_last = f32_zeros(self, &[rows, c.hidden_size])?;
         embedding(rec, &x, &last_t, &x_last)?;
-        let hidden = zeros(self, &[rows, c.hidden_size])?;
-        let rstd = zeros(self, &[rows])?;
+        let hidden = f32_zeros(self, &[rows, c.hidden_size])?;
+        let rstd = f32_zeros(self, &[rows])?;
         let hidden_op = mm.norm_act(rec, &x_last, &self.params.norm, self.eps(), &hidden, &rstd)?;
-        let logits = zeros(self, &[rows, c.vocab_size])?;
+        let logits = f32_zeros(self, &[rows, c.vocab_size])?;
         let out_w = self.params.output_embedding();
         mm.mm(
             rec,
@@ -316,7 +311,7 @@ impl Transformer {
             &logits,
             MatmulOpts::nt(),
         )?;
-        let logp = zeros(self, &[rows, c.vocab_size])?;
+        let logp = f32_zeros(self, &[rows, c.vocab_size])?;
         let t = if temperature > 0.0 { temperature } else { 1.0 };
         softmax(rec, &logits, &logp, SoftmaxOpts::log().temperature(t))?;
         for (len, r) in state.lengths.iter_mut().zip(real) {
@@ -407,7 +402,7 @@ impl InferScratch {
     fn alloc(t: &Transformer, n: usize) -> Result<Self> {
         Ok(InferScratch {
             qkv: QkvActs::alloc_projections(t, n)?,
-            attn: zeros(t, &[n, t.cfg.q_dim()])?,
+            attn: f32_zeros(t, &[n, t.cfg.q_dim()])?,
             mlp: MlpActs::alloc(t, n)?,
         })
     }

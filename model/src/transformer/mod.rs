@@ -26,6 +26,7 @@ pub(crate) mod precision;
 mod train;
 
 pub use batch::{BatchTensors, TokenBatch};
+pub(crate) use forward::f32_zeros;
 pub use forward::{Activations, LayerActs, MlpActs, QkNormActs, QkvActs};
 pub use lm_head::HeadOutputs;
 pub use memory::MemoryPlan;
