@@ -62,6 +62,36 @@ fn reference_row(x: &[f32]) -> (Vec<f16>, f32) {
     )
 }
 
+/// The bits of every element of an f32 or f16 tensor (f16 widened to u32), for bit-exact
+/// comparisons.
+fn words(t: &Tensor) -> Vec<u32> {
+    match t.dtype() {
+        DType::F16 => t
+            .to_f16_vec()
+            .unwrap()
+            .iter()
+            .map(|h| h.to_bits() as u32)
+            .collect(),
+        _ => t
+            .to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect(),
+    }
+}
+
+/// `x` `[m, K]` cast per row by quantize_rows into poisoned outputs, recorded into `rec`: the f16
+/// rows `[m_pad, K]` and their inverse scales `[m_pad]`.
+fn cast_operand(ctx: &GpuContext, rec: &mut Recorder, x: &Tensor) -> (Tensor, Tensor) {
+    let (m, k) = (x.shape()[0], x.shape()[1]);
+    let m_pad = padded_rows(m);
+    let a = Tensor::poisoned(ctx, &[m_pad, k], DType::F16).unwrap();
+    let inv = Tensor::poisoned(ctx, &[m_pad], DType::F32).unwrap();
+    quantize_rows(rec, x, &a, &inv).unwrap();
+    (a, inv)
+}
+
 fn check_quantize(ctx: &GpuContext, x: &[f32], m: usize, k: usize, what: &str) {
     let m_pad = padded_rows(m);
     let tx = Tensor::from_f32(ctx, &[m, k], x).unwrap();
@@ -143,22 +173,6 @@ fn quantize_rows_normed_equals_rmsnorm_then_quantize_rows() {
             quantize_rows(&mut rec, &y, &two[0].0, &two[0].1).unwrap();
             quantize_rows_normed(&mut rec, &tx, &tw, 1e-6, &two[1].0, &two[1].1).unwrap();
             rec.submit().unwrap();
-            let words = |t: &Tensor| -> Vec<u32> {
-                match t.dtype() {
-                    DType::F16 => t
-                        .to_f16_vec()
-                        .unwrap()
-                        .iter()
-                        .map(|h| h.to_bits() as u32)
-                        .collect(),
-                    _ => t
-                        .to_f32_vec()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.to_bits())
-                        .collect(),
-                }
-            };
             assert_eq!(
                 words(&two[0].0),
                 words(&two[1].0),
@@ -233,10 +247,7 @@ fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
     let w = randn(&mut r, n * k);
     let bias: Vec<f32> = randn(&mut r, n);
     let old: Vec<f32> = randn(&mut r, m * n);
-    let m_pad = padded_rows(m);
     let tx = Tensor::from_f32(&ctx, &[m, k], &x).unwrap();
-    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
-    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
     let (b, b_scale, wv) = half_weight(&ctx, &w, n, k);
     let tb = Tensor::from_f32(&ctx, &[n], &bias).unwrap();
     let out = if c.accumulate {
@@ -245,7 +256,7 @@ fn check_matmul(ctx: &GpuContext, c: &RowsCase, seed: u64) {
         Tensor::poisoned(&ctx, &[m, n], DType::F32).unwrap()
     };
     let mut rec = Recorder::new(&ctx, "test");
-    quantize_rows(&mut rec, &tx, &a, &inv).unwrap();
+    let (a, inv) = cast_operand(&ctx, &mut rec, &tx);
     let op = RowsOperand {
         t: &a,
         inv: &inv,
@@ -396,23 +407,13 @@ fn matmul_rows_split_and_swiglu_outputs_match_the_single_output() {
     }
     let (m, k) = (37, 96);
     let mut r = rng(61);
-    let m_pad = padded_rows(m);
     let x = Tensor::from_f32(&ctx, &[m, k], &randn(&mut r, m * k)).unwrap();
-    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
-    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
-    quantize_rows(&mut rec, &x, &a, &inv).unwrap();
+    let (a, inv) = cast_operand(&ctx, &mut rec, &x);
     let op = RowsOperand {
         t: &a,
         inv: &inv,
         m,
-    };
-    let bits = |t: &Tensor| -> Vec<u32> {
-        t.to_f32_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
     };
     // q, k, v widths 48, 16, 32.
     let n = 96;
@@ -440,10 +441,10 @@ fn matmul_rows_split_and_swiglu_outputs_match_the_single_output() {
     swiglu(&mut rec, &gate, &up, &want_h).unwrap();
     matmul_rows_to(&mut rec, &op, &b, &bs, &RowsOut::Swiglu(&got_h), None).unwrap();
     rec.submit().unwrap();
-    let w = bits(&whole);
+    let w = words(&whole);
     let mut col = 0;
     for (t, width) in parts.iter().zip([48, 16, 32]) {
-        let got = bits(t);
+        let got = words(t);
         for i in 0..m {
             assert_eq!(
                 &got[i * width..(i + 1) * width],
@@ -453,7 +454,7 @@ fn matmul_rows_split_and_swiglu_outputs_match_the_single_output() {
         }
         col += width;
     }
-    assert_eq!(bits(&got_h), bits(&want_h), "SwiGLU output");
+    assert_eq!(words(&got_h), words(&want_h), "SwiGLU output");
 }
 
 /// The f32 output, f16 rows and scales of `matmul_rows_cast` against `matmul_rows_to` then
@@ -470,28 +471,12 @@ fn matmul_rows_cast_equals_the_product_then_the_row_cast() {
     let m_pad = padded_rows(m);
     let mut r = rng(62);
     let x = Tensor::from_f32(&ctx, &[m, k], &rows_of_magnitudes(&mut r, m, k)).unwrap();
-    let a = Tensor::poisoned(&ctx, &[m_pad, k], DType::F16).unwrap();
-    let inv = Tensor::poisoned(&ctx, &[m_pad], DType::F32).unwrap();
     let mut rec = Recorder::new(&ctx, "test");
-    quantize_rows(&mut rec, &x, &a, &inv).unwrap();
+    let (a, inv) = cast_operand(&ctx, &mut rec, &x);
     let op = RowsOperand {
         t: &a,
         inv: &inv,
         m,
-    };
-    let f16_bits = |t: &Tensor| -> Vec<u16> {
-        t.to_f16_vec()
-            .unwrap()
-            .iter()
-            .map(|h| h.to_bits())
-            .collect()
-    };
-    let f32_bits = |t: &Tensor| -> Vec<u32> {
-        t.to_f32_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
     };
     // (N, SwiGLU, bias and accumulate, normed, splits)
     let cases = [
@@ -538,9 +523,9 @@ fn matmul_rows_cast_equals_the_product_then_the_row_cast() {
         matmul_rows_cast(&mut rec, &op, &b, &bs, &out(&got_c), &cast, splits).unwrap();
         rec.submit().unwrap();
         let what = format!("case {case}: N {n}, SwiGLU {swiglu_out}, splits {splits:?}");
-        assert_eq!(f32_bits(&got_c), f32_bits(&want_c), "{what}: output");
-        assert_eq!(f16_bits(&got_x), f16_bits(&want_x), "{what}: cast rows");
-        assert_eq!(f32_bits(&got_inv), f32_bits(&want_inv), "{what}: scales");
+        assert_eq!(words(&got_c), words(&want_c), "{what}: output");
+        assert_eq!(words(&got_x), words(&want_x), "{what}: cast rows");
+        assert_eq!(words(&got_inv), words(&want_inv), "{what}: scales");
     }
 }
 
