@@ -2,7 +2,8 @@
 // function of attention.wgsl's attn_fwd with S = 1 and the cache layout (read its header for
 // the masking rules), for adapters whose subgroup size is fixed. This file is the algorithm;
 // it is compiled before attention_decode_f32.wgsl or attention_decode_f16.wgsl, which bind the
-// cache (bindings 2 and 3) and define load_k / load_v (vec4 i of the cache's rows as f32).
+// cache (bindings 2 and 3) and a shared-prefix cache (7 and 8) and define load_k / load_v and
+// load_pk / load_pv (vec4 i of the rows as f32).
 // An f16 cache halves the bytes a step reads, which are this kernel's whole cost.
 //
 //   out[b, h] = softmax_j(scale * q[b, h] . K[b, g, j]) V[b, g, j] over the visible keys j,
@@ -33,6 +34,14 @@
 //   stores. Two barriers in all: each barrier splits the shader into coroutine pieces on
 //   llvmpipe, where a merge with one barrier per subgroup (16 of them) compiled twice as
 //   slowly (4.4 vs 2.1 s at G 3, D 32).
+// Shared prefix (flag HAS_PREFIX): the first plen keys of sequence b are positions 0..plen of
+// row prow of a second cache (bindings 7 and 8, [P, Hkv, PTmax, D], load_pk / load_pv), and key
+// j >= plen is position j - plen of b's own cache. Beam search keeps each user's prompt once
+// and gives its beams own caches of only the few positions they add, so reordering beams
+// copies those few positions instead of whole prompts; the beams of one user read the same
+// prompt rows (L2 hits rather than memory traffic). `start` then holds 3 B words: qpos at b,
+// prow at B + b, plen at 2 B + b (no key mask with a prefix).
+//
 // The key mask and the causal bound are the same for the whole subgroup (one key per step), so
 // a masked key's rows are never loaded (the branch is uniform in the subgroup), like rows past
 // the query's position: the cache may hold anything there, NaN included. Invisible keys get
@@ -60,6 +69,11 @@
 // j < nk <= Tmax (nk is 0 unless qpos < Tmax); mask entries b * Tmax + j only for j < Tmax
 // (the query's own entry only once qpos < Tmax is known); start[b] with b < B. The key loop
 // steps by NSG * KU >= 4 up to nk <= Tmax < 2^30; every other loop counts to a constant.
+// With a prefix (the launch code checks every table entry on the host): start has 3 B words,
+// read at b, B + b and 2 B + b; prow < P and plen <= PTmax, so prefix rows
+// ((prow * Hkv + g) * PTmax + j) * D4 + i with j < plen lie in the prefix cache; nk is 0
+// unless plen <= qpos and qpos - plen < Tmax, so own rows (kb + j - plen) * D4 + i with
+// plen <= j < nk stay below (kb + Tmax) * D4; the mask is never read (flag rejected).
 
 struct Params {
     batch: u32,
@@ -69,7 +83,7 @@ struct Params {
     scale: f32,
     flags: u32,    // 1 = key mask bound, 2 = start positions bound (no lse: decode never asks)
     n_wg: u32,     // workgroups that do work, B * Hkv (the grid may be rounded up)
-    _p0: u32,
+    ptmax: u32,    // prefix cache positions per row (flag 4 only)
 }
 
 override SG: u32 = 32u;  // the adapter's subgroup size (fixed)
@@ -88,6 +102,7 @@ const MAX_P: u32 = 32u;  // KU * MAX_G
 const NEG: f32 = -3.0e38;
 const HAS_MASK: u32 = 1u;
 const HAS_START: u32 = 2u;
+const HAS_PREFIX: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<f32>>;
@@ -124,7 +139,17 @@ fn attn_decode(
     if ((p.flags & HAS_START) != 0u) {
         qpos = start[b];
     }
-    let real = qpos < p.tmax && key_visible(b, qpos);
+    // Keys below plen come from row prow of the prefix cache (none without a prefix).
+    var plen = 0u;
+    var pbase = 0u;
+    var real = false;
+    if ((p.flags & HAS_PREFIX) != 0u) {
+        plen = start[2u * p.batch + b];
+        pbase = (start[p.batch + b] * p.hkv + g) * p.ptmax;
+        real = plen <= qpos && qpos - plen < p.tmax;
+    } else {
+        real = qpos < p.tmax && key_visible(b, qpos);
+    }
     let nk = select(0u, qpos + 1u, real);
 
     // Query head rows h0 + h, h < G, of this group.
@@ -160,14 +185,21 @@ fn attn_decode(
             let j = j0 + u;
             let seen = j < nk && key_visible(b, j);
             vis[u] = seen;
-            let row = (kb + j) * D4;
+            // (j is the same on every lane: the branch is uniform.)
+            let in_prefix = j < plen;
+            let row = select(kb + j - plen, pbase + j, in_prefix) * D4;
             for (var c = 0u; c < NC; c++) {
                 let i = c * SG + lane;
                 var kx = vec4<f32>(0.0);
                 var vx = vec4<f32>(0.0);
                 if (seen && i < D4) {
-                    kx = load_k(row + i);
-                    vx = load_v(row + i);
+                    if (in_prefix) {
+                        kx = load_pk(row + i);
+                        vx = load_pv(row + i);
+                    } else {
+                        kx = load_k(row + i);
+                        vx = load_v(row + i);
+                    }
                 }
                 kv[u * NC + c] = kx;
                 vv[u * NC + c] = vx;

@@ -5,6 +5,8 @@
 
 @group(0) @binding(2) var<storage, read> k2: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> v2: array<vec2<u32>>;
+@group(0) @binding(7) var<storage, read> pk2: array<vec2<u32>>;
+@group(0) @binding(8) var<storage, read> pv2: array<vec2<u32>>;
 
 fn widen(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
@@ -16,4 +18,12 @@ fn load_k(i: u32) -> vec4<f32> {
 
 fn load_v(i: u32) -> vec4<f32> {
     return widen(v2[i]);
+}
+
+fn load_pk(i: u32) -> vec4<f32> {
+    return widen(pk2[i]);
+}
+
+fn load_pv(i: u32) -> vec4<f32> {
+    return widen(pv2[i]);
 }

@@ -2,6 +2,8 @@
 
 @group(0) @binding(2) var<storage, read> k4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> v4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> pk4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> pv4: array<vec4<f32>>;
 
 fn load_k(i: u32) -> vec4<f32> {
     return k4[i];
@@ -9,4 +11,12 @@ fn load_k(i: u32) -> vec4<f32> {
 
 fn load_v(i: u32) -> vec4<f32> {
     return v4[i];
+}
+
+fn load_pk(i: u32) -> vec4<f32> {
+    return pk4[i];
+}
+
+fn load_pv(i: u32) -> vec4<f32> {
+    return pv4[i];
 }

@@ -33,9 +33,10 @@ mod common;
 
 use common::*;
 use grrm_model::kernels::attention::{
-    attention_backward, attention_decode, attention_forward, kv_cache_append, kv_cache_gather,
-    kv_cache_gather_keeping, planned_decode_shader, AttentionGrads, AttentionHeads,
-    AttentionInputs, AttentionKernel, KvCache, TILED_MAX_HEAD_DIM,
+    attention_backward, attention_decode, attention_decode_shared, attention_forward,
+    kv_cache_append, kv_cache_gather, kv_cache_gather_keeping, planned_decode_shader,
+    AttentionGrads, AttentionHeads, AttentionInputs, AttentionKernel, KvCache, PrefixTable,
+    TILED_MAX_HEAD_DIM,
 };
 
 const KERNELS: [AttentionKernel; 3] = [
@@ -1361,6 +1362,153 @@ fn f16_cache_decodes_as_an_f32_cache_of_its_rounded_values() {
                 c.label()
             );
         }
+    }
+}
+
+/// Rows that read their first keys from a shared prefix cache (beam search) attend exactly as
+/// rows holding all their keys: each decode case's rows, paired up so that rows 2u and 2u + 1
+/// read prefix row u (of a cache with more positions than the own caches), with prefix lengths
+/// from 0 to the query's own position, own caches holding only the rest (NaN past it, and NaN
+/// in the prefix rows past their longest use: nothing unseen may be read), outputs poisoned.
+/// Bit for bit against `attention_decode` of the assembled rows through the same kernel (same
+/// keys in the same order), f32 and f16 caches; and within 1e-5 of the f64 reference.
+#[test]
+fn shared_prefix_decode_equals_decode_over_assembled_rows() {
+    use AttentionKernel::SubgroupDecode;
+    let ctx = ctx();
+    let probe = AttentionHeads::new(4, 2, 128).with_kernel(SubgroupDecode);
+    if !probe.decodes_shared_prefix(&ctx) {
+        eprintln!("skipped: the adapter has no fixed subgroup size");
+        return;
+    }
+    for (i, mut c) in decode_cases().into_iter().enumerate() {
+        c.masked = None;
+        c.nan_masked = false;
+        c.starts.retain(|&s| s < c.tmax);
+        let (b, hkv, d, tmax) = (c.b(), c.hkv, c.d, c.tmax);
+        let mut x = c.data(700 + i as u64);
+        for a in [&mut x.k, &mut x.v] {
+            a.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32());
+        }
+        // Prefix lengths: the whole row but its query, none, half, and one position.
+        let lens: Vec<usize> = (0..b)
+            .map(|bi| {
+                let s = c.starts[bi];
+                let want = [s, 0, s / 2, 1.min(s)][bi % 4];
+                // Row 2u + 1 reads row 2u's data: no further than row 2u has any.
+                if bi % 2 == 1 {
+                    want.min(c.starts[bi - 1] + 1)
+                } else {
+                    want
+                }
+            })
+            .collect();
+        // Prefix row u = row 2u's keys; row 2u + 1 takes them over for its prefix positions.
+        let users = b.div_ceil(2);
+        let ptmax = tmax + 3;
+        let prow = |u: usize, g: usize, j: usize| ((u * hkv + g) * ptmax + j) * d;
+        let mut pk = vec![f32::NAN; users * hkv * ptmax * d];
+        let mut pv = pk.clone();
+        for u in 0..users {
+            let used = (2 * u..(2 * u + 2).min(b)).map(|r| lens[r]).max().unwrap_or(0);
+            for g in 0..hkv {
+                for j in 0..used {
+                    let (from, to) = (c.row(2 * u, g, j), prow(u, g, j));
+                    pk[to..to + d].copy_from_slice(&x.k[from..from + d]);
+                    pv[to..to + d].copy_from_slice(&x.v[from..from + d]);
+                }
+            }
+        }
+        for bi in (1..b).step_by(2) {
+            for g in 0..hkv {
+                for j in 0..lens[bi] {
+                    let (from, to) = (prow(bi / 2, g, j), c.row(bi, g, j));
+                    x.k[to..to + d].copy_from_slice(&pk[from..from + d]);
+                    x.v[to..to + d].copy_from_slice(&pv[from..from + d]);
+                }
+            }
+        }
+        let otmax = (0..b).map(|bi| c.starts[bi] - lens[bi]).max().unwrap() + 3;
+        let orow = |bi: usize, g: usize, j: usize| ((bi * hkv + g) * otmax + j) * d;
+        let mut ok_ = vec![f32::NAN; b * hkv * otmax * d];
+        let mut ov = ok_.clone();
+        for bi in 0..b {
+            for g in 0..hkv {
+                for j in lens[bi]..=c.starts[bi] {
+                    let (from, to) = (c.row(bi, g, j), orow(bi, g, j - lens[bi]));
+                    ok_[to..to + d].copy_from_slice(&x.k[from..from + d]);
+                    ov[to..to + d].copy_from_slice(&x.v[from..from + d]);
+                }
+            }
+        }
+        let heads = AttentionHeads::new(c.hq, hkv, d).with_kernel(SubgroupDecode);
+        for dtype in [DType::F32, DType::F16] {
+            let upload = |a: &[f32], shape: &[usize]| match dtype {
+                DType::F16 => {
+                    let h: Vec<f16> = a.iter().map(|&v| f16::from_f32(v)).collect();
+                    Tensor::from_f16(&ctx, shape, &h).unwrap()
+                }
+                _ => Tensor::from_f32(&ctx, shape, a).unwrap(),
+            };
+            let prefix = KvCache {
+                k: upload(&pk, &[users, hkv, ptmax, d]),
+                v: upload(&pv, &[users, hkv, ptmax, d]),
+            };
+            let own = KvCache {
+                k: upload(&ok_, &[b, hkv, otmax, d]),
+                v: upload(&ov, &[b, hkv, otmax, d]),
+            };
+            let qpos: Vec<u32> = c.starts.iter().map(|&s| s as u32).collect();
+            let rows: Vec<u32> = (0..b as u32).map(|r| r / 2).collect();
+            let l32: Vec<u32> = lens.iter().map(|&l| l as u32).collect();
+            let table = PrefixTable::new(&ctx, &qpos, &rows, &l32).unwrap();
+            let q = Tensor::from_f32(&ctx, &[b, c.hq * d], &x.q).unwrap();
+            let out = Tensor::poisoned(&ctx, &[b, c.hq * d], DType::F32).unwrap();
+            let mut rec = Recorder::new(&ctx, "shared-prefix-test");
+            attention_decode_shared(&mut rec, &heads, &own, &prefix, &table, &q, &out).unwrap();
+            rec.submit().unwrap();
+            let got = out.to_f32_vec().unwrap();
+            let whole = c.run_on(&ctx, &x, SubgroupDecode, dtype);
+            let what = format!("{dtype:?} {} prefix lengths {lens:?}", c.label());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&whole), "{what}");
+            assert_close(&what, &got, &c.reference(&x), 1e-5, 0.0, None);
+        }
+    }
+}
+
+/// A prefix table is checked where it is made and against the caches it is used with: a
+/// prefix longer than the query's position, a prefix row or length beyond the prefix cache,
+/// or caches of different element types are errors naming the op.
+#[test]
+fn shared_prefix_rejects_tables_outside_its_caches() {
+    let ctx = ctx();
+    let heads = AttentionHeads::new(4, 2, 8);
+    let err = PrefixTable::new(&ctx, &[3, 5], &[0, 1], &[4, 2]).err().unwrap();
+    assert!(err.to_string().contains("prefix_table"), "{err}");
+    assert!(PrefixTable::new(&ctx, &[3], &[0, 1], &[1]).is_err());
+    if !heads.decodes_shared_prefix(&ctx) {
+        eprintln!("skipped the cache checks: the adapter has no fixed subgroup size");
+        return;
+    }
+    let own = KvCache::new(&ctx, 2, 2, 4, 8).unwrap();
+    let q = Tensor::zeros(&ctx, &[2, 32], DType::F32).unwrap();
+    let out = Tensor::zeros(&ctx, &[2, 32], DType::F32).unwrap();
+    let prefix = KvCache::new(&ctx, 2, 2, 6, 8).unwrap();
+    let half = KvCache::with_dtype(&ctx, DType::F16, 2, 2, 6, 8).unwrap();
+    let run = |prefix: &KvCache, rows: &[u32], lens: &[u32]| {
+        let table = PrefixTable::new(&ctx, &[9, 9], rows, lens).unwrap();
+        let mut rec = Recorder::new(&ctx, "shared-prefix-errors");
+        attention_decode_shared(&mut rec, &heads, &own, prefix, &table, &q, &out)
+    };
+    run(&prefix, &[0, 1], &[6, 3]).unwrap();
+    for (p, rows, lens) in [
+        (&prefix, [0u32, 2], [6u32, 3]),
+        (&prefix, [0, 1], [6, 7]),
+        (&half, [0, 1], [6, 3]),
+    ] {
+        let err = run(p, &rows, &lens).err().unwrap();
+        assert!(err.to_string().contains("attention_decode_shared"), "{err}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! The generation engine on a tiny random model: sampling is reproducible from its seed and
 //! independent of batch composition, log-probs match a teacher-forced forward, stop tokens and
 //! length limits end sequences, trie-constrained beam search with as many beams as items is
-//! exhaustive (so it must reproduce the brute-force ranking exactly), the answer constraint
+//! exhaustive (so it must reproduce the brute-force ranking exactly), beams reading their
+//! prompt from a shared cache equal beams holding copies of it, the answer constraint
 //! only ever yields real item IDs, the GPU token choice agrees with the host reference, and n
 //! samples per prompt from one prefill equal `generate` on the prompts repeated n times.
 
@@ -14,6 +15,7 @@ use grrm_model::generate::{
     SeedStreams,
 };
 use grrm_model::hf::init_random;
+use grrm_model::kernels::attention::AttentionKernel;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 
 fn model() -> Transformer {
@@ -175,6 +177,40 @@ fn beam_workspace_reuse_gives_the_same_hits() {
         let fresh = beam_search(&m, b, &trie, &p).unwrap();
         let reused = beam_search_in(&mut ws, &m, b, &trie, &p).unwrap();
         assert_eq!(reused, fresh);
+    }
+}
+
+/// Beams that read their user's prompt from the prefill's cache (where the SubgroupDecode
+/// kernel runs) find the same items with the same log-probs (within 1e-4: another attention
+/// kernel sums in another order) as beams that each hold a copy of it (the path of adapters
+/// without that kernel, taken here by forcing the Workgroup kernel), over prompts of
+/// different lengths and a workspace reused across batches.
+#[test]
+fn beams_sharing_prompts_equal_beams_copying_them() {
+    let shared = model();
+    let copying = model().with_attention_kernel(AttentionKernel::Workgroup);
+    let items = catalogue();
+    let trie = PrefixTrie::new(&items).unwrap();
+    let p = BeamParams {
+        num_beams: 5,
+        num_results: 5,
+        length_penalty: None,
+    };
+    let batches = [
+        vec![vec![5, 6, 7, 8], vec![10, 11], vec![3; 19]],
+        vec![vec![9, 9, 9, 9, 9, 9, 9], vec![12, 13, 14]],
+    ];
+    let (mut ws_a, mut ws_b) = (BeamWorkspace::default(), BeamWorkspace::default());
+    for b in &batches {
+        let a = beam_search_in(&mut ws_a, &shared, b, &trie, &p).unwrap();
+        let c = beam_search_in(&mut ws_b, &copying, b, &trie, &p).unwrap();
+        for (ha, hc) in a.iter().zip(&c) {
+            assert_eq!(ha.len(), hc.len());
+            for (x, y) in ha.iter().zip(hc) {
+                assert_eq!((x.item, &x.tokens), (y.item, &y.tokens));
+                assert!((x.logprob - y.logprob).abs() < 1e-4, "{x:?} vs {y:?}");
+            }
+        }
     }
 }
 

@@ -53,27 +53,30 @@ struct Beam {
 /// The two caches of users x beams rows that beam search reorders between, kept across calls:
 /// allocating them costs about as much as a whole call on an H200 (the driver zero-fills new
 /// memory), so callers that search batch after batch pass one workspace to `beam_search_in`.
+/// Where the decode kernel reads a shared prefix, a beam's cache holds only the tokens it adds
+/// (its user's prompt stays in the prefill's cache, read by all of the user's beams), so a
+/// reorder copies a few positions; elsewhere every beam row holds its prompt too.
 #[derive(Default)]
 pub struct BeamWorkspace {
     spare: [Option<DecodeState>; 2],
-    /// Per spare cache and row: the user of the current call whose prompt positions the row
-    /// holds (a reorder then copies only the positions after the prompt; all of a user's
-    /// beams share them). Cleared at the start of every call.
+    /// Per spare cache and row (caches holding prompts only): the user of the current call
+    /// whose prompt positions the row holds (a reorder then copies only the positions after
+    /// the prompt; all of a user's beams share them). Cleared at the start of every call.
     owners: [Vec<Option<usize>>; 2],
 }
 
 impl BeamWorkspace {
-    /// Spare cache `i`, (re)allocated when it is too small or of another length. Its weights
-    /// are never multiplied with (a gather into it keeps the source state's), so it takes
-    /// `like`'s instead of casting them again.
+    /// Spare cache `i` of `max_len` positions, (re)allocated when it is too small or of another
+    /// capacity. Its weights are never multiplied with (a reorder into it keeps the source
+    /// state's), so it takes `like`'s instead of casting them again.
     fn cache(
         &mut self,
         i: usize,
         model: &Transformer,
         rows: usize,
+        max_len: usize,
         like: &DecodeState,
     ) -> Result<&DecodeState> {
-        let max_len = like.max_len;
         let fits = self.spare[i]
             .as_ref()
             .is_some_and(|s| s.batch() >= rows && s.max_len == max_len);
@@ -89,6 +92,80 @@ impl BeamWorkspace {
             )?);
         }
         Ok(self.spare[i].as_ref().expect("allocated above"))
+    }
+
+    /// The state of the live beams (row `i` continues row `src[i]` of `state`, a beam of user
+    /// `user_of[i]`) in spare cache `flip` (of `rows` rows: users x beams), recorded into `rec`.
+    #[allow(clippy::too_many_arguments)]
+    fn reorder(
+        &mut self,
+        rec: &mut Recorder,
+        model: &Transformer,
+        state: &DecodeState,
+        src: &[u32],
+        user_of: &[usize],
+        prompt_lens: &[usize],
+        caps: Capacities,
+        (flip, rows): (usize, usize),
+    ) -> Result<DecodeState> {
+        self.cache(flip, model, rows, caps.beam, state)?;
+        let dst = self.spare[flip].as_ref().expect("allocated by cache()");
+        if caps.shared {
+            // From the prefill: nothing to copy. Between beam caches: the few added tokens.
+            return if state.reads_prefix() {
+                state.record_gather_keeping(rec, src, None, dst)
+            } else {
+                state.share_prefix(src, dst)
+            };
+        }
+        // A row that already holds its new beam's prompt gets only the positions after it.
+        let owners = &mut self.owners[flip];
+        let keep: Vec<u32> = user_of
+            .iter()
+            .zip(owners.iter())
+            .map(|(&u, &o)| {
+                if o == Some(u) {
+                    prompt_lens[u] as u32
+                } else {
+                    0
+                }
+            })
+            .collect();
+        for (o, &u) in owners.iter_mut().zip(user_of) {
+            *o = Some(u);
+        }
+        state.record_gather_keeping(rec, src, Some(&keep), dst)
+    }
+}
+
+/// Cache capacities of one call: the prefill's and the beams' (equal unless `shared`).
+#[derive(Clone, Copy)]
+struct Capacities {
+    shared: bool,
+    prompt: usize,
+    beam: usize,
+}
+
+impl Capacities {
+    fn new(model: &Transformer, longest_prompt: usize, trie: &PrefixTrie) -> Result<Self> {
+        let shared = model.attention_heads()?.decodes_shared_prefix(model.ctx());
+        // A beam feeds back at most depth - 1 tokens (an ID's last token ends it). Rounded up
+        // to 16 positions so batches of similar prompts share the workspace's caches.
+        let added = trie.depth().max(1);
+        Ok(if shared {
+            Capacities {
+                shared,
+                prompt: longest_prompt.next_multiple_of(16),
+                beam: added,
+            }
+        } else {
+            let both = (longest_prompt + added).next_multiple_of(16);
+            Capacities {
+                shared,
+                prompt: both,
+                beam: both,
+            }
+        })
     }
 }
 
@@ -124,11 +201,9 @@ pub fn beam_search_in(
     for o in &mut ws.owners {
         o.iter_mut().for_each(|u| *u = None);
     }
-    // IDs are at most a handful of tokens; the cache needs room for the deepest trie path,
-    // rounded up to 16 positions so batches of similar prompts share the workspace's caches.
-    let depth = 8;
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
-    let mut state = DecodeState::new(model, users, (longest + depth).next_multiple_of(16))?;
+    let caps = Capacities::new(model, longest, trie)?;
+    let mut state = DecodeState::new(model, users, caps.prompt)?;
     let chunk: Vec<Vec<u32>> = prompts
         .iter()
         .map(|q| {
@@ -221,21 +296,18 @@ pub fn beam_search_in(
             .flat_map(|(u, ub)| std::iter::repeat_n(u, ub.len()))
             .collect();
         // Two caches of users x beams rows used in turn: the current state lives in one (or
-        // in the prefill's), the reordered one goes to the other. A row that already holds
-        // its new beam's prompt gets only the positions after it.
+        // in the prefill's), the reordered one goes to the other.
         let mut rec = Recorder::new(model.ctx(), "beam_step");
-        ws.cache(flip, model, users * nb, &state)?;
-        let owners = &mut ws.owners[flip];
-        let keep: Vec<u32> = user_of
-            .iter()
-            .zip(owners.iter())
-            .map(|(&u, &o)| if o == Some(u) { real[u] as u32 } else { 0 })
-            .collect();
-        for (o, &u) in owners.iter_mut().zip(&user_of) {
-            *o = Some(u);
-        }
-        let dst = ws.spare[flip].as_ref().expect("allocated by cache()");
-        let mut st = state.record_gather_keeping(&mut rec, &src, Some(&keep), dst)?;
+        let mut st = ws.reorder(
+            &mut rec,
+            model,
+            &state,
+            &src,
+            &user_of,
+            &real,
+            caps,
+            (flip, users * nb),
+        )?;
         flip ^= 1;
         reorder_ms += t_reorder.elapsed().as_secs_f64() * 1e3;
         let t_step = Instant::now();
@@ -266,6 +338,7 @@ pub fn beam_search_in(
     tracing::debug!(
         users,
         steps,
+        shared_prompts = caps.shared,
         prefill_ms,
         host_ms,
         reorder_ms,

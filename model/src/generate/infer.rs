@@ -10,8 +10,8 @@
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{
-    attention_decode, attention_forward, kv_cache_append, kv_cache_gather_keeping, AttentionInputs,
-    KvCache,
+    attention_decode, attention_decode_shared, attention_forward, kv_cache_append,
+    kv_cache_gather_keeping, AttentionInputs, KvCache, PrefixTable,
 };
 use crate::kernels::embedding::embedding;
 use crate::kernels::matmul::MatmulOpts;
@@ -31,6 +31,19 @@ pub struct DecodeState {
     /// f32 masters, or f16 copies cast when this state was made (states derived from it by
     /// gathering keep them): weights may change between generate calls, never within one.
     pub(crate) weights: InferWeights,
+    /// Rows whose first positions live in another state's caches (`share_prefix`); their own
+    /// caches then hold only the positions after the prefix, and `max_len` counts those.
+    pub(crate) prefix: Option<SharedPrefix>,
+}
+
+/// The caches rows read their first positions from: row `i` of the state reads positions
+/// `0..lens[i]` of row `rows[i]` of `caches` (beam search: a user's prompt, held once for all
+/// of the user's beams).
+#[derive(Clone)]
+pub(crate) struct SharedPrefix {
+    caches: Vec<KvCache>,
+    rows: Vec<u32>,
+    lens: Vec<usize>,
 }
 
 impl DecodeState {
@@ -59,11 +72,70 @@ impl DecodeState {
             lengths: vec![0; batch],
             max_len,
             weights,
+            prefix: None,
         })
     }
 
     pub fn batch(&self) -> usize {
         self.lengths.len()
+    }
+
+    /// Whether rows read their first positions from another state's caches (`share_prefix`).
+    pub(crate) fn reads_prefix(&self) -> bool {
+        self.prefix.is_some()
+    }
+
+    /// Positions row `i` holds in its own cache (all of them unless it reads a prefix).
+    fn own_len(&self, i: usize) -> usize {
+        self.lengths[i] - self.prefix.as_ref().map_or(0, |p| p.lens[i])
+    }
+
+    /// A state whose row `i` continues row `src[i]` of this one without copying it: it reads
+    /// this state's positions from its caches and keeps the positions it adds in the first
+    /// `src.len()` rows of `dst`'s caches (whose capacity, `dst.max_len`, counts only those).
+    /// No GPU work; this state's caches must not change while the result is in use.
+    pub(crate) fn share_prefix(&self, src: &[u32], dst: &DecodeState) -> Result<DecodeState> {
+        let bad = self.prefix.is_some()
+            || src.len() > dst.batch()
+            || dst.caches.len() != self.caches.len()
+            || src.iter().any(|&i| i as usize >= self.batch());
+        if bad {
+            return Err(GpuError::shape(
+                "share-prefix",
+                format!(
+                    "{} rows (indices below {}) into a state of {} rows, from a state that \
+                     reads no prefix itself",
+                    src.len(),
+                    self.batch(),
+                    dst.batch()
+                ),
+            ));
+        }
+        let lens: Vec<usize> = src.iter().map(|&i| self.lengths[i as usize]).collect();
+        Ok(DecodeState {
+            caches: dst.row_views(src.len())?,
+            lengths: lens.clone(),
+            max_len: dst.max_len,
+            weights: self.weights.clone(),
+            prefix: Some(SharedPrefix {
+                caches: self.caches.clone(),
+                rows: src.to_vec(),
+                lens,
+            }),
+        })
+    }
+
+    /// The first `n` rows of every layer's cache.
+    fn row_views(&self, n: usize) -> Result<Vec<KvCache>> {
+        self.caches
+            .iter()
+            .map(|c| {
+                Ok(KvCache {
+                    k: c.k.rows(0, n)?,
+                    v: c.v.rows(0, n)?,
+                })
+            })
+            .collect()
     }
 
     /// A new state whose row `i` is a copy of row `src[i]` of this one (beam reordering, or
@@ -123,16 +195,13 @@ impl DecodeState {
                 ),
             ));
         }
-        let caches = dst
-            .caches
-            .iter()
-            .map(|c| {
-                Ok(KvCache {
-                    k: c.k.rows(0, src.len())?,
-                    v: c.v.rows(0, src.len())?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        if src.iter().any(|&i| i as usize >= self.batch()) {
+            return Err(GpuError::shape(
+                "cache-gather-into",
+                format!("a source row index is not below {}", self.batch()),
+            ));
+        }
+        let caches = dst.row_views(src.len())?;
         let idx = Tensor::from_u32(rec.ctx(), &[src.len()], src)?;
         // One keep list for every layer (nothing kept when none is given).
         let zeros;
@@ -145,23 +214,27 @@ impl DecodeState {
         };
         let keep_t = Tensor::from_u32(rec.ctx(), &[src.len()], keep)?;
         let p0 = keep.iter().copied().min().unwrap_or(0) as usize;
-        // Nothing past the longest source row is visible to anyone.
+        // Nothing past the longest source row is visible to anyone (rows reading a prefix
+        // copy only their own positions; the prefix stays where it is).
         let end = src
             .iter()
-            .map(|&i| self.lengths.get(i as usize).copied().unwrap_or(0))
+            .map(|&i| self.own_len(i as usize))
             .max()
             .unwrap_or(0);
         for (s, d) in self.caches.iter().zip(&caches) {
             kv_cache_gather_keeping(rec, s, &idx, Some((&keep_t, p0)), end, d)?;
         }
+        let prefix = self.prefix.as_ref().map(|p| SharedPrefix {
+            caches: p.caches.clone(),
+            rows: src.iter().map(|&i| p.rows[i as usize]).collect(),
+            lens: src.iter().map(|&i| p.lens[i as usize]).collect(),
+        });
         Ok(DecodeState {
             caches,
-            lengths: src
-                .iter()
-                .map(|&i| self.lengths.get(i as usize).copied().unwrap_or(0))
-                .collect(),
+            lengths: src.iter().map(|&i| self.lengths[i as usize]).collect(),
             max_len: self.max_len,
             weights: self.weights.clone(),
+            prefix,
         })
     }
 }
@@ -219,14 +292,22 @@ impl Transformer {
             return Err(GpuError::shape("infer", "repeat must be at least 1"));
         }
         if let Some(i) = (0..b)
-            .find(|&i| state.lengths[i] + real[i] > state.max_len || real[i] == 0 || real[i] > s)
+            .find(|&i| state.own_len(i) + real[i] > state.max_len || real[i] == 0 || real[i] > s)
         {
             return Err(GpuError::shape(
                 "infer",
                 format!(
                     "sequence {i}: length {} + {} real tokens exceeds the cache's {} (or no real token)",
-                    state.lengths[i], real[i], state.max_len
+                    state.own_len(i),
+                    real[i],
+                    state.max_len
                 ),
+            ));
+        }
+        if state.prefix.is_some() && s != 1 {
+            return Err(GpuError::shape(
+                "infer",
+                format!("a state reading a shared prefix decodes one token a step; got {s}"),
             ));
         }
         let c = &self.cfg;
@@ -236,10 +317,20 @@ impl Transformer {
         let positions: Vec<u32> = (0..n)
             .map(|r| (state.lengths[r / s] + r % s).min(self.max_positions() - 1) as u32)
             .collect();
-        let start: Vec<u32> = state.lengths.iter().map(|&l| l as u32).collect();
+        // Where the chunk goes in each row's own cache; with a prefix, the kernels read the
+        // prefix from its caches as the table says.
+        let start: Vec<u32> = (0..b).map(|i| state.own_len(i) as u32).collect();
         let ids_t = Tensor::from_u32(ctx, &[n], &ids)?;
         let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
+        let table = match &state.prefix {
+            Some(p) => {
+                let qpos: Vec<u32> = state.lengths.iter().map(|&l| l as u32).collect();
+                let lens: Vec<u32> = p.lens.iter().map(|&l| l as u32).collect();
+                Some(PrefixTable::new(ctx, &qpos, &p.rows, &lens)?)
+            }
+            None => None,
+        };
 
         let rows = b * repeat;
         let mm = Mm::for_inference(self, &state.weights, n.max(rows))?;
@@ -250,6 +341,7 @@ impl Transformer {
         // training kernels, causal: a right-padded row's real queries never see its padding);
         // only the single-row decode kernel reads f16 caches directly.
         let fresh_half = s > 1
+            && state.prefix.is_none()
             && state.lengths.iter().all(|&l| l == 0)
             && state
                 .caches
@@ -274,8 +366,13 @@ impl Transformer {
         };
         for (li, (l, cache)) in layers.iter().zip(&state.caches).enumerate() {
             let lw = (&mm, li);
+            let shared = match (&state.prefix, &table) {
+                (Some(p), Some(t)) => Some((&p.caches[li], t)),
+                _ => None,
+            };
             let step = LayerStep {
                 cache,
+                shared,
                 pos: &pos_t,
                 start: &start_t,
                 x: &x,
@@ -343,8 +440,11 @@ impl Transformer {
         qk_norm_rope(rec, &self.rope, q, k, x.pos, norm.as_ref())?;
         kv_cache_append(rec, x.cache, k, &s.qkv.v, x.start)?;
         let heads = self.attention_heads()?;
-        match x.fresh_lse {
-            Some(lse) => {
+        match (x.fresh_lse, x.shared) {
+            (_, Some((prefix, table))) => {
+                attention_decode_shared(rec, &heads, x.cache, prefix, table, q, &s.attn)?
+            }
+            (Some(lse), None) => {
                 let chunk = AttentionInputs {
                     batch: x.batch,
                     q,
@@ -354,7 +454,7 @@ impl Transformer {
                 };
                 attention_forward(rec, &heads, &chunk, &s.attn, lse)?;
             }
-            None => attention_decode(rec, &heads, x.cache, q, x.start, None, &s.attn)?,
+            (None, None) => attention_decode(rec, &heads, x.cache, q, x.start, None, &s.attn)?,
         }
         let (mm, li) = lw;
         let attn = mm.act(rec, &s.attn)?;
@@ -380,7 +480,10 @@ impl Transformer {
 /// stream, the temporaries, the next layer's input norm weight, and how a prefill attends.
 struct LayerStep<'a> {
     cache: &'a KvCache,
+    /// The layer's shared-prefix cache and the step's table, for a state that reads one.
+    shared: Option<(&'a KvCache, &'a PrefixTable)>,
     pos: &'a Tensor,
+    /// Where the chunk goes in each row's own cache.
     start: &'a Tensor,
     x: &'a Tensor,
     s: &'a InferScratch,

@@ -14,6 +14,8 @@ struct Node {
 pub struct PrefixTrie {
     nodes: Vec<Node>,
     items: usize,
+    /// Tokens in the longest ID.
+    depth: usize,
 }
 
 /// A position in the trie: the root, or the node after some prefix.
@@ -28,6 +30,7 @@ impl PrefixTrie {
         let mut t = PrefixTrie {
             nodes: vec![Node::default()],
             items: ids.len(),
+            depth: ids.iter().map(Vec::len).max().unwrap_or(0),
         };
         for (item, seq) in ids.iter().enumerate() {
             if seq.is_empty() {
@@ -65,6 +68,11 @@ impl PrefixTrie {
 
     pub fn is_empty(&self) -> bool {
         self.items == 0
+    }
+
+    /// Tokens in the longest ID.
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 
     /// Tokens allowed after `node`, in ascending id order.

@@ -436,6 +436,15 @@ impl AttentionHeads {
             .map(|(k, _)| k)
     }
 
+    /// Whether [`attention_decode_shared`] runs on `ctx` for these heads (it needs the
+    /// `SubgroupDecode` kernel).
+    pub fn decodes_shared_prefix(&self, ctx: &GpuContext) -> bool {
+        matches!(
+            self.decode_plan("attention_decode_shared", ctx, 1),
+            Ok((_, Some(_)))
+        )
+    }
+
     /// `decode_kernel` and, for `SubgroupDecode`, the geometry it runs with.
     fn decode_plan(
         &self,
@@ -1142,6 +1151,7 @@ pub fn attention_decode(
             start,
             key_mask,
             out,
+            prefix: None,
         };
         return attention_decode::record(rec, OP, h, geo, &call);
     }
@@ -1163,6 +1173,129 @@ pub fn attention_decode(
         no_lse.binding(OP)?,
     ];
     dispatch(rec, OP, plan, &mut p, binds)
+}
+
+/// Where each decode row's first keys live when rows share them (beam search: every beam of a
+/// user reads the user's prompt from the prefill's cache, and its own cache holds only the
+/// positions after it). Built once per step on the host, where its entries are checked: the
+/// decode kernel trusts them.
+pub struct PrefixTable {
+    /// u32 `[3 B]`: each row's query position (counting the prefix), its prefix row, and the
+    /// prefix length.
+    words: Tensor,
+    batch: usize,
+    /// One more than the largest prefix row (the prefix cache needs at least this many rows).
+    rows_needed: usize,
+    /// The longest prefix (the prefix cache needs at least this many positions).
+    longest: usize,
+}
+
+impl PrefixTable {
+    /// Row `b` queries at position `qpos[b]` (its keys are positions `0..=qpos[b]`), of which
+    /// the first `lens[b]` are positions `0..lens[b]` of row `rows[b]` of the prefix cache and
+    /// the rest positions `0..=qpos[b] - lens[b]` of its own cache.
+    pub fn new(ctx: &GpuContext, qpos: &[u32], rows: &[u32], lens: &[u32]) -> Result<Self> {
+        let b = qpos.len();
+        if rows.len() != b || lens.len() != b || b == 0 {
+            return Err(GpuError::shape(
+                "prefix_table",
+                format!(
+                    "need one query position, prefix row and prefix length per row; got {}, {} \
+                     and {}",
+                    b,
+                    rows.len(),
+                    lens.len()
+                ),
+            ));
+        }
+        if let Some(i) = (0..b).find(|&i| lens[i] > qpos[i]) {
+            return Err(GpuError::shape(
+                "prefix_table",
+                format!(
+                    "row {i}: prefix of {} positions but query position {} (the query's own key \
+                     must be in the row's own cache)",
+                    lens[i], qpos[i]
+                ),
+            ));
+        }
+        let words: Vec<u32> = qpos.iter().chain(rows).chain(lens).copied().collect();
+        Ok(PrefixTable {
+            words: Tensor::from_u32(ctx, &[3 * b], &words)?,
+            batch: b,
+            rows_needed: rows.iter().map(|&r| r as usize + 1).max().unwrap_or(0),
+            longest: lens.iter().map(|&l| l as usize).max().unwrap_or(0),
+        })
+    }
+}
+
+/// [`attention_decode`] of one query row per sequence whose first keys come from a shared
+/// prefix cache (`prefix` `[P, Hkv, PTmax, D]`, the element type of `cache`) as `table` says,
+/// and the rest from `cache` (position 0 of a row's own cache is its key right after the
+/// prefix). Runs on the `SubgroupDecode` kernel only ([`AttentionHeads::decodes_shared_prefix`]
+/// says whether it can); no key mask.
+pub fn attention_decode_shared(
+    rec: &mut Recorder,
+    h: &AttentionHeads,
+    cache: &KvCache,
+    prefix: &KvCache,
+    table: &PrefixTable,
+    q: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    const OP: &str = "attention_decode_shared";
+    h.check(OP)?;
+    let [b, g, tmax, d] = cache.dims(OP)?;
+    let [pb, pg, ptmax, pd] = prefix.dims(OP)?;
+    let qw = h.q_heads * h.head_dim;
+    let ok = b > 0
+        && g == h.kv_heads
+        && d == h.head_dim
+        && (pg, pd) == (g, d)
+        && prefix.dtype() == cache.dtype()
+        && table.batch == b
+        && table.rows_needed <= pb
+        && table.longest <= ptmax
+        && is(q, DType::F32, &[b, qw])
+        && is(out, DType::F32, &[b, qw]);
+    expect(
+        OP,
+        ok,
+        &format!(
+            "need q, out f32 [B, Hq*D], a cache [B, Hkv, Tmax, D] matching the heads, a prefix \
+             cache of the same element type with [Hkv, D] equal and at least {} rows of {} \
+             positions, and a table of {} rows",
+            table.rows_needed, table.longest, table.batch
+        ),
+        h,
+        &[
+            ("q", q),
+            ("cache k", &cache.k),
+            ("prefix k", &prefix.k),
+            ("out", out),
+        ],
+    )?;
+    u32_of(OP, cache.k.numel().max(prefix.k.numel()))?;
+    u32_of(OP, b * qw)?;
+    let ctx = rec.ctx().clone();
+    let (kernel, geo) = h.decode_plan(OP, &ctx, 1)?;
+    let Some(geo) = geo else {
+        return Err(GpuError::shape(
+            OP,
+            format!("a shared prefix is read only by the SubgroupDecode kernel; this call plans {kernel:?}"),
+        ));
+    };
+    let call = attention_decode::DecodeCall {
+        batch: b,
+        tmax,
+        k: &cache.k,
+        v: &cache.v,
+        q,
+        start: &table.words,
+        key_mask: None,
+        out,
+        prefix: Some((&prefix.k, &prefix.v, ptmax)),
+    };
+    attention_decode::record(rec, OP, h, geo, &call)
 }
 
 /// Beam reordering: `dst[b] = src[src_index[b]]` for keys and values (`src_index` u32

@@ -35,6 +35,8 @@ const BINDINGS: &[Access] = &[
     Access::Read,
     Access::Read,
     Access::ReadWrite,
+    Access::Read,
+    Access::Read,
 ];
 pub(crate) static ENTRY: KernelEntry = KernelEntry {
     source: &SRC_F32,
@@ -60,6 +62,7 @@ pub const MAX_HEAD_DIM: usize = 256;
 
 const HAS_MASK: u32 = 1;
 const HAS_START: u32 = 2;
+const HAS_PREFIX: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -71,7 +74,7 @@ struct DecodeParams {
     scale: f32,
     flags: u32,
     n_wg: u32,
-    _p0: u32,
+    ptmax: u32,
 }
 
 /// How the kernel runs on one adapter: its fixed subgroup size and the workgroup size.
@@ -166,7 +169,7 @@ pub(crate) fn shader_name(half: bool) -> &'static str {
 }
 
 /// The call's tensors, already checked by `attention_decode`: q and out `[B, Hq*D]`, the cache
-/// `[B, Hkv, Tmax, D]`, start u32 `[B]`, key_mask u32 `[B, Tmax]`.
+/// `[B, Hkv, Tmax, D]`, start u32 `[B]` (`[3 B]` with a prefix), key_mask u32 `[B, Tmax]`.
 pub(crate) struct DecodeCall<'a> {
     pub batch: usize,
     pub tmax: usize,
@@ -176,6 +179,9 @@ pub(crate) struct DecodeCall<'a> {
     pub start: &'a Tensor,
     pub key_mask: Option<&'a Tensor>,
     pub out: &'a Tensor,
+    /// The shared-prefix cache's k and v `[P, Hkv, PTmax, D]` and PTmax, checked against the
+    /// table in `start` by `attention_decode_shared`.
+    pub prefix: Option<(&'a Tensor, &'a Tensor, usize)>,
 }
 
 /// Records the kernel for a checked single-row decode call; `geo` from [`fits`].
@@ -193,9 +199,11 @@ pub(crate) fn record(
         hkv: h.kv_heads as u32,
         tmax: x.tmax as u32,
         scale: h.scale(),
-        flags: HAS_START | if x.key_mask.is_some() { HAS_MASK } else { 0 },
+        flags: HAS_START
+            | if x.key_mask.is_some() { HAS_MASK } else { 0 }
+            | if x.prefix.is_some() { HAS_PREFIX } else { 0 },
         n_wg: n_wg as u32,
-        _p0: 0,
+        ptmax: x.prefix.map_or(0, |(_, _, t)| t as u32),
     };
     let constants = [
         ("SG", f64::from(geo.sg)),
@@ -208,6 +216,10 @@ pub(crate) fn record(
         Some(m) => m.binding(op)?,
         None => ctx.unused_binding(),
     };
+    let (pk, pv) = match x.prefix {
+        Some((k, v, _)) => (k.binding(op)?, v.binding(op)?),
+        None => (ctx.unused_binding(), ctx.unused_binding()),
+    };
     let binds = vec![
         x.q.binding(op)?,
         x.k.binding(op)?,
@@ -215,6 +227,8 @@ pub(crate) fn record(
         mask,
         x.start.binding(op)?,
         x.out.binding(op)?,
+        pk,
+        pv,
     ];
     let groups = grid_1d(n_wg as u32, rec.max_groups());
     let entry = if x.k.dtype() == crate::DType::F16 {
