@@ -10,18 +10,20 @@
 //! path is really taken); whole samples stay within 0.05 of f32 teacher forcing; decode steps
 //! differ from f32 decode (the row path is taken) by less than 5e-2 (1.7e-2 seen), and the
 //! tensor-core decode is within 5e-3 of its f32 emulation (both with f32 attention; see the
-//! test for why not closer); and weights
-//! written between generate calls are the ones the next call uses.
+//! test for why not closer); and weights written between generate calls (from the host, by
+//! GPU copies, or by a kernel in place) are the ones the next call uses, while a call after
+//! unchanged weights (which reuses the cast copies) gives the same results.
 
 mod common;
 
 use common::*;
-use grrm_model::generate::{generate, DecodeState, SamplingParams};
+use grrm_model::generate::{generate, DecodeState, Sample, SamplingParams};
+use grrm_model::kernels::elementwise::scale;
 use grrm_model::hf::init_random;
 use grrm_model::kernels::attention::AttentionKernel;
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
-use grrm_model::GpuContext;
+use grrm_model::{GpuContext, Recorder};
 
 fn model(ctx: &GpuContext, seed: u64, p: MatmulPrecision) -> Transformer {
     let mut cfg = tiny_generation_config();
@@ -107,20 +109,48 @@ fn weights_written_between_calls_are_used_by_the_next_call() {
         let a = model(&ctx, 21, p);
         let b = model(&ctx, 33, p);
         let before = generate(&a, &prompts, &params(), &[], None).unwrap();
+        // Every master written by copies recorded on the GPU.
+        let mut rec = Recorder::new(&ctx, "write-masters");
         for (ta, tb) in a.params.tensors().into_iter().zip(b.params.tensors()) {
-            ta.write_f32(&tb.to_f32_vec().unwrap()).unwrap();
+            rec.copy(tb.binding("test").unwrap(), ta.binding("test").unwrap())
+                .unwrap();
         }
+        rec.submit().unwrap();
         let after = generate(&a, &prompts, &params(), &[], None).unwrap();
         let want = generate(&b, &prompts, &params(), &[], None).unwrap();
+        let logprobs = |v: &[Sample]| v.iter().map(|s| s.logprobs.clone()).collect::<Vec<_>>();
         for (x, y) in after.iter().zip(&want) {
             assert_eq!(x.tokens, y.tokens, "{p:?}");
             assert_eq!(x.logprobs, y.logprobs, "{p:?}");
         }
         assert_ne!(
-            before.iter().map(|s| &s.logprobs).collect::<Vec<_>>(),
-            after.iter().map(|s| &s.logprobs).collect::<Vec<_>>(),
+            logprobs(&before),
+            logprobs(&after),
             "{p:?}: the new weights changed nothing"
         );
+        // A call with unchanged weights reuses the cast copies: the same results.
+        let again = generate(&a, &prompts, &params(), &[], None).unwrap();
+        assert_eq!(logprobs(&again), logprobs(&after), "{p:?}");
+        // One master rewritten in place by a kernel.
+        for m in [&a, &b] {
+            let mut rec = Recorder::new(&ctx, "scale-master");
+            scale(&mut rec, 0.25, &m.params.layers[0].mlp.down_proj.weight).unwrap();
+            rec.submit().unwrap();
+        }
+        let scaled = generate(&a, &prompts, &params(), &[], None).unwrap();
+        let want = generate(&b, &prompts, &params(), &[], None).unwrap();
+        assert_eq!(logprobs(&scaled), logprobs(&want), "{p:?}");
+        assert_ne!(logprobs(&scaled), logprobs(&after), "{p:?}: scaling changed nothing");
+        // One master written from the host.
+        for m in [&a, &b] {
+            let w = &m.params.layers[1].self_attn.o_proj.weight;
+            let flipped: Vec<f32> = w.to_f32_vec().unwrap().iter().map(|v| -v).collect();
+            w.write_f32(&flipped).unwrap();
+        }
+        let flipped = generate(&a, &prompts, &params(), &[], None).unwrap();
+        let want = generate(&b, &prompts, &params(), &[], None).unwrap();
+        assert_eq!(logprobs(&flipped), logprobs(&want), "{p:?}");
+        assert_ne!(logprobs(&flipped), logprobs(&scaled), "{p:?}: the write changed nothing");
     }
 }
 

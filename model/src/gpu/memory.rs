@@ -78,6 +78,9 @@ pub struct TrackedBuffer {
     pool: Option<Arc<BufferPool>>,
     /// Where its tensor was allocated (the pool's hint for the next request).
     site: Site,
+    /// Writes recorded or queued into it so far (`note_write`): lets a derived copy (the f16
+    /// weights) tell whether its source changed since it was made.
+    writes: AtomicU64,
 }
 
 impl std::fmt::Debug for TrackedBuffer {
@@ -104,7 +107,19 @@ impl TrackedBuffer {
             counter,
             pool,
             site,
+            writes: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one write: a dispatch that binds it writable or a copy into it (counted when
+    /// recorded), or a host write (when queued).
+    pub(crate) fn note_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes counted so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
 use super::memory::TrackedBuffer;
-use super::pipeline::{Compiled, KernelEntry, PARAM_SLOT};
+use super::pipeline::{Access, Compiled, KernelEntry, PARAM_SLOT};
 use super::profiler::QUERIES_PER_SET;
 use super::tensor::{DType, Tensor};
 
@@ -240,6 +240,11 @@ impl Recorder {
             .inner
             .pipelines
             .get(self.ctx.device(), k, constants)?;
+        for (b, access) in bindings.iter().zip(k.bindings) {
+            if *access == Access::ReadWrite {
+                b.buffer.note_write();
+            }
+        }
         let param_offset = self.params.len() as u32;
         self.params.extend_from_slice(bytes);
         self.params
@@ -262,6 +267,7 @@ impl Recorder {
                 format!("source {} bytes, destination {} bytes", src.size, dst.size),
             ));
         }
+        dst.buffer.note_write();
         self.cmds.push(Cmd::Copy { src, dst });
         Ok(())
     }

@@ -116,6 +116,7 @@ impl Tensor {
         let words = vec![word; (t.buffer.size() / 4) as usize];
         ctx.queue()
             .write_buffer(&t.buffer, 0, bytemuck::cast_slice(&words));
+        t.buffer.note_write();
         Ok(t)
     }
 
@@ -142,6 +143,7 @@ impl Tensor {
                 bytes
             };
             ctx.queue().write_buffer(&t.buffer, 0, data);
+            t.buffer.note_write();
         }
         // A reused buffer's last partial 16-byte word may hold old bytes; kernels that read
         // whole words expect zeros there, as in a new buffer.
@@ -187,6 +189,7 @@ impl Tensor {
         self.ctx
             .queue()
             .write_buffer(&self.buffer, self.byte_offset(), bytemuck::cast_slice(data));
+        self.buffer.note_write();
         Ok(())
     }
 

@@ -4,9 +4,9 @@
 //! it, so a decode step multiplies each stack once; the per-projection operands are views of
 //! the stack, so training multiplies them one by one as before.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::gpu::{GpuError, Recorder, Result, Tensor};
+use crate::gpu::{GpuContext, GpuError, Recorder, Result, Tensor, TrackedBuffer};
 use crate::kernels::cast_scaled::{cast_scaled, cast_scaled_group};
 use crate::DType;
 
@@ -21,6 +21,27 @@ pub(crate) const SLOT: usize = 64;
 pub(crate) struct HalfWeights {
     pub(crate) layers: Vec<LayerWeights>,
     pub(crate) out: Operand,
+    /// The masters' buffers and write counts as of the last submitted `refresh_if_stale`.
+    cast_from: Mutex<Vec<Stamp>>,
+}
+
+/// A buffer and how many writes it had seen (`TrackedBuffer::writes`).
+struct Stamp(Arc<TrackedBuffer>, u64);
+
+impl PartialEq for Stamp {
+    fn eq(&self, o: &Stamp) -> bool {
+        Arc::ptr_eq(&self.0, &o.0) && self.1 == o.1
+    }
+}
+
+/// Every master a refresh reads, stamped now.
+fn stamps(p: &Params) -> Vec<Stamp> {
+    p.layers
+        .iter()
+        .flat_map(|l| layer_linears(l).map(|lin| &lin.weight))
+        .chain([p.output_embedding()])
+        .map(|t| Stamp(t.buffer.clone(), t.buffer.writes()))
+        .collect()
 }
 
 /// One layer's cast weights. q, k and v (and gate and up) live stacked in one buffer with one
@@ -152,10 +173,31 @@ impl HalfWeights {
             layers.push(LayerWeights { proj, qkv, gate_up });
         }
         let out = alone(p.output_embedding(), dtype, &mut slots)?;
-        Ok(HalfWeights { layers, out })
+        Ok(HalfWeights {
+            layers,
+            out,
+            cast_from: Mutex::new(Vec::new()),
+        })
     }
 
-    /// Casts every weight from the f32 masters (a stack with its one scale).
+    /// `refresh` in a submission of its own, skipped when no master was written since the
+    /// last one (inference calls between optimizer steps: a beam-search call cast 0.6B
+    /// weights, two passes over 2.3 GB, to get the copies it already had).
+    pub(crate) fn refresh_if_stale(&self, ctx: &GpuContext, p: &Params) -> Result<()> {
+        let now = stamps(p);
+        let mut last = self.cast_from.lock().expect("cast stamps");
+        if *last == now {
+            return Ok(());
+        }
+        let mut rec = Recorder::new(ctx, "cast-weights");
+        self.refresh(&mut rec, p)?;
+        rec.submit()?;
+        *last = now;
+        Ok(())
+    }
+
+    /// Casts every weight from the f32 masters (a stack with its one scale), recorded into
+    /// `rec` (the copies are fresh whoever wrote the masters, whenever `rec` is submitted).
     pub(crate) fn refresh(&self, rec: &mut Recorder, p: &Params) -> Result<()> {
         for (l, h) in p.layers.iter().zip(&self.layers) {
             let ls = layer_linears(l);

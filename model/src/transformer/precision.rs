@@ -152,15 +152,13 @@ pub(crate) enum InferWeights {
 
 impl super::Transformer {
     /// The weights inference uses under this model's precision; with f16 operands, casts them
-    /// from the f32 masters now (one submission).
+    /// from the f32 masters now (one submission) unless no master changed since the last cast.
     pub(crate) fn inference_weights(&self) -> Result<InferWeights> {
         let Some(dtype) = self.matmul_precision()?.operand_dtype() else {
             return Ok(InferWeights::F32);
         };
         let w = self.half_weights.get(&self.params, dtype)?;
-        let mut rec = Recorder::new(&self.ctx, "cast-weights");
-        w.refresh(&mut rec, &self.params)?;
-        rec.submit()?;
+        w.refresh_if_stale(&self.ctx, &self.params)?;
         Ok(InferWeights::Half(w, dtype))
     }
 }
