@@ -759,7 +759,15 @@ fn split_k(rec: &Recorder, pl: &Plan, batch: usize, want: SplitK) -> Result<Opti
             if !gpu || !splittable || invocations >= SPLIT_TARGET_INVOCATIONS {
                 return Ok(None);
             }
-            (SPLIT_TARGET_INVOCATIONS.div_ceil(invocations) as usize)
+            // The staged kernel holds its 128x128 blocks two to an SM: a grid of about one
+            // wave (256 blocks on 132 SMs) cut in two runs as two waves of half the depth
+            // each, plus the reduction, so it splits only into whole copies of one wave.
+            let slices = if std::ptr::eq(pl.entry, &COOP_TILED) {
+                (SPLIT_TARGET_INVOCATIONS / 2 / invocations) as usize
+            } else {
+                SPLIT_TARGET_INVOCATIONS.div_ceil(invocations) as usize
+            };
+            slices
                 .min(k / SPLIT_MIN_K)
                 .min(SPLIT_SCRATCH_BYTES / plane_bytes)
                 .min(by_binding)
