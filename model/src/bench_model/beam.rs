@@ -38,6 +38,9 @@ pub struct BeamResult {
     pub peak_bytes: u64,
 }
 
+/// Untimed calls before the timed ones.
+const WARM_UP_CALLS: usize = 2;
+
 pub fn run(
     model: &Transformer,
     o: &BeamOpts,
@@ -64,14 +67,19 @@ pub fn run(
     let per_call = o.batch_users.max(1);
     let start = Instant::now();
     // One workspace for every call, as an evaluator keeps one (the warm-up allocates it).
+    // Two warm-up calls: the first compiles the pipelines while the GPU idles, and the
+    // timed call right after it ran at 1.6-2.5x its steady time in some H100 runs (clocks
+    // still rising, bench/NOTES.md); bench/model_transformers.py warms up twice as well.
     let mut ws = BeamWorkspace::default();
-    beam_search_in(
-        &mut ws,
-        model,
-        &prompts[..per_call.min(prompts.len())],
-        &trie,
-        &params,
-    )?;
+    for _ in 0..WARM_UP_CALLS {
+        beam_search_in(
+            &mut ws,
+            model,
+            &prompts[..per_call.min(prompts.len())],
+            &trie,
+            &params,
+        )?;
+    }
     progress(&format!(
         "beam: warm-up {:.2} s; timing {} users ({} per call) x {} beams over {} items ({} levels x {} codes)",
         start.elapsed().as_secs_f64(),
