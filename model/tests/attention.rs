@@ -1410,7 +1410,10 @@ fn shared_prefix_decode_equals_decode_over_assembled_rows() {
         let mut pk = vec![f32::NAN; users * hkv * ptmax * d];
         let mut pv = pk.clone();
         for u in 0..users {
-            let used = (2 * u..(2 * u + 2).min(b)).map(|r| lens[r]).max().unwrap_or(0);
+            let used = (2 * u..(2 * u + 2).min(b))
+                .map(|r| lens[r])
+                .max()
+                .unwrap_or(0);
             for g in 0..hkv {
                 for j in 0..used {
                     let (from, to) = (c.row(2 * u, g, j), prow(u, g, j));
@@ -1430,14 +1433,14 @@ fn shared_prefix_decode_equals_decode_over_assembled_rows() {
         }
         let otmax = (0..b).map(|bi| c.starts[bi] - lens[bi]).max().unwrap() + 3;
         let orow = |bi: usize, g: usize, j: usize| ((bi * hkv + g) * otmax + j) * d;
-        let mut ok_ = vec![f32::NAN; b * hkv * otmax * d];
-        let mut ov = ok_.clone();
-        for bi in 0..b {
+        let mut own_k = vec![f32::NAN; b * hkv * otmax * d];
+        let mut own_v = own_k.clone();
+        for (bi, &plen) in lens.iter().enumerate() {
             for g in 0..hkv {
-                for j in lens[bi]..=c.starts[bi] {
-                    let (from, to) = (c.row(bi, g, j), orow(bi, g, j - lens[bi]));
-                    ok_[to..to + d].copy_from_slice(&x.k[from..from + d]);
-                    ov[to..to + d].copy_from_slice(&x.v[from..from + d]);
+                for j in plen..=c.starts[bi] {
+                    let (from, to) = (c.row(bi, g, j), orow(bi, g, j - plen));
+                    own_k[to..to + d].copy_from_slice(&x.k[from..from + d]);
+                    own_v[to..to + d].copy_from_slice(&x.v[from..from + d]);
                 }
             }
         }
@@ -1455,8 +1458,8 @@ fn shared_prefix_decode_equals_decode_over_assembled_rows() {
                 v: upload(&pv, &[users, hkv, ptmax, d]),
             };
             let own = KvCache {
-                k: upload(&ok_, &[b, hkv, otmax, d]),
-                v: upload(&ov, &[b, hkv, otmax, d]),
+                k: upload(&own_k, &[b, hkv, otmax, d]),
+                v: upload(&own_v, &[b, hkv, otmax, d]),
             };
             let qpos: Vec<u32> = c.starts.iter().map(|&s| s as u32).collect();
             let rows: Vec<u32> = (0..b as u32).map(|r| r / 2).collect();
@@ -1484,7 +1487,9 @@ fn shared_prefix_decode_equals_decode_over_assembled_rows() {
 fn shared_prefix_rejects_tables_outside_its_caches() {
     let ctx = ctx();
     let heads = AttentionHeads::new(4, 2, 8);
-    let err = PrefixTable::new(&ctx, &[3, 5], &[0, 1], &[4, 2]).err().unwrap();
+    let err = PrefixTable::new(&ctx, &[3, 5], &[0, 1], &[4, 2])
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("prefix_table"), "{err}");
     assert!(PrefixTable::new(&ctx, &[3], &[0, 1], &[1]).is_err());
     if !heads.decodes_shared_prefix(&ctx) {

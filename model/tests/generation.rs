@@ -365,4 +365,13 @@ fn groups_from_one_prefill_equal_generate_on_repeated_prompts() {
         None
     )
     .is_err());
+    // Under f16 precision too (f16 caches: samples read the prompt from the prefill's cache
+    // where the subgroup decode kernel runs, and from their own copies in `generate`).
+    let half = model().with_matmul_precision(MatmulPrecision::F16Emulated);
+    let groups = generate_groups(&half, &refs, n, SeedStreams::Flat, &p, &[], None).unwrap();
+    let want = generate(&half, &flat, &p, &[], None).unwrap();
+    for (g, w) in groups.iter().flatten().zip(&want) {
+        assert_eq!(g.tokens, w.tokens);
+        assert_eq!(bits(g), bits(w));
+    }
 }

@@ -18,9 +18,9 @@ mod common;
 
 use common::*;
 use grrm_model::generate::{generate, DecodeState, Sample, SamplingParams};
-use grrm_model::kernels::elementwise::scale;
 use grrm_model::hf::init_random;
 use grrm_model::kernels::attention::AttentionKernel;
+use grrm_model::kernels::elementwise::scale;
 use grrm_model::kernels::matmul::coop16_available;
 use grrm_model::transformer::{MatmulPrecision, TokenBatch, Transformer};
 use grrm_model::{GpuContext, Recorder};
@@ -140,7 +140,11 @@ fn weights_written_between_calls_are_used_by_the_next_call() {
         let scaled = generate(&a, &prompts, &params(), &[], None).unwrap();
         let want = generate(&b, &prompts, &params(), &[], None).unwrap();
         assert_eq!(logprobs(&scaled), logprobs(&want), "{p:?}");
-        assert_ne!(logprobs(&scaled), logprobs(&after), "{p:?}: scaling changed nothing");
+        assert_ne!(
+            logprobs(&scaled),
+            logprobs(&after),
+            "{p:?}: scaling changed nothing"
+        );
         // One master written from the host.
         for m in [&a, &b] {
             let w = &m.params.layers[1].self_attn.o_proj.weight;
@@ -150,7 +154,11 @@ fn weights_written_between_calls_are_used_by_the_next_call() {
         let flipped = generate(&a, &prompts, &params(), &[], None).unwrap();
         let want = generate(&b, &prompts, &params(), &[], None).unwrap();
         assert_eq!(logprobs(&flipped), logprobs(&want), "{p:?}");
-        assert_ne!(logprobs(&flipped), logprobs(&scaled), "{p:?}: the write changed nothing");
+        assert_ne!(
+            logprobs(&flipped),
+            logprobs(&scaled),
+            "{p:?}: the write changed nothing"
+        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! The one sampling loop: every prompt is prefilled once and its KV cache fanned out to its n
-//! samples; each step records the decode forward and the token choice in one submission, and
+//! The one sampling loop: every prompt is prefilled once and its KV cache shared by its n
+//! samples (read in place where the decode kernel can, copied elsewhere); each step records the decode forward and the token choice in one submission, and
 //! reads back one (token, log-prob) pair per sequence. `generate`, the evaluator's reasoning
 //! sampler and SRPO rollouts all run it.
 
@@ -184,15 +184,26 @@ fn decode(
     let real: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
     let t_call = Instant::now();
     let mut rec = Recorder::new(model.ctx(), "generate");
-    let capacity = (longest + params.max_new_tokens).next_multiple_of(KV_CAPACITY_BLOCK);
+    // n samples of a prompt read its positions from the prefill's cache where the decode
+    // kernel can (their own caches hold only what they generate), instead of n copies of it.
+    let shared = n > 1 && model.attention_heads()?.decodes_shared_prefix(model.ctx());
+    let new_cap = params.max_new_tokens.next_multiple_of(KV_CAPACITY_BLOCK);
+    let capacity = if shared {
+        longest.next_multiple_of(KV_CAPACITY_BLOCK)
+    } else {
+        (longest + params.max_new_tokens).next_multiple_of(KV_CAPACITY_BLOCK)
+    };
     let mut prefill = DecodeState::new(model, prompts.len(), capacity)?;
     let state_ms = t_call.elapsed().as_secs_f64() * 1e3;
     let mut logp =
         model.record_infer(&mut rec, &mut prefill, &chunk, &real, params.temperature, n)?;
+    let src: Vec<u32> = (0..b).map(|r| (r / n) as u32).collect();
     let mut state = if n == 1 {
         prefill
+    } else if shared {
+        let own = DecodeState::alloc(model, b, new_cap, prefill.weights.clone())?;
+        prefill.share_prefix(&src, &own)?
     } else {
-        let src: Vec<u32> = (0..b).map(|r| (r / n) as u32).collect();
         prefill.record_gather(&mut rec, model, &src)?
     };
     // Where the time goes (debug log): recording on the host vs submit-and-wait (GPU work and
@@ -256,6 +267,7 @@ fn decode(
     let (bind_groups_created, bind_groups_reused) = rec.bind_group_stats();
     tracing::debug!(
         rows = b,
+        shared_prompts = shared,
         steps,
         commands,
         bind_groups_created,
