@@ -132,7 +132,7 @@ impl Prepared {
         let longest = self.prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
         longest
             + match cfg.mode {
-                // beam_search reserves 8 positions for an ID.
+                // beam_search feeds back all but an ID's last token (8 kept as a floor).
                 PromptMode::Direct => 8.max(self.catalogue.max_id_len() + 1),
                 PromptMode::Reasoning => cfg.reasoning.max_new_tokens,
             }

@@ -138,7 +138,7 @@ impl ModelBenchOpts {
 
     /// Positions the RoPE table must cover for every workload.
     fn max_positions(&self) -> usize {
-        // beam_search keeps room for 8 ID tokens after the prompt.
+        // beam_search feeds back at most an ID's tokens after the prompt (8 is ample).
         (self.train.seq)
             .max(self.sample.prompt_len + self.sample.new_tokens)
             .max(self.beam.prompt_len + 8)

@@ -149,8 +149,9 @@ struct Capacities {
 impl Capacities {
     fn new(model: &Transformer, longest_prompt: usize, trie: &PrefixTrie) -> Result<Self> {
         let shared = model.attention_heads()?.decodes_shared_prefix(model.ctx());
-        // A beam feeds back at most depth - 1 tokens (an ID's last token ends it). Rounded up
-        // to 16 positions so batches of similar prompts share the workspace's caches.
+        // A beam feeds back at most depth - 1 tokens (an ID's last token ends it). Prompt
+        // capacities are rounded up to 16 positions so batches of similar prompts share the
+        // workspace's caches (the beams' own capacity is the same for every batch).
         let added = trie.depth().max(1);
         Ok(if shared {
             Capacities {
