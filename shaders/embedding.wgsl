@@ -12,14 +12,15 @@ struct Params {
     u0: u32,    // scatter_add: first unique id (index into the CSR) of this window
     n_uniq: u32, // scatter_add: unique ids in this window
     n_all: u32, // scatter_add: unique ids in the whole CSR (offsets start at csr[n_all])
-    _p0: u32,
+    ids_stride: u32, // gather: words between consecutive ids (1, or 2 for [N, 2] rows)
     _p1: u32,
     _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// out[t, d] = table[ids[t], d]; an id >= vocab gives a zero row instead of reading out of bounds.
+// out[t, d] = table[ids[t * ids_stride], d]; an id >= vocab gives a zero row instead of reading
+// out of bounds.
 @group(0) @binding(1) var<storage, read> g_ids: array<u32>;
 @group(0) @binding(2) var<storage, read> g_table: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g_out: array<f32>;
@@ -33,7 +34,7 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     }
     let t = i / p.dim;
     let d = i - t * p.dim;
-    let id = g_ids[t];
+    let id = g_ids[t * p.ids_stride];
     if (id >= p.row0 && id - p.row0 < p.rows) {
         g_out[i] = g_table[(id - p.row0) * p.dim + d];
     } else if (p.zero_oob != 0u && id >= p.vocab) {

@@ -1,6 +1,6 @@
 //! Embedding gather and its scatter-add gradient against an f64 reference, on odd shapes,
 //! with ids outside the table, repeated ids, tables chunked over several bindings, and a
-//! 150,001-row vocabulary.
+//! 150,001-row vocabulary; the gather of column 0 of [N, 2] id rows equals the plain gather.
 //! Tolerances: gather is a copy (bit-exact; out-of-range ids give zero rows). The gradient
 //! sums at most N f32 rows per table row: |err| <= 1e-6 + N * 2^-24 * sum |terms|
 //! (stated as 1e-6 + 1e-5 * sum |terms| for N <= 129).
@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use grrm_model::kernels::embedding::{embedding, embedding_backward};
+use grrm_model::kernels::embedding::{embedding, embedding_backward, embedding_column0};
 use grrm_model::{DType, GpuContext, Recorder, Tensor};
 use rand::Rng;
 
@@ -18,11 +18,27 @@ fn gather_case(ctx: &GpuContext, v: usize, d: usize, ids: &[u32], seed: u64) {
     let n = ids.len();
     let tt = Tensor::from_f32(ctx, &[v, d], &table).unwrap();
     let ti = Tensor::from_u32(ctx, &[n], ids).unwrap();
+    // The same ids as column 0 of [N, 2] rows whose column 1 holds other ids (a choice
+    // output's token and log-prob bits).
+    let rows: Vec<u32> = ids.iter().flat_map(|&i| [i, i ^ 0x5a5a]).collect();
+    let tr = Tensor::from_u32(ctx, &[n, 2], &rows).unwrap();
     let out = Tensor::poisoned(ctx, &[n, d], DType::F32).unwrap();
+    let out_rows = Tensor::poisoned(ctx, &[n, d], DType::F32).unwrap();
     let mut rec = Recorder::new(ctx, "test");
     embedding(&mut rec, &tt, &ti, &out).unwrap();
+    embedding_column0(&mut rec, &tt, &tr, &out_rows).unwrap();
     rec.submit().unwrap();
     let got = out.to_f32_vec().unwrap();
+    assert_eq!(
+        out_rows
+            .to_f32_vec()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<_>>(),
+        got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        "embedding_column0 v{v} d{d}"
+    );
     for (t, &id) in ids.iter().enumerate() {
         for k in 0..d {
             let want = if (id as usize) < v {

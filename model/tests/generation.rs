@@ -259,6 +259,8 @@ fn bits(s: &Sample) -> Vec<u32> {
 
 /// The GPU choice (`kernels::sample`) and the host reference (`choose` on rows read back) on
 /// the same seeds: identical tokens and bit-identical log-probs (both read the same GPU rows).
+/// Without a constraint the GPU runs the loop that records each step before the previous
+/// step's choices are back (fed on the GPU); the host runs the step-by-step loop.
 /// The two may differ only where a cumulative weight lies within f32 rounding (~1e-7 of the
 /// row's mass) of a top-p or inverse-CDF boundary; over these few hundred choices from a
 /// 50-token vocabulary none does, so equality is asserted.
@@ -285,7 +287,7 @@ fn gpu_and_host_samplers_choose_the_same_tokens() {
         (1.0, 0, 0.8),
         (1.5, 10, 0.9),
     ];
-    let mut compared = 0;
+    let (mut compared, mut stopped_ahead) = (0, 0);
     for (i, &(temperature, top_k, top_p)) in grid.iter().enumerate() {
         let p = SamplingParams {
             temperature,
@@ -302,10 +304,15 @@ fn gpu_and_host_samplers_choose_the_same_tokens() {
                 assert_eq!(bits(g), bits(h), "params {p:?}");
                 assert_eq!(g.finish, h.finish);
                 compared += g.tokens.len();
+                stopped_ahead +=
+                    usize::from(constraint.is_none() && g.finish == FinishReason::Stop);
             }
         }
     }
     eprintln!("{compared} tokens compared");
+    // The unconstrained GPU loop records a step ahead: sequences that stop early are seen a
+    // step late there, and must still end exactly where the host loop ends them.
+    assert!(stopped_ahead > 0, "no unconstrained sequence stopped early");
 }
 
 /// n samples per prompt from one prefill fanned out (the evaluator's and SRPO's sampling) are

@@ -12,8 +12,8 @@ use super::answer::{AnswerConstraint, AnswerState};
 use super::infer::DecodeState;
 use super::sampling::{choose, draws_uniform, sequence_rng, SamplingParams};
 use super::{FinishReason, Sample};
-use crate::gpu::{DType, GpuError, Recorder, Result, Tensor};
-use crate::kernels::sample::{read_choices, sample, RowChoice, RowPlan, SampleOpts};
+use crate::gpu::{DType, GpuError, PendingRead, Recorder, Result, Tensor};
+use crate::kernels::sample::{choices_of, read_choices, sample, RowChoice, RowPlan, SampleOpts};
 use crate::transformer::Transformer;
 
 /// Sampling caches hold a whole multiple of this many positions. A freed state's buffers go
@@ -209,79 +209,180 @@ fn decode(
     // Where the time goes (debug log): recording on the host vs submit-and-wait (GPU work and
     // read-back), the first choice (which waits for the prefill) apart.
     let prefill_record_ms = t_call.elapsed().as_secs_f64() * 1e3;
-    let (mut first_wait_ms, mut wait_ms, mut record_ms, mut steps) = (0.0, 0.0, 0.0, 0);
-    for step in 0..params.max_new_tokens {
-        let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
-        let t_wait = Instant::now();
-        let chosen = match sampler {
-            Sampler::Gpu => choose_on_gpu(&mut rec, &logp, &picks, seqs, params)?,
-            Sampler::Host => {
-                rec.submit()?;
-                choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
-            }
-        };
-        let waited = t_wait.elapsed().as_secs_f64() * 1e3;
-        if step == 0 {
-            first_wait_ms = waited;
-        } else {
-            wait_ms += waited;
-        }
-        steps += 1;
-        for (s, choice) in seqs.iter_mut().zip(chosen) {
-            let Some((tok, lp)) = choice else { continue };
-            s.sample.tokens.push(tok);
-            s.sample.logprobs.push(lp);
-            if let Some(c) = constraint {
-                s.answer = s.answer.advance(c, &s.sample.tokens, tok);
-            }
-            if stop_tokens.contains(&tok) {
-                s.done = true;
-                s.sample.finish = FinishReason::Stop;
-            }
-        }
-        if seqs.iter().all(|s| s.done) || step + 1 == params.max_new_tokens {
-            break;
-        }
-        let next: Vec<Vec<u32>> = seqs
-            .iter()
-            .map(|s| {
-                vec![if s.done {
-                    0
-                } else {
-                    *s.sample.tokens.last().expect("a token")
-                }]
-            })
-            .collect();
-        let t_record = Instant::now();
-        logp = model.record_infer(
+    let mut t = StepTimes::default();
+    // Without a constraint on the GPU sampler, no step's recording needs the previous choice:
+    // the next step reads it on the GPU, and the host records while the GPU runs.
+    let pipelined = sampler == Sampler::Gpu && constraint.is_none();
+    if pipelined {
+        decode_ahead(
+            model,
             &mut rec,
             &mut state,
-            &next,
-            &vec![1; b],
-            params.temperature,
-            1,
+            logp,
+            params,
+            stop_tokens,
+            seqs,
+            &mut t,
         )?;
-        record_ms += t_record.elapsed().as_secs_f64() * 1e3;
+    } else {
+        for step in 0..params.max_new_tokens {
+            let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
+            let t_wait = Instant::now();
+            let chosen = match sampler {
+                Sampler::Gpu => {
+                    let out = record_choice(&mut rec, &logp, &picks, seqs, params)?;
+                    rec.submit()?;
+                    sampled_only(read_choices(&out)?, &picks)
+                }
+                Sampler::Host => {
+                    rec.submit()?;
+                    choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
+                }
+            };
+            t.waited(step, t_wait);
+            apply(seqs, chosen, stop_tokens, constraint);
+            if seqs.iter().all(|s| s.done) || step + 1 == params.max_new_tokens {
+                break;
+            }
+            let next: Vec<Vec<u32>> = seqs
+                .iter()
+                .map(|s| {
+                    vec![if s.done {
+                        0
+                    } else {
+                        *s.sample.tokens.last().expect("a token")
+                    }]
+                })
+                .collect();
+            let t_record = Instant::now();
+            logp = model.record_infer(
+                &mut rec,
+                &mut state,
+                &next,
+                &vec![1; b],
+                params.temperature,
+                1,
+            )?;
+            t.record_ms += t_record.elapsed().as_secs_f64() * 1e3;
+        }
     }
     let (encode, commands) = rec.encode_stats();
     let (bind_groups_created, bind_groups_reused) = rec.bind_group_stats();
     tracing::debug!(
         rows = b,
         shared_prompts = shared,
-        steps,
+        pipelined,
+        steps = t.steps,
         commands,
         bind_groups_created,
         bind_groups_reused,
         encode_ms = encode.as_secs_f64() * 1e3,
         state_ms,
         prefill_record_ms,
-        first_wait_ms,
-        decode_record_ms = record_ms,
-        decode_wait_ms = wait_ms,
+        first_wait_ms = t.first_wait_ms,
+        decode_record_ms = t.record_ms,
+        decode_wait_ms = t.wait_ms,
         total_ms = t_call.elapsed().as_secs_f64() * 1e3,
         "sampling call"
     );
     Ok(())
+}
+
+/// Host time of a sampling call's steps (debug log).
+#[derive(Default)]
+struct StepTimes {
+    first_wait_ms: f64,
+    wait_ms: f64,
+    record_ms: f64,
+    steps: usize,
+}
+
+impl StepTimes {
+    /// Step `step`'s choices arrived; the wait began at `since`.
+    fn waited(&mut self, step: usize, since: Instant) {
+        let ms = since.elapsed().as_secs_f64() * 1e3;
+        if step == 0 {
+            self.first_wait_ms = ms;
+        } else {
+            self.wait_ms += ms;
+        }
+        self.steps += 1;
+    }
+}
+
+/// The unconstrained GPU-sampler loop, one step ahead: step t's forward (fed from step t-1's
+/// choices on the GPU) and token choice are recorded and submitted before step t-1's choices
+/// are read back, so the host records while the GPU computes. A sequence that stops is seen
+/// one step late: the step it still sampled is discarded, and its draws from then on are
+/// never used, so every sequence gets what the step-by-step loop gives it (bit for bit where
+/// rows do not share operand scales; f16 steps of 256+ rows cast all rows with one scale, and
+/// a stopped row's input differs here). `logp` is the prefill's log-probs, recorded in `rec`.
+#[allow(clippy::too_many_arguments)]
+fn decode_ahead(
+    model: &Transformer,
+    rec: &mut Recorder,
+    state: &mut DecodeState,
+    mut logp: Tensor,
+    params: &SamplingParams,
+    stop_tokens: &[u32],
+    seqs: &mut [Seq],
+    t: &mut StepTimes,
+) -> Result<()> {
+    let mut in_flight: Option<(PendingRead, Vec<Pick>)> = None;
+    let mut prev: Option<Tensor> = None;
+    for step in 0..params.max_new_tokens {
+        let t_record = Instant::now();
+        if let Some(chosen) = &prev {
+            logp = model.record_decode_chosen(rec, state, chosen, params.temperature)?;
+        }
+        let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, None)).collect();
+        let out = record_choice(rec, &logp, &picks, seqs, params)?;
+        rec.submit()?;
+        let read = out.read_later()?;
+        t.record_ms += t_record.elapsed().as_secs_f64() * 1e3;
+        if let Some((r, picks)) = in_flight.replace((read, picks)) {
+            let t_wait = Instant::now();
+            let chosen = sampled_only(choices_of(&r.wait()?), &picks);
+            t.waited(step - 1, t_wait);
+            apply(seqs, chosen, stop_tokens, None);
+            if seqs.iter().all(|s| s.done) {
+                return Ok(());
+            }
+        }
+        prev = Some(out);
+    }
+    if let Some((r, picks)) = in_flight {
+        let t_wait = Instant::now();
+        let chosen = sampled_only(choices_of(&r.wait()?), &picks);
+        t.waited(params.max_new_tokens - 1, t_wait);
+        apply(seqs, chosen, stop_tokens, None);
+    }
+    Ok(())
+}
+
+/// One step's choices appended to the sequences still running (a finished one ignores what
+/// it was still sampled), ending those that chose a stop token.
+fn apply(
+    seqs: &mut [Seq],
+    chosen: Vec<Option<(u32, f32)>>,
+    stop_tokens: &[u32],
+    constraint: Option<&AnswerConstraint>,
+) {
+    for (s, choice) in seqs.iter_mut().zip(chosen) {
+        let Some((tok, lp)) = choice else { continue };
+        if s.done {
+            continue;
+        }
+        s.sample.tokens.push(tok);
+        s.sample.logprobs.push(lp);
+        if let Some(c) = constraint {
+            s.answer = s.answer.advance(c, &s.sample.tokens, tok);
+        }
+        if stop_tokens.contains(&tok) {
+            s.done = true;
+            s.sample.finish = FinishReason::Stop;
+        }
+    }
 }
 
 fn pick(s: &Seq, constraint: Option<&AnswerConstraint>) -> Pick {
@@ -295,15 +396,15 @@ fn pick(s: &Seq, constraint: Option<&AnswerConstraint>) -> Pick {
     }
 }
 
-/// Records the choice after everything `rec` holds, submits, and reads back (token, log-prob)
-/// per sequence (`None` for finished ones).
-fn choose_on_gpu(
+/// Records the token choice after everything `rec` holds (drawing each sampled row's uniform
+/// from its sequence's RNG) and returns its output, `[rows, 2]` u32: token, log-prob bits.
+fn record_choice(
     rec: &mut Recorder,
     logp: &Tensor,
     picks: &[Pick],
     seqs: &mut [Seq],
     params: &SamplingParams,
-) -> Result<Vec<Option<(u32, f32)>>> {
+) -> Result<Tensor> {
     let v = logp.shape()[1];
     let mut plan = RowPlan::new();
     for (p, s) in picks.iter().zip(seqs.iter_mut()) {
@@ -330,12 +431,16 @@ fn choose_on_gpu(
         top_p: params.top_p,
     };
     sample(rec, logp, &rows, opts, &out)?;
-    rec.submit()?;
-    Ok(read_choices(&out)?
+    Ok(out)
+}
+
+/// The choices of the rows that were sampled (`None` for skipped ones).
+fn sampled_only(chosen: Vec<(u32, f32)>, picks: &[Pick]) -> Vec<Option<(u32, f32)>> {
+    chosen
         .into_iter()
         .zip(picks)
         .map(|(c, p)| (!matches!(p, Pick::Skip)).then_some(c))
-        .collect())
+        .collect()
 }
 
 /// The host reference: `choose` on every row of `rows` (log-softmax, read back).

@@ -13,7 +13,7 @@ use crate::kernels::attention::{
     attention_decode, attention_decode_shared, attention_forward, kv_cache_append,
     kv_cache_gather_keeping, AttentionInputs, KvCache, PrefixTable,
 };
-use crate::kernels::embedding::embedding;
+use crate::kernels::embedding::{embedding, embedding_column0};
 use crate::kernels::matmul::MatmulOpts;
 use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
@@ -288,6 +288,51 @@ impl Transformer {
                 format!("{b} sequences need {b} equal-length non-empty chunks"),
             ));
         }
+        let tokens = Tokens::Host(chunk, s);
+        self.record_tokens(rec, state, tokens, real, temperature, repeat)
+    }
+
+    /// A decode step (one token a sequence) whose tokens are column 0 of `chosen` u32 `[B, 2]`,
+    /// the sample kernel's output of the previous step, read on the GPU: the host records the
+    /// step without waiting for that choice. A skipped row's token (out of range) embeds as
+    /// zeros; its outputs mean nothing.
+    pub(crate) fn record_decode_chosen(
+        &self,
+        rec: &mut Recorder,
+        state: &mut DecodeState,
+        chosen: &Tensor,
+        temperature: f32,
+    ) -> Result<Tensor> {
+        let b = state.batch();
+        if chosen.dtype() != DType::U32 || chosen.shape() != [b, 2] {
+            return Err(GpuError::shape(
+                "infer",
+                format!(
+                    "{b} sequences need chosen tokens u32 [{b}, 2]; got {:?} {:?}",
+                    chosen.dtype(),
+                    chosen.shape()
+                ),
+            ));
+        }
+        let real = vec![1; b];
+        self.record_tokens(rec, state, Tokens::Chosen(chosen), &real, temperature, 1)
+    }
+
+    /// `record_infer` with the input tokens from `tokens` (checked against the state there).
+    fn record_tokens(
+        &self,
+        rec: &mut Recorder,
+        state: &mut DecodeState,
+        tokens: Tokens,
+        real: &[usize],
+        temperature: f32,
+        repeat: usize,
+    ) -> Result<Tensor> {
+        let b = state.batch();
+        let s = match tokens {
+            Tokens::Host(_, s) => s,
+            Tokens::Chosen(_) => 1,
+        };
         if repeat == 0 {
             return Err(GpuError::shape("infer", "repeat must be at least 1"));
         }
@@ -313,14 +358,12 @@ impl Transformer {
         let c = &self.cfg;
         let ctx = self.ctx();
         let n = b * s;
-        let ids: Vec<u32> = chunk.concat();
         let positions: Vec<u32> = (0..n)
             .map(|r| (state.lengths[r / s] + r % s).min(self.max_positions() - 1) as u32)
             .collect();
         // Where the chunk goes in each row's own cache; with a prefix, the kernels read the
         // prefix from its caches as the table says.
         let start: Vec<u32> = (0..b).map(|i| state.own_len(i) as u32).collect();
-        let ids_t = Tensor::from_u32(ctx, &[n], &ids)?;
         let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
         let table = match &state.prefix {
@@ -336,7 +379,14 @@ impl Transformer {
         let mm = Mm::for_inference(self, &state.weights, n.max(rows))?;
         let scratch = InferScratch::alloc(self, n)?;
         let x = f32_zeros(self, &[n, c.hidden_size])?;
-        embedding(rec, &self.params.embed_tokens, &ids_t, &x)?;
+        let table_w = &self.params.embed_tokens;
+        match tokens {
+            Tokens::Host(chunk, _) => {
+                let ids_t = Tensor::from_u32(ctx, &[n], &chunk.concat())?;
+                embedding(rec, table_w, &ids_t, &x)?;
+            }
+            Tokens::Chosen(chosen) => embedding_column0(rec, table_w, chosen, &x)?,
+        }
         // A prefill into empty f16 caches attends over its own f32 keys and values (the
         // training kernels, causal: a right-padded row's real queries never see its padding);
         // only the single-row decode kernel reads f16 caches directly.
@@ -474,6 +524,14 @@ impl Transformer {
         let h1 = mm.linear_acc_norm_act(rec, &act, &w_down, &m.down_proj, x.x, next, h1, rstd1)?;
         Ok(Some(h1))
     }
+}
+
+/// Where a step's input tokens come from: the host (chunks of S tokens), or the previous
+/// step's choices on the GPU (one a sequence).
+#[derive(Clone, Copy)]
+enum Tokens<'a> {
+    Host(&'a [Vec<u32>], usize),
+    Chosen(&'a Tensor),
 }
 
 /// What a layer of one `infer` call works with: its cache, positions, starts, the residual

@@ -18,4 +18,4 @@ pub use memory::{MemoryCounter, MemoryStats, TrackedBuffer};
 pub use pipeline::{Access, KernelEntry, ShaderSource};
 pub use profiler::Profiler;
 pub use recorder::{grid_1d, Binding, Recorder};
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, PendingRead, Tensor};

@@ -118,7 +118,7 @@ impl BufferPool {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         work: Option<wgpu::CommandBuffer>,
-    ) {
+    ) -> Option<wgpu::SubmissionIndex> {
         let mut free = self.free.lock().expect("buffer pool");
         let clears = (!free.pending_clears.is_empty()).then(|| {
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -130,15 +130,14 @@ impl BufferPool {
             enc.finish()
         });
         let cbs: Vec<_> = clears.into_iter().chain(work).collect();
-        if !cbs.is_empty() {
-            queue.submit(cbs);
-        }
+        let index = (!cbs.is_empty()).then(|| queue.submit(cbs));
         drop(free);
+        index
     }
 
     /// Submits the pending clears now (before a host write that must land after them).
     pub(crate) fn flush_clears(&self, device: &wgpu::Device, queue: &wgpu::Queue) {
-        self.submit(device, queue, None)
+        self.submit(device, queue, None);
     }
 }
 

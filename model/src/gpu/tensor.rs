@@ -36,6 +36,40 @@ pub struct Tensor {
     offset: usize,
 }
 
+/// A tensor's words on their way to the host ([`Tensor::read_later`]).
+pub struct PendingRead {
+    ctx: GpuContext,
+    staging: wgpu::Buffer,
+    index: Option<wgpu::SubmissionIndex>,
+    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl PendingRead {
+    /// Blocks until the copy is done and returns the words (whole 32-bit words of the tensor).
+    pub fn wait(self) -> Result<Vec<u32>> {
+        let device = self.ctx.device();
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: self.index,
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Validation(e.to_string()))?;
+        self.ctx.take_errors()?;
+        self.rx
+            .recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = self
+            .staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
+        drop(view);
+        self.staging.unmap();
+        Ok(words)
+    }
+}
+
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tensor({:?}, {:?})", self.dtype, self.shape)
@@ -346,6 +380,13 @@ impl Tensor {
 
     /// Reads raw words back to the host (waits for all submitted work first).
     fn read_words(&self) -> Result<Vec<u32>> {
+        self.read_later()?.wait()
+    }
+
+    /// Starts reading this tensor back: a copy into host-visible memory is submitted now,
+    /// after everything submitted before it; [`PendingRead::wait`] then waits for that copy
+    /// only, not for work submitted later (a decode loop submits its next step first).
+    pub fn read_later(&self) -> Result<PendingRead> {
         let ctx = &self.ctx;
         let size = self.size_bytes().div_ceil(4).max(1) * 4;
         let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -358,23 +399,19 @@ impl Tensor {
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         enc.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, size);
-        ctx.pool()
+        let index = ctx
+            .pool()
             .submit(ctx.device(), ctx.queue(), Some(enc.finish()));
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        ctx.wait_idle()?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(words)
+        Ok(PendingRead {
+            ctx: ctx.clone(),
+            staging,
+            index,
+            rx,
+        })
     }
 
     /// Values as f32 (f16 tensors are widened).

@@ -33,7 +33,9 @@ struct Params {
     u0: u32,
     n_uniq: u32,
     n_all: u32,
-    _p: [u32; 3],
+    /// gather: words between consecutive ids.
+    ids_stride: u32,
+    _p: [u32; 2],
 }
 
 /// Table rows per window so a window fits one binding, a multiple of 64 rows so every window
@@ -103,6 +105,44 @@ pub fn check_ids(op: &'static str, ids: &[u32], vocab: usize) -> Result<()> {
 pub fn embedding(rec: &mut Recorder, table: &Tensor, ids: &Tensor, out: &Tensor) -> Result<()> {
     let n = ids.shape().first().copied().unwrap_or(0);
     let (v, d) = dims("embedding", table, n, Some(ids), out)?;
+    gather_rows(rec, table, ids, 1, (n, v, d), out)
+}
+
+/// [`embedding`] of the ids in column 0 of `ids` u32 `[N, C]` (e.g. the sample kernel's
+/// `[N, 2]` of token and log-prob bits, so a decode step reads its input tokens on the GPU).
+pub fn embedding_column0(
+    rec: &mut Recorder,
+    table: &Tensor,
+    ids: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let (n, stride) = match *ids.shape() {
+        [n, c] if c > 0 && ids.dtype() == DType::U32 => (n, c),
+        _ => {
+            return Err(GpuError::shape(
+                "embedding",
+                format!(
+                    "ids must be u32 [N, C]; got {:?} {:?}",
+                    ids.dtype(),
+                    ids.shape()
+                ),
+            ))
+        }
+    };
+    let flat = ids.reshape(&[n * stride])?;
+    let (v, d) = dims("embedding", table, n, None, out)?;
+    gather_rows(rec, table, &flat, stride, (n, v, d), out)
+}
+
+/// The gather dispatches: `out[t] = table[ids[t * stride]]`.
+fn gather_rows(
+    rec: &mut Recorder,
+    table: &Tensor,
+    ids: &Tensor,
+    stride: usize,
+    (n, v, d): (usize, usize, usize),
+    out: &Tensor,
+) -> Result<()> {
     if n == 0 || d == 0 {
         return Ok(());
     }
@@ -129,6 +169,7 @@ pub fn embedding(rec: &mut Recorder, table: &Tensor, ids: &Tensor, out: &Tensor)
             rows: rows as u32,
             vocab: v as u32,
             zero_oob: u32::from(k == 0),
+            ids_stride: stride as u32,
             ..Default::default()
         };
         let g = groups_for(rec, n * d, 256);

@@ -212,6 +212,13 @@ pub fn sample(
 
 /// Reads `sample`'s output: (token, log-prob) per row; skipped rows read (u32::MAX, 0.0).
 pub fn read_choices(out: &Tensor) -> Result<Vec<(u32, f32)>> {
-    let w = out.to_u32_vec()?;
-    Ok(w.chunks(2).map(|c| (c[0], f32::from_bits(c[1]))).collect())
+    Ok(choices_of(&out.to_u32_vec()?))
+}
+
+/// The (token, log-prob) pairs of an output's words (`read_choices` of words read otherwise).
+pub fn choices_of(words: &[u32]) -> Vec<(u32, f32)> {
+    words
+        .chunks(2)
+        .map(|c| (c[0], f32::from_bits(c[1])))
+        .collect()
 }
