@@ -10,12 +10,12 @@
 
 use crate::gpu::{Recorder, Result, Tensor};
 use crate::kernels::attention::{
-    attention_decode, attention_decode_shared, attention_forward, kv_cache_append,
-    kv_cache_gather_keeping, AttentionInputs, KvCache, PrefixTable,
+    attention_decode, attention_decode_shared, attention_forward, kv_cache_gather_keeping,
+    AttentionInputs, KvCache, PrefixTable,
 };
 use crate::kernels::embedding::{embedding, embedding_column0};
 use crate::kernels::matmul::MatmulOpts;
-use crate::kernels::qk_norm_rope::{qk_norm_rope, QkNorm};
+use crate::kernels::qk_norm_rope::{qk_norm_rope_append, AppendTo, QkNorm};
 use crate::kernels::softmax::{softmax, SoftmaxOpts};
 use crate::transformer::precision::{InferWeights, Mm, Operand, Proj};
 use crate::transformer::{f32_zeros, MlpActs, QkvActs, Transformer};
@@ -364,7 +364,9 @@ impl Transformer {
         // Where the chunk goes in each row's own cache; with a prefix, the kernels read the
         // prefix from its caches as the table says.
         let start: Vec<u32> = (0..b).map(|i| state.own_len(i) as u32).collect();
-        let pos_t = Tensor::from_u32(ctx, &[n], &positions)?;
+        // The rotary positions, then where each sequence's rows go in its own cache.
+        let pos_start: Vec<u32> = positions.iter().chain(&start).copied().collect();
+        let pos_t = Tensor::from_u32(ctx, &[n + b], &pos_start)?;
         let start_t = Tensor::from_u32(ctx, &[b], &start)?;
         let table = match &state.prefix {
             Some(p) => {
@@ -480,15 +482,21 @@ impl Transformer {
         x: &LayerStep,
     ) -> Result<Option<Operand>> {
         let (a, s, eps) = (&l.self_attn, x.s, self.eps());
-        // Inference keeps nothing: q and k are normalised and rotated in place, one dispatch.
+        // Inference keeps nothing: q and k are normalised and rotated in place, and k and v
+        // appended to the cache, in one dispatch.
         self.qkv_from(rec, l, lw, h1, &s.qkv)?;
         let (q, k) = (&s.qkv.q_lin, &s.qkv.k_lin);
         let norm = match (&a.q_norm, &a.k_norm) {
             (Some(q), Some(k)) => Some(QkNorm { q, k, eps }),
             _ => None,
         };
-        qk_norm_rope(rec, &self.rope, q, k, x.pos, norm.as_ref())?;
-        kv_cache_append(rec, x.cache, k, &s.qkv.v, x.start)?;
+        let to = AppendTo {
+            kv: &s.kv,
+            v: &s.qkv.v,
+            cache: x.cache,
+            batch: x.batch,
+        };
+        qk_norm_rope_append(rec, &self.rope, q, k, x.pos, norm.as_ref(), &to)?;
         let heads = self.attention_heads()?;
         match (x.fresh_lse, x.shared) {
             (_, Some((prefix, table))) => {
@@ -540,6 +548,7 @@ struct LayerStep<'a> {
     cache: &'a KvCache,
     /// The layer's shared-prefix cache and the step's table, for a state that reads one.
     shared: Option<(&'a KvCache, &'a PrefixTable)>,
+    /// The rotary positions `[B*S]`, then the starts `[B]`.
     pos: &'a Tensor,
     /// Where the chunk goes in each row's own cache.
     start: &'a Tensor,
@@ -555,15 +564,32 @@ struct LayerStep<'a> {
 /// The temporaries of one layer for `n` tokens, shared by all layers of one `infer` call.
 struct InferScratch {
     qkv: QkvActs,
+    /// The buffer k and v are views of (the fused norm, rotation and append binds it once).
+    kv: Tensor,
     attn: Tensor,
     mlp: MlpActs,
 }
 
 impl InferScratch {
     fn alloc(t: &Transformer, n: usize) -> Result<Self> {
+        let c = &t.cfg;
+        let (h, kvd) = (c.hidden_size, c.kv_dim());
+        // v starts on the storage offset alignment so that it can be a view.
+        let align = t.ctx().limits().min_storage_buffer_offset_alignment as usize / 4;
+        let v_at = (n * kvd).next_multiple_of(align.max(1));
+        let kv = f32_zeros(t, &[v_at + n * kvd])?;
+        let qkv = QkvActs {
+            h1: f32_zeros(t, &[n, h])?,
+            rstd1: f32_zeros(t, &[n])?,
+            q_lin: f32_zeros(t, &[n, c.q_dim()])?,
+            k_lin: kv.view(0, &[n, kvd])?,
+            v: kv.view(v_at, &[n, kvd])?,
+            qk_norm: None,
+        };
         Ok(InferScratch {
-            qkv: QkvActs::alloc_projections(t, n)?,
-            attn: f32_zeros(t, &[n, t.cfg.q_dim()])?,
+            qkv,
+            kv,
+            attn: f32_zeros(t, &[n, c.q_dim()])?,
             mlp: MlpActs::alloc(t, n)?,
         })
     }

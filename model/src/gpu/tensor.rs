@@ -266,6 +266,11 @@ impl Tensor {
         })
     }
 
+    /// Where this tensor starts in its buffer, in elements (non-zero for views).
+    pub(crate) fn element_offset(&self) -> usize {
+        self.offset
+    }
+
     /// Rows `[r0, r0+n)` of a tensor along its first dimension.
     pub fn rows(&self, r0: usize, n: usize) -> Result<Self> {
         let row: usize = self.shape.iter().skip(1).product();
