@@ -15,9 +15,9 @@
 // of a kv head each re-read its rows, and each invocation walks one key row along D by itself
 // (lanes read rows 512 bytes apart at D 128). Here:
 // - one workgroup per (sequence b, kv head g) serves all G query heads of the group, so each
-//   K and V row is read from memory once. WG = NSG x SG invocations, NSG up to 16 subgroups on
-//   GPUs (512 invocations at SG 32) and 8 on CPU adapters (64 at lavapipe's 8), fewer where the
-//   merge buffer would not fit (attention_decode.rs, `workgroup_size`);
+//   K and V row is read from memory once. WG = NSG x SG invocations, NSG up to 8 subgroups
+//   (256 invocations at SG 32, 64 at lavapipe's 8), fewer where the merge buffer would not fit
+//   (attention_decode.rs, `workgroup_size`);
 // - its NSG subgroups split the keys: subgroup s takes the blocks of KU = 4 consecutive keys
 //   starting at KU * (s + NSG * n), n = 0, 1, ...; the KU rows of a block are loaded together
 //   (2 KU independent vec4 loads in flight per lane at D 128, SG 32);

@@ -84,14 +84,15 @@ pub(crate) struct Geometry {
     wg: u32,
 }
 
-/// Invocations per workgroup: as many subgroups as split the keys, up to 16 on GPUs and 8 on
-/// CPU adapters (lavapipe, whose subgroups are 8 wide: 64 invocations), halved until the merge
+/// Invocations per workgroup: as many subgroups as split the keys, up to 8 (256 invocations
+/// on GPUs with 32-wide subgroups, 64 on lavapipe's 8-wide ones), halved until the merge
 /// buffer fits. Each subgroup walks its share of the keys one block of 4 a step, so the step
 /// count, not the bytes, bounded the kernel: at 4 subgroups (128 invocations) an H100 ran
-/// 64.8 us a layer call over 64 sequences of ~320 f16 keys (72 us over f32 ones), at 8 47.2 us;
-/// 16 timed slower alone (52.8 us) but gave the fastest sampling calls (bench/NOTES.md).
-fn workgroup_size(sg: u32, gpu: bool, group: usize, d: usize, shared: u32, inv: u32) -> u32 {
-    let most: u32 = if gpu { 16 } else { 8 };
+/// 64.8 us a layer call over 64 sequences of ~320 f16 keys (72 us over f32 ones), at 8 47.2
+/// us, at 16 52.8 us; with sampling bound by the GPU, 8 gave 3.8% faster calls than 16
+/// (bench/NOTES.md).
+fn workgroup_size(sg: u32, group: usize, d: usize, shared: u32, inv: u32) -> u32 {
+    let most: u32 = 8;
     let mut nsg = most.min(MAX_WG / sg).max(1);
     while nsg > 1 && (shared_bytes(nsg as usize, group, d) > shared as usize || nsg * sg > inv) {
         nsg /= 2;
@@ -144,9 +145,8 @@ pub(crate) fn fits(ctx: &GpuContext, h: &AttentionHeads) -> std::result::Result<
         ));
     }
     let have = ctx.limits().max_compute_workgroup_storage_size;
-    let gpu = !ctx.on_cpu();
     let inv = ctx.limits().max_compute_invocations_per_workgroup;
-    let wg = workgroup_size(sg, gpu, group, d, have, inv);
+    let wg = workgroup_size(sg, group, d, have, inv);
     let need = shared_bytes((wg / sg) as usize, group, d);
     if need > have as usize || wg > ctx.limits().max_compute_invocations_per_workgroup {
         return Err(format!(
