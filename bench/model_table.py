@@ -161,8 +161,10 @@ def page(g, t, runs, card, driver, date, recompute=None):
         "`memory.used` polled every 200 ms while the phase's process ran, minus its value before the",
         "process started (so it includes the CUDA context or Vulkan driver and allocator caches).",
         "grrm's sampling chooses tokens on the GPU (kernels::sample: only token ids and log-probs are",
-        "read back each step); beam search gathers the trie-allowed tokens' log-probs on the GPU",
-        "(kernels::gather) and reorders beams between two caches it keeps across calls.",
+        "read back, a step behind: the next step reads the chosen tokens on the GPU); beam search",
+        "gathers the trie-allowed tokens' log-probs on the GPU (kernels::gather), its beams read their",
+        "user's prompt from the prefill's cache, and it reorders only the tokens beams add between",
+        "two small caches it keeps across calls.",
         "",
     ]
     if runs:
