@@ -1,7 +1,9 @@
 //! The one sampling loop: every prompt is prefilled once and its KV cache shared by its n
-//! samples (read in place where the decode kernel can, copied elsewhere); each step records the decode forward and the token choice in one submission, and
-//! reads back one (token, log-prob) pair per sequence. `generate`, the evaluator's reasoning
-//! sampler and SRPO rollouts all run it.
+//! samples (read in place where the decode kernel can, copied elsewhere); each step records the
+//! decode forward and the token choice in one submission, and reads back one (token, log-prob)
+//! pair per sequence, one step behind on the unconstrained GPU sampler (the next step reads the
+//! chosen tokens on the GPU). `generate`, the evaluator's reasoning sampler and SRPO rollouts
+//! all run it.
 
 use std::time::Instant;
 
@@ -195,8 +197,7 @@ fn decode(
     };
     let mut prefill = DecodeState::new(model, prompts.len(), capacity)?;
     let state_ms = t_call.elapsed().as_secs_f64() * 1e3;
-    let mut logp =
-        model.record_infer(&mut rec, &mut prefill, &chunk, &real, params.temperature, n)?;
+    let logp = model.record_infer(&mut rec, &mut prefill, &chunk, &real, params.temperature, n)?;
     let src: Vec<u32> = (0..b).map(|r| (r / n) as u32).collect();
     let mut state = if n == 1 {
         prefill
@@ -225,46 +226,18 @@ fn decode(
             &mut t,
         )?;
     } else {
-        for step in 0..params.max_new_tokens {
-            let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
-            let t_wait = Instant::now();
-            let chosen = match sampler {
-                Sampler::Gpu => {
-                    let out = record_choice(&mut rec, &logp, &picks, seqs, params)?;
-                    rec.submit()?;
-                    sampled_only(read_choices(&out)?, &picks)
-                }
-                Sampler::Host => {
-                    rec.submit()?;
-                    choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
-                }
-            };
-            t.waited(step, t_wait);
-            apply(seqs, chosen, stop_tokens, constraint);
-            if seqs.iter().all(|s| s.done) || step + 1 == params.max_new_tokens {
-                break;
-            }
-            let next: Vec<Vec<u32>> = seqs
-                .iter()
-                .map(|s| {
-                    vec![if s.done {
-                        0
-                    } else {
-                        *s.sample.tokens.last().expect("a token")
-                    }]
-                })
-                .collect();
-            let t_record = Instant::now();
-            logp = model.record_infer(
-                &mut rec,
-                &mut state,
-                &next,
-                &vec![1; b],
-                params.temperature,
-                1,
-            )?;
-            t.record_ms += t_record.elapsed().as_secs_f64() * 1e3;
-        }
+        decode_step_by_step(
+            sampler,
+            model,
+            &mut rec,
+            &mut state,
+            logp,
+            params,
+            stop_tokens,
+            constraint,
+            seqs,
+            &mut t,
+        )?;
     }
     let (encode, commands) = rec.encode_stats();
     let (bind_groups_created, bind_groups_reused) = rec.bind_group_stats();
@@ -308,6 +281,59 @@ impl StepTimes {
         }
         self.steps += 1;
     }
+}
+
+/// The step-by-step loop (constraints, the host sampler): each step's choices are read back
+/// before the next step is recorded with them. `logp` is the prefill's log-probs, recorded in
+/// `rec`.
+#[allow(clippy::too_many_arguments)]
+fn decode_step_by_step(
+    sampler: Sampler,
+    model: &Transformer,
+    rec: &mut Recorder,
+    state: &mut DecodeState,
+    mut logp: Tensor,
+    params: &SamplingParams,
+    stop_tokens: &[u32],
+    constraint: Option<&AnswerConstraint>,
+    seqs: &mut [Seq],
+    t: &mut StepTimes,
+) -> Result<()> {
+    let b = seqs.len();
+    for step in 0..params.max_new_tokens {
+        let picks: Vec<Pick> = seqs.iter().map(|s| pick(s, constraint)).collect();
+        let t_wait = Instant::now();
+        let chosen = match sampler {
+            Sampler::Gpu => {
+                let out = record_choice(rec, &logp, &picks, seqs, params)?;
+                rec.submit()?;
+                sampled_only(read_choices(&out)?, &picks)
+            }
+            Sampler::Host => {
+                rec.submit()?;
+                choose_on_host(&logp.to_f32_vec()?, &picks, seqs, params)
+            }
+        };
+        t.waited(step, t_wait);
+        apply(seqs, chosen, stop_tokens, constraint);
+        if seqs.iter().all(|s| s.done) || step + 1 == params.max_new_tokens {
+            break;
+        }
+        let next: Vec<Vec<u32>> = seqs
+            .iter()
+            .map(|s| {
+                vec![if s.done {
+                    0
+                } else {
+                    *s.sample.tokens.last().expect("a token")
+                }]
+            })
+            .collect();
+        let t_record = Instant::now();
+        logp = model.record_infer(rec, state, &next, &vec![1; b], params.temperature, 1)?;
+        t.record_ms += t_record.elapsed().as_secs_f64() * 1e3;
+    }
+    Ok(())
 }
 
 /// The unconstrained GPU-sampler loop, one step ahead: step t's forward (fed from step t-1's
