@@ -367,10 +367,7 @@ fn decode_ahead(
         let read = out.read_later()?;
         t.record_ms += t_record.elapsed().as_secs_f64() * 1e3;
         if let Some((r, picks)) = in_flight.replace((read, picks)) {
-            let t_wait = Instant::now();
-            let chosen = sampled_only(choices_of(&r.wait()?), &picks);
-            t.waited(step - 1, t_wait);
-            apply(seqs, chosen, stop_tokens, None);
+            settle(r, &picks, step - 1, seqs, stop_tokens, t)?;
             if seqs.iter().all(|s| s.done) {
                 return Ok(());
             }
@@ -378,11 +375,24 @@ fn decode_ahead(
         prev = Some(out);
     }
     if let Some((r, picks)) = in_flight {
-        let t_wait = Instant::now();
-        let chosen = sampled_only(choices_of(&r.wait()?), &picks);
-        t.waited(params.max_new_tokens - 1, t_wait);
-        apply(seqs, chosen, stop_tokens, None);
+        settle(r, &picks, params.max_new_tokens - 1, seqs, stop_tokens, t)?;
     }
+    Ok(())
+}
+
+/// Step `step`'s choices, read back (waiting for that step only), applied to the sequences.
+fn settle(
+    read: PendingRead,
+    picks: &[Pick],
+    step: usize,
+    seqs: &mut [Seq],
+    stop_tokens: &[u32],
+    t: &mut StepTimes,
+) -> Result<()> {
+    let t_wait = Instant::now();
+    let chosen = sampled_only(choices_of(&read.wait()?), picks);
+    t.waited(step, t_wait);
+    apply(seqs, chosen, stop_tokens, None);
     Ok(())
 }
 
