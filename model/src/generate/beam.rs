@@ -148,7 +148,7 @@ struct Capacities {
 
 impl Capacities {
     fn new(model: &Transformer, longest_prompt: usize, trie: &PrefixTrie) -> Result<Self> {
-        let shared = model.attention_heads()?.decodes_shared_prefix(model.ctx());
+        let shared = model.decodes_shared_prefixes()?;
         // A beam feeds back at most depth - 1 tokens (an ID's last token ends it). Prompt
         // capacities are rounded up to 16 positions so batches of similar prompts share the
         // workspace's caches (the beams' own capacity is the same for every batch).

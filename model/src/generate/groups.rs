@@ -188,7 +188,7 @@ fn decode(
     let mut rec = Recorder::new(model.ctx(), "generate");
     // n samples of a prompt read its positions from the prefill's cache where the decode
     // kernel can (their own caches hold only what they generate), instead of n copies of it.
-    let shared = n > 1 && model.attention_heads()?.decodes_shared_prefix(model.ctx());
+    let shared = n > 1 && model.decodes_shared_prefixes()?;
     let new_cap = params.max_new_tokens.next_multiple_of(KV_CAPACITY_BLOCK);
     let capacity = if shared {
         longest.next_multiple_of(KV_CAPACITY_BLOCK)

@@ -250,6 +250,12 @@ fn cache_dtype(t: &Transformer, weights: &InferWeights) -> DType {
 }
 
 impl Transformer {
+    /// Whether decode states of this model can read a shared prefix (`share_prefix`): the
+    /// decode kernel that reads one runs on this adapter for these heads.
+    pub(crate) fn decodes_shared_prefixes(&self) -> Result<bool> {
+        Ok(self.attention_heads()?.decodes_shared_prefix(self.ctx()))
+    }
+
     /// Feeds `chunk[b]` (all of one length S >= 1) to sequence b at its current length, updates
     /// the caches and lengths, and returns log-softmax(logits / temperature) `[B, V]` at each
     /// sequence's last real token (`real[b]` tokens of the chunk are real; the rest padding).
